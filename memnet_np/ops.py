@@ -1,0 +1,330 @@
+"""Differentiable pieces shared by the models: each an `*_forward` / `*_backward` pair.
+
+The contract (cs231n `layers.py`):
+
+    y, cache = op_forward(x, ...)        # pure: inputs are never modified
+    dx, ...  = op_backward(dy, cache)    # gradients in the forward's argument order; dy is ∂loss/∂y
+
+`cache` is a NamedTuple holding exactly what the backward needs, so a tutorial can print `cache.p`.
+Shape letters: N batch, M memory slots, L words per sentence, d embedding, V vocabulary, R rank of the
+position-encoding weights (1 or 2).
+"""
+from __future__ import annotations
+
+from typing import NamedTuple, Optional
+
+import numpy as np
+
+# ----------------------------------------------------------------------------------------------------------------
+# Elementwise nonlinearities
+
+
+class ActCache(NamedTuple):
+    y: np.ndarray  # (...) the op's output (all three backwards are cheapest written in terms of it)
+
+
+def sigmoid_forward(x):
+    """σ(x) = 1 / (1 + e^{−x}), computed without overflow for large |x|."""
+    e = np.exp(-np.abs(x))                                    # (...) in (0, 1]
+    y = np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))      # (...)
+    return y, ActCache(y)
+
+
+def sigmoid_backward(dy, cache):
+    return dy * cache.y * (1.0 - cache.y)                     # σ' = σ(1 − σ)
+
+
+def tanh_forward(x):
+    y = np.tanh(x)                                            # (...)
+    return y, ActCache(y)
+
+
+def tanh_backward(dy, cache):
+    return dy * (1.0 - cache.y ** 2)                          # tanh' = 1 − tanh²
+
+
+def relu_forward(x):
+    y = np.maximum(x, 0.0)                                    # (...)
+    return y, ActCache(y)
+
+
+def relu_backward(dy, cache):
+    return dy * (cache.y > 0)                                 # subgradient 0 at x = 0
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Linear map y = x Wᵀ + b   (W is (out, in), as the papers write W x)
+
+
+class LinearCache(NamedTuple):
+    x: np.ndarray  # (..., n_in)
+    W: np.ndarray  # (n_out, n_in)
+    has_bias: bool
+
+
+def linear_forward(x, W, b=None):
+    y = x @ W.T                                               # (..., n_out)
+    if b is not None:
+        y = y + b                                             # (..., n_out)
+    return y, LinearCache(x, W, b is not None)
+
+
+def linear_backward(dy, cache):
+    x, W, has_bias = cache
+    dx = dy @ W                                               # (..., n_in)
+    dW = dy.reshape(-1, dy.shape[-1]).T @ x.reshape(-1, x.shape[-1])   # (n_out, n_in) summed over all leading axes
+    db = dy.reshape(-1, dy.shape[-1]).sum(0) if has_bias else None     # (n_out,)
+    return dx, dW, db
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Position encoding (Sukhbaatar et al. §4.1)
+#
+#   paper:     l_kj = (1 − j/J) − (k/d)(1 − 2j/J)          j = 1..J over the sentence's own J words, k = 1..d
+#   official:  l_kj = 1 + 4 (k − (d+1)/2)(j − (J+1)/2) / (d J)   J = the padded sentence length (MATLAB code)
+#
+# Both are sums of two outer products  l_jk = Σ_r a_r(j) b_r(k),  which `pe_factors` returns. That low rank is
+# what lets a sentence stay a weighted bag of words (see `encode_bags`).
+
+PE_KINDS = (None, "paper", "official")
+
+
+def _check_pe_kind(kind):
+    if kind not in PE_KINDS:
+        raise ValueError(f"position encoding must be one of {PE_KINDS}, got {kind!r}")
+
+
+def pe_factors(x, d, kind="paper"):
+    """Rank factors of the position-encoding weights for the sentences x.
+
+    x (..., L) word ids, 0 = padding. Returns a (R, ..., L) per-position factors and b (R, d) per-dimension
+    factors with l[..., j, k] = Σ_r a[r, ..., j] · b[r, k]. kind None (plain bag of words) gives R = 1, a = b = 1.
+    """
+    _check_pe_kind(kind)
+    L = x.shape[-1]
+    k = np.arange(1, d + 1, dtype=np.float64)                 # (d,) 1-based dimension index
+    if kind is None:
+        return np.ones((1,) + x.shape), np.ones((1, d))       # (1, ..., L), (1, d)
+    if kind == "paper":
+        J = np.maximum((x != 0).sum(-1, keepdims=True), 1)    # (..., 1) each sentence's own word count
+        j = np.arange(1, L + 1, dtype=np.float64)             # (L,) 1-based position
+        a = np.stack([np.broadcast_to(1 - j / J, x.shape),    # (2, ..., L)
+                      np.broadcast_to(1 - 2 * j / J, x.shape)])
+        b = np.stack([np.ones(d), -k / d])                    # (2, d)
+        return a, b
+    j = np.arange(1, L + 1, dtype=np.float64)                 # (L,) official code: J = padded length L
+    a = np.stack([np.ones(x.shape), np.broadcast_to(4 * (j - (L + 1) / 2) / L, x.shape)])  # (2, ..., L)
+    b = np.stack([np.ones(d), (k - (d + 1) / 2) / d])         # (2, d)
+    return a, b
+
+
+def position_encoding(x, d, kind="paper"):
+    """The full weights l (..., L, d) for the sentences x (..., L); ones for kind None. For pictures and tests."""
+    a, b = pe_factors(x, d, kind)
+    return np.einsum("r...j,rk->...jk", a, b)                 # (..., L, d)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Sentence embedding, literal form:  m_i = Σ_j l_j ⊙ A x_ij   (the padding word 0 contributes nothing)
+
+
+class EmbedCache(NamedTuple):
+    x: np.ndarray          # (..., L) word ids
+    l: Optional[np.ndarray]  # (..., L, d) position weights, or None
+    V: int
+
+
+def embed_sentences_forward(x, A, l=None):
+    """Bag-of-words sentence embedding by lookup. x (..., L) ints, A (V, d), l (L, d) / (..., L, d) / None."""
+    e = A[x] * (x != 0)[..., None]                            # (..., L, d) word vectors, padding zeroed
+    if l is not None:
+        e = e * l                                             # (..., L, d)
+    m = e.sum(-2)                                             # (..., d)
+    return m, EmbedCache(x, l, A.shape[0])
+
+
+def embed_sentences_backward(dm, cache):
+    """dA: scatter-add of each word's share of dm into its row of A. Row 0 (padding) stays zero."""
+    x, l, V = cache
+    de = np.broadcast_to(dm[..., None, :], x.shape + dm.shape[-1:])  # (..., L, d) every word gets dm
+    if l is not None:
+        de = de * l                                           # (..., L, d)
+    de = de * (x != 0)[..., None]                             # (..., L, d)
+    d = dm.shape[-1]
+    idx = x[..., None] * d + np.arange(d)                     # (..., L, d) flat index of A[x, k]
+    dA = np.bincount(idx.ravel(), weights=de.ravel(), minlength=V * d).reshape(V, d)  # (V, d)
+    return dA
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Sentence embedding, fast form: a sentence as weighted word counts.
+#
+#   m_i[k] = Σ_j l_jk A[x_ij, k] = Σ_r b_r[k] Σ_v (Σ_j a_r(j) [x_ij = v]) A[v, k] = Σ_r b_r[k] (W_r A)[i, k]
+#
+# W_r (..., V) is the bag of sentence i with word v counted with weight a_r(j). The bags depend only on the
+# data, so they are built once per batch and shared by every embedding matrix; the embedding itself becomes a
+# matrix product, and its gradient dA = Σ_r W_rᵀ (dm ⊙ b_r) another — no scatter needed.
+
+
+class Bags(NamedTuple):
+    W: np.ndarray  # (R, ..., V) weighted word counts per sentence (column 0, the padding word, is zero)
+    b: np.ndarray  # (R, d) per-dimension position factors
+
+
+def encode_bags(x, V, d, kind="paper", dtype=np.float64):
+    """Turn sentences x (..., L) of word ids < V into weighted bags for `bag_embed_forward`."""
+    if x.size and (x.min() < 0 or x.max() >= V):
+        raise ValueError(f"word ids must lie in [0, {V}), got range [{x.min()}, {x.max()}]")
+    a, b = pe_factors(x, d, kind)                             # (R, ..., L), (R, d)
+    R, lead = a.shape[0], x.shape[:-1]
+    rows = np.arange(int(np.prod(lead)))[:, None] * V + x.reshape(-1, x.shape[-1])  # (S, L) flat (sentence, word)
+    keep = (x != 0).reshape(-1, x.shape[-1])                  # (S, L)
+    W = np.empty((R,) + lead + (V,), dtype=dtype)             # (R, ..., V)
+    for r in range(R):
+        W[r] = np.bincount(rows[keep], weights=a[r].reshape(rows.shape)[keep],
+                           minlength=rows.shape[0] * V).reshape(lead + (V,))
+    return Bags(W, b.astype(dtype))
+
+
+class BagEmbedCache(NamedTuple):
+    bags: Bags
+
+
+def bag_embed_forward(bags, A):
+    """m = Σ_r (W_r A) ⊙ b_r.  bags from `encode_bags`, A (V, d) -> m (..., d)."""
+    m = (bags.W[0] @ A) * bags.b[0]                           # (..., d)
+    for r in range(1, bags.W.shape[0]):
+        m = m + (bags.W[r] @ A) * bags.b[r]                   # (..., d)
+    return m, BagEmbedCache(bags)
+
+
+def bag_embed_backward(dm, cache):
+    W, b = cache.bags
+    V, d = W.shape[-1], dm.shape[-1]
+    dm2 = dm.reshape(-1, d)                                   # (S, d)
+    dA = np.zeros((V, d), dtype=dm.dtype)                     # (V, d)
+    for r in range(W.shape[0]):
+        dA += W[r].reshape(-1, V).T @ (dm2 * b[r])            # (V, d)
+    return dA
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Temporal encoding:  m_i ← m_i + T(i), with i the age of the sentence (0 = newest)
+
+
+class TemporalCache(NamedTuple):
+    age: np.ndarray   # (N, M) int row of T used by each slot
+    mask: np.ndarray  # (N, M) bool, real slots
+    rows: int         # rows of T
+
+
+def temporal_forward(m, T, age, mask):
+    """m (N, M, d) + T[age] (N, M, d) on real slots; padded slots are left untouched."""
+    if age.size and (age.min() < 0 or age.max() >= T.shape[0]):
+        raise ValueError(f"ages must lie in [0, {T.shape[0]}) (rows of T), got up to {age.max()}")
+    out = m + T[age] * mask[..., None]                        # (N, M, d)
+    return out, TemporalCache(age, mask, T.shape[0])
+
+
+def temporal_backward(dout, cache):
+    age, mask, rows = cache
+    d = dout.shape[-1]
+    onehot = np.zeros((age.size, rows), dtype=dout.dtype)     # (N·M, rows)
+    onehot[np.arange(age.size), age.ravel()] = mask.ravel()
+    dT = onehot.T @ dout.reshape(-1, d)                       # (rows, d)
+    return dout, dT
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Masked softmax over memory slots: padded slots get exactly zero weight
+
+
+class SoftmaxCache(NamedTuple):
+    p: np.ndarray  # (..., M) the probabilities
+
+
+def masked_softmax_forward(s, mask=None):
+    """p_i = exp(s_i) / Σ_{valid j} exp(s_j) on valid slots, exactly 0 elsewhere; a row with no valid slot is 0."""
+    if mask is None:
+        mask = np.ones(s.shape, dtype=bool)
+    z = np.where(mask, s, -np.inf)                            # (..., M)
+    zmax = z.max(-1, keepdims=True)                           # (..., 1)
+    zmax = np.where(np.isfinite(zmax), zmax, 0.0)             # an all-padded row has no max
+    e = np.where(mask, np.exp(np.where(mask, s - zmax, 0.0)), 0.0)  # (..., M) ≤ 1, never overflows
+    total = e.sum(-1, keepdims=True)                          # (..., 1)
+    p = e / np.where(total > 0, total, 1.0)                   # (..., M)
+    return p, SoftmaxCache(p)
+
+
+def masked_softmax_backward(dp, cache):
+    p = cache.p
+    return p * (dp - (p * dp).sum(-1, keepdims=True))         # (..., M) Jacobian diag(p) − p pᵀ applied to dp
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Soft attention read (one memory hop):  p = softmax(uᵀ m_i),  o = Σ_i p_i c_i
+
+
+class AttentionCache(NamedTuple):
+    u: np.ndarray     # (N, d) controller state
+    m: np.ndarray     # (N, M, d) input memory (keys)
+    c: np.ndarray     # (N, M, d) output memory (values)
+    mask: np.ndarray  # (N, M) bool, real slots
+    p: np.ndarray     # (N, M) attention
+    linear: bool      # linear start: p = masked scores, no softmax
+
+
+def attention_read_forward(u, m, c, mask, linear=False):
+    """o = Σ_i p_i c_i with p = masked softmax(uᵀ m_i); with linear=True (linear start) p = masked uᵀ m_i."""
+    s = (m @ u[..., None])[..., 0]                            # (N, M) scores uᵀ m_i
+    if linear:
+        p = s * mask                                          # (N, M)
+    else:
+        p, _ = masked_softmax_forward(s, mask)                # (N, M)
+    o = (p[:, None, :] @ c)[:, 0, :]                          # (N, d)
+    return o, AttentionCache(u, m, c, mask, p, linear)
+
+
+def attention_read_backward(do, cache):
+    u, m, c, mask, p, linear = cache
+    dp = (c @ do[..., None])[..., 0]                          # (N, M) ∂o/∂p_i = c_i
+    dc = p[..., None] * do[:, None, :]                        # (N, M, d)
+    if linear:
+        ds = dp * mask                                        # (N, M)
+    else:
+        ds = masked_softmax_backward(dp, SoftmaxCache(p))     # (N, M)
+    du = (ds[:, None, :] @ m)[:, 0, :]                        # (N, d)
+    dm = ds[..., None] * u[:, None, :]                        # (N, M, d)
+    return du, dm, dc
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Softmax cross-entropy over classes (the answer softmax â = softmax(W(o + u)))
+
+
+class CrossEntropyCache(NamedTuple):
+    probs: np.ndarray  # (N, V)
+    y: np.ndarray      # (N,) target classes
+    scale: float       # 1 for a summed loss, 1/N for a mean
+
+
+def softmax_cross_entropy_forward(logits, y, reduction="sum"):
+    """loss = −Σ_n log softmax(logits_n)[y_n] (or its mean). Returns (loss, cache); cache.probs is â."""
+    if reduction not in ("sum", "mean"):
+        raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
+    N = logits.shape[0]
+    if y.shape != (N,):
+        raise ValueError(f"targets must have shape ({N},), got {y.shape}")
+    z = logits - logits.max(-1, keepdims=True)                # (N, V) shifted: exp never overflows
+    logsum = np.log(np.exp(z).sum(-1, keepdims=True))         # (N, 1)
+    logp = z - logsum                                         # (N, V) log-softmax
+    scale = 1.0 if reduction == "sum" else 1.0 / max(N, 1)
+    loss = -float(logp[np.arange(N), y].sum()) * scale
+    return loss, CrossEntropyCache(np.exp(logp), y, scale)
+
+
+def softmax_cross_entropy_backward(dloss, cache):
+    probs, y, scale = cache
+    dlogits = probs.copy()                                    # (N, V) ∂/∂logits = â − onehot(y)
+    dlogits[np.arange(len(y)), y] -= 1.0
+    return dlogits * (scale * dloss)                          # (N, V)
