@@ -1,0 +1,385 @@
+"""End-To-End Memory Network (Sukhbaatar, Szlam, Weston, Fergus 2015), forward and backward by hand.
+
+A story is a set of sentences x_1..x_M, a question q, an answer a. With K hops:
+
+    m_i = Σ_j l_j ⊙ A x_ij + T_A(i)        memory keys    (l: position encoding, T_A: temporal encoding)
+    c_i = Σ_j l_j ⊙ C x_ij + T_C(i)        memory values
+    u¹  = Σ_j l_j ⊙ B q_j                  the question
+    p   = softmax(uᵏᵀ m_i)                 attention over the memory (hop k uses Aᵏ, Cᵏ)
+    oᵏ  = Σ_i p_i c_i
+    uᵏ⁺¹ = uᵏ + oᵏ                          (layer-wise tying: uᵏ⁺¹ = H uᵏ + oᵏ; optional ReLU)
+    â   = softmax(W uᴷ⁺¹)                  the answer, one word of the vocabulary
+
+Weight tying (§2.2):
+    adjacent    Aᵏ⁺¹ = Cᵏ,  B = A¹,  Wᵀ = Cᴷ       params: A, C1..CK, TA, TC1..TCK
+    layer-wise  A¹ = … = Aᴷ = A,  C¹ = … = Cᴷ = C   params: A, C, B, W, H, TA, TC
+
+A tied matrix is ONE array in `params`; the backward accumulates every use of it into one gradient.
+
+Conventions: embeddings are stored row-wise, A is (V, d) and A[w] is word w's vector (the paper writes
+A as d×V); W is (V, d) too, so logits = u Wᵀ. Word 0 is the null (padding) word: its row starts at zero and,
+since no sentence counts it, never receives a gradient. Memory slots are oldest first; `age` (0 = newest)
+selects the row of T_A, T_C. Shape letters: N batch, M slots, L words, d embedding, V vocabulary, K hops.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import NamedTuple, Optional
+
+import numpy as np
+
+from memnet_np import ops
+
+TYINGS = ("adjacent", "layerwise")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Paper defaults (§4.2). `vocab_size` comes from the data; see `Config.for_data`."""
+    vocab_size: int = 0          # V, including the null word 0
+    d: int = 20                  # embedding size (joint training: 50)
+    hops: int = 3                # K
+    memory_size: int = 50        # sentences kept; rows of T_A, T_C
+    tying: str = "adjacent"      # "adjacent" | "layerwise"
+    encoding: Optional[str] = "paper"  # position encoding: "paper", "official" (MATLAB code), None = bag of words
+    temporal: bool = True        # TE
+    random_noise: float = 0.1    # RN: fraction of empty memories added to the time index in training (0 = off)
+    relu: bool = False           # ReLU on u after each hop (the paper's best 10k model)
+    attention: str = "softmax"   # "softmax", or "linear" while linear start is on (training sets this)
+    init_std: float = 0.1        # weights ~ N(0, 0.1)
+    # training (used by memnet_np.train)
+    epochs: int = 100
+    lr: float = 0.01
+    decay_every: int = 25        # halve the learning rate every this many epochs
+    batch_size: int = 32         # loss summed, not averaged, over the batch
+    max_grad_norm: float = 40.0  # each matrix's gradient clipped to this norm
+    linear_start: bool = True    # LS
+    ls_mode: str = "val"         # "val": until the validation loss stops falling; "fixed": ls_epochs epochs (official)
+    ls_epochs: int = 20          # fixed-mode length, and the longest a "val" linear start may run
+    ls_lr: float = 0.005         # the paper's learning rate with LS (the official code keeps it after LS too)
+    val_fraction: float = 0.1
+    dtype: str = "float64"       # "float32" trains faster; gradient checks need float64
+
+    def __post_init__(self):
+        problems = []
+        if self.tying not in TYINGS:
+            problems.append(f"tying must be one of {TYINGS}, got {self.tying!r}")
+        if self.encoding not in ops.PE_KINDS:
+            problems.append(f"encoding must be one of {ops.PE_KINDS}, got {self.encoding!r}")
+        if self.attention not in ("softmax", "linear"):
+            problems.append(f"attention must be 'softmax' or 'linear', got {self.attention!r}")
+        if self.ls_mode not in ("val", "fixed"):
+            problems.append(f"ls_mode must be 'val' or 'fixed', got {self.ls_mode!r}")
+        for name in ("d", "hops", "memory_size", "batch_size", "epochs"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0 <= self.random_noise < 1:
+            problems.append(f"random_noise must be in [0, 1), got {self.random_noise}")
+        if self.dtype not in ("float64", "float32"):
+            problems.append(f"dtype must be 'float64' or 'float32', got {self.dtype!r}")
+        if problems:
+            raise ValueError("invalid MemN2N config: " + "; ".join(problems))
+
+    @classmethod
+    def tiny(cls, **overrides) -> "Config":
+        """Small sizes for tests, gradient checks and fast tutorials."""
+        base = dict(vocab_size=11, d=6, hops=2, memory_size=6, epochs=3, batch_size=4)
+        base.update(overrides)
+        return cls(**base)
+
+    @classmethod
+    def for_data(cls, dataset, **overrides) -> "Config":
+        """Paper settings for a loaded bAbI dataset (joint training: d = 50, 60 epochs, halved every 15)."""
+        base = dict(vocab_size=len(dataset.vocab), memory_size=dataset.memory_size)
+        if len(dataset.tasks) > 1:
+            base.update(d=50, epochs=60, decay_every=15, ls_epochs=30)
+        base.update(overrides)
+        return cls(**base)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Parameters
+
+
+def param_names(config: Config) -> list[str]:
+    K = config.hops
+    if config.tying == "adjacent":
+        names = ["A"] + [f"C{k}" for k in range(1, K + 1)]
+        if config.temporal:
+            names += ["TA"] + [f"TC{k}" for k in range(1, K + 1)]
+    else:
+        names = ["A", "C", "B", "W", "H"]
+        if config.temporal:
+            names += ["TA", "TC"]
+    return names
+
+
+def roles(config: Config, k: int) -> tuple[str, str, Optional[str], Optional[str]]:
+    """Names of (Aᵏ, Cᵏ, T_Aᵏ, T_Cᵏ) for hop k = 1..K under the config's weight tying."""
+    if config.tying == "adjacent":
+        A, C = ("A" if k == 1 else f"C{k - 1}"), f"C{k}"
+        TA, TC = ("TA" if k == 1 else f"TC{k - 1}"), f"TC{k}"
+    else:
+        A, C, TA, TC = "A", "C", "TA", "TC"
+    if not config.temporal:
+        TA = TC = None
+    return A, C, TA, TC
+
+
+def question_and_answer_names(config: Config) -> tuple[str, str]:
+    """(B, W): adjacent tying uses B = A¹ and Wᵀ = Cᴷ."""
+    return ("A", f"C{config.hops}") if config.tying == "adjacent" else ("B", "W")
+
+
+def embedding_names(config: Config) -> list[str]:
+    """The (V, d) word matrices, whose row 0 (the null word) training keeps at zero after every step."""
+    return [n for n in param_names(config) if not n.startswith("T") and n != "H"]
+
+
+def init_params(config: Config, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Every weight ~ N(0, init_std²) (H included); the null word's row is zero."""
+    if config.vocab_size < 2:
+        raise ValueError(f"vocab_size must be at least 2 (null word + one word), got {config.vocab_size}")
+    V, d, dtype = config.vocab_size, config.d, np.dtype(config.dtype)
+    params = {}
+    for name in param_names(config):
+        shape = (config.memory_size, d) if name.startswith("T") else (d, d) if name == "H" else (V, d)
+        params[name] = (rng.standard_normal(shape) * config.init_std).astype(dtype)
+        if name in embedding_names(config):
+            params[name][0] = 0.0                             # null word
+    return params
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Batches
+
+
+class Batch(NamedTuple):
+    stories: np.ndarray  # (N, M, L) int word ids, slots oldest first, empty slots all 0
+    queries: np.ndarray  # (N, L) int
+    answers: np.ndarray  # (N,) int
+    mask: np.ndarray     # (N, M) bool, slot holds a sentence
+    age: np.ndarray      # (N, M) int, row of T_A/T_C for each slot (0 = newest); 0 on empty slots
+
+
+def story_ages(mask: np.ndarray, memory_size: int, rng: Optional[np.random.Generator] = None,
+               noise: float = 0.0) -> np.ndarray:
+    """Time index of each slot: n−1 … 0 from oldest to newest (n sentences in the story).
+
+    Random noise (RN, §4.1): pretend there are `nblank` empty memories, a random number below ⌈noise·n⌉, and
+    give the n sentences n distinct random indices out of n + nblank, in decreasing order from the oldest
+    (what the official code does). Indices are capped at memory_size − 1.
+    """
+    N, M = mask.shape
+    n = mask.sum(1)                                           # (N,) sentences per story
+    slot = np.arange(M)                                       # (M,)
+    if rng is None or noise <= 0:
+        age = n[:, None] - 1 - slot                           # (N, M)
+    else:
+        most = np.ceil(n * noise).astype(int)                 # (N,) nblank < most (none when most is 0)
+        nblank = np.floor(rng.random(N) * most).astype(int)   # (N,) uniform in [0, most)
+        total = n + nblank                                    # (N,) indices to choose from
+        width = max(int(total.max(initial=0)), M)
+        keys = rng.random((N, width))                         # (N, width) random order of the candidates
+        keys[np.arange(width) >= total[:, None]] = 2.0        # candidates beyond n + nblank come last
+        chosen = np.argsort(keys, axis=1)[:, :M]              # (N, M) a random subset, first n used
+        chosen = np.where(slot < n[:, None], chosen, -1)      # (N, M)
+        age = -np.sort(-chosen, axis=1)                       # (N, M) decreasing: the oldest gets the largest
+    age = np.where(mask, np.minimum(age, memory_size - 1), 0)  # (N, M)
+    return age.astype(np.int64)
+
+
+def make_batch(arrays, idx, config: Config, rng: Optional[np.random.Generator] = None,
+               train: bool = False) -> Batch:
+    """Rows idx of a vectorised split (memnet_np.data.BabiArrays). Random noise is drawn here, in training only."""
+    mask = arrays.mask[idx]
+    if mask.shape[1] > config.memory_size:
+        raise ValueError(f"the data has {mask.shape[1]} memory slots but the model's memory_size is "
+                         f"{config.memory_size}")
+    noise = config.random_noise if (train and config.temporal) else 0.0
+    age = story_ages(mask, config.memory_size, rng, noise)
+    return Batch(arrays.stories[idx], arrays.queries[idx], arrays.answers[idx], mask, age)
+
+
+def example_batch(config: Config, rng: np.random.Generator, N: int = 4, M: Optional[int] = None,
+                  L: int = 5) -> Batch:
+    """A small random valid batch: stories of different lengths (one with a single sentence), padded words."""
+    M = min(config.memory_size, 4) if M is None else M
+    V = config.vocab_size
+    stories = rng.integers(1, V, size=(N, M, L))
+    lengths = rng.integers(1, L + 1, size=(N, M))
+    stories[np.arange(L) >= lengths[..., None]] = 0
+    n = rng.integers(1, M + 1, size=N)
+    n[0] = 1
+    mask = np.arange(M) < n[:, None]
+    stories[~mask] = 0
+    queries = rng.integers(1, V, size=(N, L))
+    queries[:, L - 1] = 0
+    answers = rng.integers(1, V, size=N)
+    noise = config.random_noise if config.temporal else 0.0
+    return Batch(stories, queries, answers, mask, story_ages(mask, config.memory_size, rng, noise))
+
+
+def _check_batch(batch: Batch, config: Config) -> None:
+    N, M, L = batch.stories.shape
+    if batch.queries.shape[0] != N or batch.answers.shape != (N,) or batch.mask.shape != (N, M):
+        raise ValueError(f"inconsistent batch: stories {batch.stories.shape}, queries {batch.queries.shape}, "
+                         f"answers {batch.answers.shape}, mask {batch.mask.shape}")
+    for name in ("stories", "queries", "answers"):
+        a = getattr(batch, name)
+        if a.size and (a.min() < 0 or a.max() >= config.vocab_size):
+            raise ValueError(f"batch.{name} holds word ids outside [0, {config.vocab_size}) "
+                             f"(min {a.min()}, max {a.max()}): was the data encoded with another vocabulary?")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Forward
+
+
+class HopCache(NamedTuple):
+    A: str                   # names of the arrays used as Aᵏ, Cᵏ (and T_Aᵏ, T_Cᵏ) in this hop
+    C: str
+    TA: Optional[str]
+    TC: Optional[str]
+    u: np.ndarray            # (N, d) uᵏ, the state read with
+    attention: ops.AttentionCache
+    relu: Optional[ops.ActCache]
+
+
+class Cache(NamedTuple):
+    bags: ops.Bags           # the story sentences as weighted bags (R, N, M, V)
+    qbags: ops.Bags          # the question (R, N, V)
+    batch: Batch
+    hops: list               # K HopCaches
+    u_final: np.ndarray      # (N, d) uᴷ⁺¹
+
+
+def embed_memory(params, bags, batch, A, TA):
+    """m = Σ_j l_j ⊙ A x_ij (+ T_A(age)): one memory, keys or values. (N, M, d)"""
+    m, _ = ops.bag_embed_forward(bags, params[A])             # (N, M, d)
+    if TA is not None:
+        m, _ = ops.temporal_forward(m, params[TA], batch.age, batch.mask)   # (N, M, d)
+    return m
+
+
+def forward(params, batch: Batch, config: Config):
+    """Returns (logits (N, V), cache)."""
+    _check_batch(batch, config)
+    V, d, K = config.vocab_size, config.d, config.hops
+    dtype = params["A"].dtype
+    bags = ops.encode_bags(batch.stories, V, d, config.encoding, dtype)   # (R, N, M, V)
+    qbags = ops.encode_bags(batch.queries, V, d, config.encoding, dtype)  # (R, N, V)
+    B, W = question_and_answer_names(config)
+    u, _ = ops.bag_embed_forward(qbags, params[B])            # (N, d) u¹ = Σ_j l_j ⊙ B q_j
+    memories = {}                                             # each distinct (matrix, T) memory is built once
+    hops = []
+    for k in range(1, K + 1):
+        A, C, TA, TC = roles(config, k)
+        for key in ((A, TA), (C, TC)):
+            if key not in memories:
+                memories[key] = embed_memory(params, bags, batch, *key)
+        m, c = memories[(A, TA)], memories[(C, TC)]           # (N, M, d) keys and values
+        o, att = ops.attention_read_forward(u, m, c, batch.mask, config.attention == "linear")  # (N, d)
+        u_prev = u
+        u = (u @ params["H"].T if config.tying == "layerwise" else u) + o   # (N, d) uᵏ⁺¹
+        act = None
+        if config.relu:
+            u, act = ops.relu_forward(u)                      # (N, d)
+        hops.append(HopCache(A, C, TA, TC, u_prev, att, act))
+    logits = u @ params[W].T                                  # (N, V) W uᴷ⁺¹ (the softmax is in the loss)
+    return logits, Cache(bags, qbags, batch, hops, u)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Backward: the forward read bottom to top
+
+
+def backward(dlogits, cache: Cache, params, config: Config) -> dict[str, np.ndarray]:
+    grads = {name: np.zeros_like(p) for name, p in params.items()}
+    B, W = question_and_answer_names(config)
+    grads[W] += dlogits.T @ cache.u_final                     # (V, d) ∂/∂W of u Wᵀ
+    du = dlogits @ params[W]                                  # (N, d) ∂loss/∂uᴷ⁺¹
+    dmemories = {}                                            # accumulated ∂loss/∂(memory) per distinct memory
+    for hop in reversed(cache.hops):
+        if hop.relu is not None:
+            du = ops.relu_backward(du, hop.relu)              # (N, d)
+        do = du                                               # uᵏ⁺¹ = (H)uᵏ + oᵏ
+        if config.tying == "layerwise":
+            grads["H"] += du.T @ hop.u                        # (d, d)
+            du = du @ params["H"]                             # (N, d)
+        du_att, dm, dc = ops.attention_read_backward(do, hop.attention)    # (N, d), (N, M, d), (N, M, d)
+        du = du + du_att                                      # (N, d) ∂loss/∂uᵏ
+        for key, g in (((hop.A, hop.TA), dm), ((hop.C, hop.TC), dc)):
+            dmemories[key] = dmemories[key] + g if key in dmemories else g
+    for (A, TA), dmem in dmemories.items():                  # one embedding backward per distinct memory
+        if TA is not None:
+            _, dT = ops.temporal_backward(dmem, ops.TemporalCache(cache.batch.age, cache.batch.mask,
+                                                                  params[TA].shape[0]))
+            grads[TA] += dT                                   # (memory_size, d)
+        grads[A] += ops.bag_embed_backward(dmem, ops.BagEmbedCache(cache.bags))   # (V, d)
+    grads[B] += ops.bag_embed_backward(du, ops.BagEmbedCache(cache.qbags))        # (V, d) u¹ = Σ l ⊙ B q
+    return grads
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The protocol's entry points
+
+
+def attention_of(cache: Cache) -> np.ndarray:
+    """(N, K, M) attention of every hop."""
+    return np.stack([h.attention.p for h in cache.hops], axis=1)
+
+
+def loss_and_grads(params, batch: Batch, config: Config):
+    """Summed softmax cross-entropy over the batch, its gradients, and info (attention, predictions)."""
+    logits, cache = forward(params, batch, config)
+    loss, ce = ops.softmax_cross_entropy_forward(logits, batch.answers, reduction="sum")
+    dlogits = ops.softmax_cross_entropy_backward(1.0, ce)    # (N, V)
+    grads = backward(dlogits, cache, params, config)
+    info = {"attention": attention_of(cache), "predictions": logits.argmax(1), "probs": ce.probs}
+    return loss, grads, info
+
+
+def predict(params, batch: Batch, config: Config):
+    """Answers (N,) and info: attention (N, K, M), answer probabilities (N, V), loss (summed)."""
+    logits, cache = forward(params, batch, config)
+    loss, ce = ops.softmax_cross_entropy_forward(logits, batch.answers, reduction="sum")
+    return logits.argmax(1), {"attention": attention_of(cache), "probs": ce.probs, "loss": loss}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The same model one example at a time, by lookup: the oracle for the vectorised code above
+
+
+def forward_naive(params, batch: Batch, config: Config) -> np.ndarray:
+    """Logits (N, V) computed per example with literal lookups, position weights and a plain softmax."""
+    B, W = question_and_answer_names(config)
+    logits = []
+    for n in range(batch.stories.shape[0]):
+        valid = np.flatnonzero(batch.mask[n])                 # slots with a sentence
+        x, q = batch.stories[n, valid], batch.queries[n]      # (M', L), (L,)
+        lx = ops.position_encoding(x, config.d, config.encoding)   # (M', L, d)
+        lq = ops.position_encoding(q, config.d, config.encoding)   # (L, d)
+        u = sum(params[B][w] * lq[j] for j, w in enumerate(q) if w != 0)   # (d,)
+        for k in range(1, config.hops + 1):
+            A, C, TA, TC = roles(config, k)
+            m = np.array([sum((params[A][w] * lx[i, j] for j, w in enumerate(x[i]) if w != 0), np.zeros(config.d))
+                          for i in range(len(valid))]).reshape(len(valid), config.d)
+            c = np.array([sum((params[C][w] * lx[i, j] for j, w in enumerate(x[i]) if w != 0), np.zeros(config.d))
+                          for i in range(len(valid))]).reshape(len(valid), config.d)
+            if TA is not None:
+                m = m + params[TA][batch.age[n, valid]]
+                c = c + params[TC][batch.age[n, valid]]
+            s = m @ u
+            p = s if config.attention == "linear" else np.exp(s - s.max()) / np.exp(s - s.max()).sum()
+            o = p @ c
+            u = (params["H"] @ u if config.tying == "layerwise" else u) + o
+            if config.relu:
+                u = np.maximum(u, 0)
+        logits.append(params[W] @ u)
+    return np.array(logits)
+
+
+def replace(config: Config, **changes) -> Config:
+    return dataclasses.replace(config, **changes)
