@@ -248,18 +248,19 @@ class HopCache(NamedTuple):
 
 
 class Cache(NamedTuple):
-    bags: ops.Bags           # the story sentences as weighted bags (R, N, M, V)
-    qbags: ops.Bags          # the question (R, N, V)
+    bags: ops.Bags           # the story sentences as weighted bags (N, M, R·V)
+    qbags: ops.Bags          # the question (N, R·V)
+    ages: Optional[ops.Ages]  # one-hot ages (N, M, memory_size), with temporal encoding
     batch: Batch
     hops: list               # K HopCaches
     u_final: np.ndarray      # (N, d) uᴷ⁺¹
 
 
-def embed_memory(params, bags, batch, A, TA):
+def embed_memory(params, bags, ages, A, TA):
     """m = Σ_j l_j ⊙ A x_ij (+ T_A(age)): one memory, keys or values. (N, M, d)"""
     m, _ = ops.bag_embed_forward(bags, params[A])             # (N, M, d)
     if TA is not None:
-        m, _ = ops.temporal_forward(m, params[TA], batch.age, batch.mask)   # (N, M, d)
+        m, _ = ops.temporal_forward(m, params[TA], ages)      # (N, M, d)
     return m
 
 
@@ -268,8 +269,9 @@ def forward(params, batch: Batch, config: Config):
     _check_batch(batch, config)
     V, d, K = config.vocab_size, config.d, config.hops
     dtype = params["A"].dtype
-    bags = ops.encode_bags(batch.stories, V, d, config.encoding, dtype)   # (R, N, M, V)
-    qbags = ops.encode_bags(batch.queries, V, d, config.encoding, dtype)  # (R, N, V)
+    bags = ops.encode_bags(batch.stories, V, d, config.encoding, dtype)   # (N, M, R·V)
+    qbags = ops.encode_bags(batch.queries, V, d, config.encoding, dtype)  # (N, R·V)
+    ages = ops.encode_ages(batch.age, batch.mask, config.memory_size, dtype) if config.temporal else None
     B, W = question_and_answer_names(config)
     u, _ = ops.bag_embed_forward(qbags, params[B])            # (N, d) u¹ = Σ_j l_j ⊙ B q_j
     memories = {}                                             # each distinct (matrix, T) memory is built once
@@ -278,7 +280,7 @@ def forward(params, batch: Batch, config: Config):
         A, C, TA, TC = roles(config, k)
         for key in ((A, TA), (C, TC)):
             if key not in memories:
-                memories[key] = embed_memory(params, bags, batch, *key)
+                memories[key] = embed_memory(params, bags, ages, *key)
         m, c = memories[(A, TA)], memories[(C, TC)]           # (N, M, d) keys and values
         o, att = ops.attention_read_forward(u, m, c, batch.mask, config.attention == "linear")  # (N, d)
         u_prev = u
@@ -288,7 +290,7 @@ def forward(params, batch: Batch, config: Config):
             u, act = ops.relu_forward(u)                      # (N, d)
         hops.append(HopCache(A, C, TA, TC, u_prev, att, act))
     logits = u @ params[W].T                                  # (N, V) W uᴷ⁺¹ (the softmax is in the loss)
-    return logits, Cache(bags, qbags, batch, hops, u)
+    return logits, Cache(bags, qbags, ages, batch, hops, u)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -314,8 +316,7 @@ def backward(dlogits, cache: Cache, params, config: Config) -> dict[str, np.ndar
             dmemories[key] = dmemories[key] + g if key in dmemories else g
     for (A, TA), dmem in dmemories.items():                  # one embedding backward per distinct memory
         if TA is not None:
-            _, dT = ops.temporal_backward(dmem, ops.TemporalCache(cache.batch.age, cache.batch.mask,
-                                                                  params[TA].shape[0]))
+            _, dT = ops.temporal_backward(dmem, ops.TemporalCache(cache.ages))
             grads[TA] += dT                                   # (memory_size, d)
         grads[A] += ops.bag_embed_backward(dmem, ops.BagEmbedCache(cache.bags))   # (V, d)
     grads[B] += ops.bag_embed_backward(du, ops.BagEmbedCache(cache.qbags))        # (V, d) u¹ = Σ l ⊙ B q

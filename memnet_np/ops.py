@@ -159,15 +159,20 @@ def embed_sentences_backward(dm, cache):
 # ----------------------------------------------------------------------------------------------------------------
 # Sentence embedding, fast form: a sentence as weighted word counts.
 #
-#   m_i[k] = Σ_j l_jk A[x_ij, k] = Σ_r b_r[k] Σ_v (Σ_j a_r(j) [x_ij = v]) A[v, k] = Σ_r b_r[k] (W_r A)[i, k]
+#   m_i[k] = Σ_j l_jk A[x_ij, k] = Σ_r b_r[k] Σ_v (Σ_j a_r(j) [x_ij = v]) A[v, k] = Σ_r (W_r (A ⊙ b_r))[i, k]
 #
-# W_r (..., V) is the bag of sentence i with word v counted with weight a_r(j). The bags depend only on the
-# data, so they are built once per batch and shared by every embedding matrix; the embedding itself becomes a
-# matrix product, and its gradient dA = Σ_r W_rᵀ (dm ⊙ b_r) another — no scatter needed.
+# W_r (..., V) is the bag of sentence i with word v counted with weight a_r(j); scaling column k of A by b_r[k]
+# moves the per-dimension factor inside the product. Side by side, the R bags make one matrix W = [W_1 … W_R]
+# (..., R·V) and the R scaled copies of A one stack Ã = [A ⊙ b_1; …; A ⊙ b_R] (R·V, d), so
+#
+#   m = W Ã                    and its gradient     dÃ = Wᵀ dm,   dA = Σ_r dÃ_r ⊙ b_r
+#
+# The bags depend only on the data: they are built once per batch and shared by every embedding matrix.
+# No lookup, no scatter-add: two matrix products.
 
 
 class Bags(NamedTuple):
-    W: np.ndarray  # (R, ..., V) weighted word counts per sentence (column 0, the padding word, is zero)
+    W: np.ndarray  # (..., R·V) the R weighted bags of each sentence side by side (padding word columns are 0)
     b: np.ndarray  # (R, d) per-dimension position factors
 
 
@@ -176,14 +181,15 @@ def encode_bags(x, V, d, kind="paper", dtype=np.float64):
     if x.size and (x.min() < 0 or x.max() >= V):
         raise ValueError(f"word ids must lie in [0, {V}), got range [{x.min()}, {x.max()}]")
     a, b = pe_factors(x, d, kind)                             # (R, ..., L), (R, d)
-    R, lead = a.shape[0], x.shape[:-1]
-    rows = np.arange(int(np.prod(lead)))[:, None] * V + x.reshape(-1, x.shape[-1])  # (S, L) flat (sentence, word)
-    keep = (x != 0).reshape(-1, x.shape[-1])                  # (S, L)
-    W = np.empty((R,) + lead + (V,), dtype=dtype)             # (R, ..., V)
-    for r in range(R):
-        W[r] = np.bincount(rows[keep], weights=a[r].reshape(rows.shape)[keep],
-                           minlength=rows.shape[0] * V).reshape(lead + (V,))
-    return Bags(W, b.astype(dtype))
+    R, lead, L = a.shape[0], x.shape[:-1], x.shape[-1]
+    S = int(np.prod(lead))                                    # number of sentences
+    x2 = x.reshape(S, L)                                      # (S, L)
+    keep = x2 != 0                                            # (S, L) real words
+    col = np.arange(R)[:, None, None] * V + x2                # (R, S, L) column of word x in bag r
+    flat = np.arange(S)[None, :, None] * (R * V) + col        # (R, S, L) flat index into W (S, R·V)
+    W = np.bincount(flat[:, keep].ravel(), weights=a.reshape(R, S, L)[:, keep].ravel(),
+                    minlength=S * R * V)                      # (S·R·V,)
+    return Bags(W.reshape(lead + (R * V,)).astype(dtype, copy=False), b.astype(dtype))
 
 
 class BagEmbedCache(NamedTuple):
@@ -191,47 +197,57 @@ class BagEmbedCache(NamedTuple):
 
 
 def bag_embed_forward(bags, A):
-    """m = Σ_r (W_r A) ⊙ b_r.  bags from `encode_bags`, A (V, d) -> m (..., d)."""
-    m = (bags.W[0] @ A) * bags.b[0]                           # (..., d)
-    for r in range(1, bags.W.shape[0]):
-        m = m + (bags.W[r] @ A) * bags.b[r]                   # (..., d)
+    """m = W Ã with Ã = [A ⊙ b_1; …; A ⊙ b_R].  bags from `encode_bags`, A (V, d) -> m (..., d)."""
+    A_stack = (A[None] * bags.b[:, None, :]).reshape(-1, A.shape[1])   # (R·V, d)
+    W = bags.W
+    m = (W.reshape(-1, W.shape[-1]) @ A_stack).reshape(W.shape[:-1] + (A.shape[1],))   # (..., d) one BLAS call
     return m, BagEmbedCache(bags)
 
 
 def bag_embed_backward(dm, cache):
     W, b = cache.bags
-    V, d = W.shape[-1], dm.shape[-1]
-    dm2 = dm.reshape(-1, d)                                   # (S, d)
-    dA = np.zeros((V, d), dtype=dm.dtype)                     # (V, d)
-    for r in range(W.shape[0]):
-        dA += W[r].reshape(-1, V).T @ (dm2 * b[r])            # (V, d)
-    return dA
+    R, d = b.shape
+    dA_stack = W.reshape(-1, W.shape[-1]).T @ dm.reshape(-1, d)         # (R·V, d)
+    return (dA_stack.reshape(R, -1, d) * b[:, None, :]).sum(0)          # (V, d)
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # Temporal encoding:  m_i ← m_i + T(i), with i the age of the sentence (0 = newest)
+#
+# Like the words, the ages are encoded once per batch, as a one-hot matrix E (..., rows) with E[i, age_i] = 1 on
+# real slots: then T(age) = E T and dT = Eᵀ dm.  (The official code does the same by giving every age a "time
+# word" of its own in the vocabulary.)
+
+
+class Ages(NamedTuple):
+    E: np.ndarray  # (N, M, rows) one-hot age of each real slot; all zero on padded slots
+
+
+def encode_ages(age, mask, rows, dtype=np.float64):
+    """age (N, M) ints in [0, rows), mask (N, M) -> Ages."""
+    if age.size and (age[mask].min(initial=0) < 0 or age[mask].max(initial=0) >= rows):
+        raise ValueError(f"ages must lie in [0, {rows}) (rows of T), got up to {age[mask].max()}")
+    E = np.zeros(age.shape + (rows,), dtype=dtype)            # (N, M, rows)
+    E.reshape(-1, rows)[np.arange(age.size), np.where(mask, age, 0).ravel()] = mask.ravel()
+    return Ages(E)
 
 
 class TemporalCache(NamedTuple):
-    age: np.ndarray   # (N, M) int row of T used by each slot
-    mask: np.ndarray  # (N, M) bool, real slots
-    rows: int         # rows of T
+    ages: Ages
 
 
-def temporal_forward(m, T, age, mask):
-    """m (N, M, d) + T[age] (N, M, d) on real slots; padded slots are left untouched."""
-    if age.size and (age.min() < 0 or age.max() >= T.shape[0]):
-        raise ValueError(f"ages must lie in [0, {T.shape[0]}) (rows of T), got up to {age.max()}")
-    out = m + T[age] * mask[..., None]                        # (N, M, d)
-    return out, TemporalCache(age, mask, T.shape[0])
+def temporal_forward(m, T, ages):
+    """m (N, M, d) + T(age) on real slots; padded slots are left untouched."""
+    if ages.E.shape[-1] != T.shape[0]:
+        raise ValueError(f"ages were encoded for {ages.E.shape[-1]} rows but T has {T.shape[0]}")
+    E = ages.E
+    out = m + (E.reshape(-1, E.shape[-1]) @ T).reshape(m.shape)   # (N, M, d) one BLAS call, not N small ones
+    return out, TemporalCache(ages)
 
 
 def temporal_backward(dout, cache):
-    age, mask, rows = cache
-    d = dout.shape[-1]
-    onehot = np.zeros((age.size, rows), dtype=dout.dtype)     # (N·M, rows)
-    onehot[np.arange(age.size), age.ravel()] = mask.ravel()
-    dT = onehot.T @ dout.reshape(-1, d)                       # (rows, d)
+    E = cache.ages.E
+    dT = E.reshape(-1, E.shape[-1]).T @ dout.reshape(-1, dout.shape[-1])   # (rows, d)
     return dout, dT
 
 

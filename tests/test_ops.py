@@ -154,16 +154,20 @@ def test_temporal_gradients_and_forward():
     age = r.integers(0, rows, size=(N, M))
     m = r.standard_normal((N, M, d))
     T = r.standard_normal((rows, d))
-    out, _ = ops.temporal_forward(m, T, age, mask)
+    ages = ops.encode_ages(age, mask, rows)
+    out, _ = ops.temporal_forward(m, T, ages)
     assert np.allclose(out[0, 1], m[0, 1] + T[age[0, 1]]) and np.allclose(out[1, 3], m[1, 3])
-    errs = check_op(lambda m, T: ops.temporal_forward(m, T, age, mask), ops.temporal_backward,
+    errs = check_op(lambda m, T: ops.temporal_forward(m, T, ages), ops.temporal_backward,
                     {"m": m, "T": T}, ["m", "T"], r)
     assert max(errs.values()) < TOL, errs
 
 
 def test_temporal_rejects_ages_beyond_T():
     with pytest.raises(ValueError, match="ages must lie in"):
-        ops.temporal_forward(np.zeros((1, 2, 3)), np.zeros((2, 3)), np.array([[0, 2]]), np.ones((1, 2), bool))
+        ops.encode_ages(np.array([[0, 2]]), np.ones((1, 2), bool), 2)
+    with pytest.raises(ValueError, match="T has 3"):
+        ops.temporal_forward(np.zeros((1, 2, 3)), np.zeros((3, 3)), ops.encode_ages(np.array([[0, 1]]),
+                                                                                    np.ones((1, 2), bool), 2))
 
 
 # ---------------------------------------------------------------------------------------------------------------
