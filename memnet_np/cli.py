@@ -1,0 +1,341 @@
+"""`python -m memnet_np <command>` (or `memnet <command>`). Every command has --help.
+
+User mistakes (missing data, a malformed file, an unknown model, a bad checkpoint) end with one clear line on
+stderr and exit status 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+COMMANDS = ("demo", "train", "evaluate", "reproduce", "bench", "figures", "check", "data")
+
+# Our matrices are small: one BLAS thread is faster than several, and parallel runs use one process per core.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+
+def _user_errors():
+    """The exception types that mean 'the user asked for something impossible', imported lazily."""
+    from memnet_np import experiments, train
+    from memnet_np.data import babi, download
+    errs = [experiments.UserError, train.CheckpointError, babi.BabiFormatError, babi.UnknownWordError,
+            babi.DataNotFoundError, download.DownloadError]
+    try:
+        from memnet_np.exercises import ExerciseError
+        errs.append(ExerciseError)
+    except ImportError:
+        pass
+    return tuple(errs)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Arguments shared by several commands
+
+
+def _add_data_args(p, generated=True):
+    p.add_argument("--data", metavar="DIR", help="bAbI folder (tasks_1-20_v1-2 or its parent); "
+                   "default: $MEMNET_DATA")
+    p.add_argument("--tenk", action="store_true", help="the 10k training sets instead of 1k")
+    if generated:
+        p.add_argument("--generated", action="store_true",
+                       help="train on the built-in bAbI-style story generator (no download needed)")
+
+
+def _add_model_options(p):
+    g = p.add_argument_group("model and training options (defaults: the paper's)")
+    g.add_argument("--epochs", type=int, help="epochs after linear start (paper: 100; joint 60)")
+    g.add_argument("--hops", type=int, help="memory hops K (paper: 3)")
+    g.add_argument("--dim", type=int, dest="d", help="embedding size d (paper: 20; joint 50)")
+    g.add_argument("--encoding", choices=["paper", "official", "bow"],
+                   help="sentence representation: position encoding (paper formula or official code) or bag of words")
+    g.add_argument("--tying", choices=["adjacent", "layerwise"], help="weight tying (paper: adjacent)")
+    g.add_argument("--no-te", dest="temporal", action="store_false", default=None, help="no temporal encoding")
+    g.add_argument("--no-rn", dest="random_noise", action="store_const", const=0.0, default=None,
+                   help="no random noise (empty memories)")
+    g.add_argument("--no-ls", dest="linear_start", action="store_false", default=None, help="no linear start")
+    g.add_argument("--ls-mode", choices=["val", "fixed"],
+                   help="linear start until validation loss stops falling (val) or a fixed 20 epochs (official code)")
+    g.add_argument("--relu", action="store_true", default=None, help="ReLU on the state after each hop")
+    g.add_argument("--float32", action="store_const", const="float32", dest="dtype", default=None,
+                   help="train in float32 (faster)")
+
+
+def _overrides(args) -> dict:
+    keys = ("epochs", "hops", "d", "encoding", "tying", "temporal", "random_noise", "linear_start", "ls_mode",
+            "relu", "dtype")
+    out = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+    if out.get("encoding") == "bow":
+        out["encoding"] = None
+    return out
+
+
+def _data_spec(args, task):
+    from memnet_np.data import GENERATED_TASKS
+    from memnet_np.experiments import DataSpec, UserError
+    if getattr(args, "generated", False):
+        if args.data or args.tenk:
+            raise UserError("--generated makes its own stories; drop --data/--tenk")
+        if task not in GENERATED_TASKS:
+            raise UserError(f"the generator makes tasks {sorted(GENERATED_TASKS)}, not {task}")
+        return DataSpec(task, generated=True)
+    if task != "joint" and not 1 <= int(task) <= 20:
+        raise UserError(f"task must be 1..20, got {task}")
+    return DataSpec(task, args.data, args.tenk)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Commands
+
+
+def cmd_demo(args):
+    from memnet_np import demo
+    return demo.run(out_dir=args.out, seed=args.seed, epochs=args.epochs, quiet=args.quiet)
+
+
+def cmd_train(args):
+    from memnet_np import experiments as E
+    from memnet_np import train as T
+    from memnet_np.experiments import UserError
+    if args.joint == (args.task is not None):
+        raise UserError("give either --task N (1..20) or --joint")
+    if args.runs < 1 or args.jobs < 1:
+        raise UserError("--runs and --jobs must be at least 1")
+    E.get_model(args.model)
+    task = "joint" if args.joint else args.task
+    spec = _data_spec(args, task)
+    print(f"training {args.model} on {spec.describe()}, {args.runs} run(s) from seed {args.seed}", flush=True)
+    out = E.train_runs(args.model, spec, runs=args.runs, seed=args.seed, jobs=args.jobs,
+                       overrides=_overrides(args), verbose=not args.quiet)
+    res, best = out["results"], out["best"]
+    ds = E.load_data(spec)
+    ckpt = None
+    if args.out:
+        model = E.get_model(args.model)
+        config = E.make_config(model, ds, _overrides(args))
+        ckpt = T.save_checkpoint(os.path.join(args.out, "checkpoint.npz"), args.model, best.params, config,
+                                 ds.vocab.to_list(), meta={"data": spec.describe(), "task": task, "tenk": spec.tenk,
+                                       "generated": spec.generated, "sentence_len": ds.sentence_len,
+                                       "seed": best.seed, **best.summary})
+        res["checkpoint"] = str(ckpt)
+        E.write_results(args.out, res)
+    _print_train_summary(res, ckpt, args.out)
+    return 0
+
+
+def _print_train_summary(res, ckpt, out):
+    print("\n" + "=" * 72)
+    print(f"{res['model']} on {res['data']}  ({len(res['runs'])} run(s), {res['wall_seconds']:.1f}s)")
+    print(f"selected run (lowest training error): seed {res['seed']}")
+    print(f"  train error {res['train_error']:.1f}%   val error {res['val_error']:.1f}%   "
+          f"test error {res['test_error']:.1f}%")
+    if len(res["runs"]) > 1:
+        v = res["selected_by_val"]
+        tests = [r["test_error"] for r in res["runs"]]
+        print(f"selected by validation error: seed {v['seed']}, test error {v['test_error']:.1f}%")
+        print(f"test error over runs: best {min(tests):.1f}%  mean {sum(tests) / len(tests):.1f}%  "
+              f"worst {max(tests):.1f}%")
+    by_task = res.get("test_error_by_task") or {}
+    if len(by_task) > 1:
+        print("test error by task: " + "  ".join(f"{t}:{e:.1f}" for t, e in sorted(by_task.items(),
+                                                                                   key=lambda kv: int(kv[0]))))
+    if out:
+        print(f"wrote {os.path.join(out, 'results.json')} and {ckpt}")
+    print("=" * 72)
+
+
+def cmd_evaluate(args):
+    import numpy as np
+    from memnet_np import data, experiments as E, train as T
+    ck = T.load_checkpoint(args.checkpoint)
+    model = E.get_model(ck.model)
+    config = model.Config(**ck.config)
+    vocab = data.Vocab.from_list(ck.vocab)
+    for name, p in ck.params.items():
+        if name not in model.param_names(config):
+            raise T.CheckpointError(f"{args.checkpoint}: parameter {name!r} does not belong to this {ck.model} config")
+    task = args.task if args.task is not None else ck.meta.get("task", 1)
+    spec = _data_spec(args, task)
+    if spec.generated:
+        ds = data.load_generated(int(task), memory_size=config.memory_size)
+        questions = ds.test.questions
+    else:
+        root = data.resolve_data_dir(spec.data_dir)
+        tasks = range(1, 21) if task == "joint" else [int(task)]
+        questions = [q for t in tasks for q in data.parse_babi(data.task_files(root, t, spec.tenk)[1], t)]
+    arrays = data.vectorize(questions, vocab, memory_size=config.memory_size,
+                            sentence_len=ck.meta.get("sentence_len"))
+    if arrays.mask.shape[1] > config.memory_size:
+        raise E.UserError(f"the data needs {arrays.mask.shape[1]} memory slots, the model has {config.memory_size}")
+    _, err, preds = T.evaluate(model, ck.params, arrays, config)
+    by_task = T.error_by_task(arrays, preds)
+    print(f"{ck.model} checkpoint {args.checkpoint} on {len(questions)} test questions")
+    for t, e in by_task.items():
+        print(f"  task {t:2d}: test error {e:5.1f}%")
+    print(f"test error {err:.1f}% (accuracy {100 - err:.1f}%)")
+    return 0
+
+
+def cmd_reproduce(args):
+    from memnet_np import experiments as E
+    tasks = [int(t) for t in args.tasks.split(",")] if args.tasks else None
+    print(f"reproducing {args.model} on {args.suite}: {args.runs} run(s) per task, {args.jobs} process(es)",
+          flush=True)
+    out = E.reproduce(args.model, args.suite, runs=args.runs, jobs=args.jobs, data_dir=args.data,
+                      seed=args.seed, overrides=_overrides(args), tasks=tasks)
+    res = out["results"]
+    md = E.results_markdown(res)
+    paths = E.write_results(args.out, res, md)
+    print("\n" + md)
+    print(f"mean test error {res['mean_test_error']:.1f}%, failed tasks (> 5%): {res['failed_tasks']}, "
+          f"wall time {res['wall_seconds']:.0f}s")
+    print("wrote " + ", ".join(map(str, paths)))
+    return 0
+
+
+def cmd_bench(args):
+    from memnet_np import bench, experiments as E
+    E.get_model(args.model)
+    return bench.main(args)
+
+
+def cmd_figures(args):
+    from memnet_np import figures
+    return figures.main(out_dir=args.out, data_dir=args.data, quick=args.quick)
+
+
+def cmd_check(args):
+    from memnet_np import exercises
+    ok = exercises.grade(args.file, stream=sys.stdout)
+    return 0 if ok else 1
+
+
+def cmd_data(args):
+    from memnet_np import data
+    from memnet_np.experiments import UserError
+    if args.data_command == "check":
+        root = data.resolve_data_dir(args.data)
+        tenk = None if args.set == "both" else args.set == "10k"
+        stats = data.check_folder(root, tenk=tenk)
+        print(f"bAbI folder {root}: every file parsed")
+        print(data.format_stats(stats))
+        return 0
+    if args.data_command == "download":
+        path = data.download_babi(args.dir)
+        print(f"bAbI v1.2 is in {path}\nuse it with --data {path} or export MEMNET_DATA={path}")
+        return 0
+    if args.data_command == "generate":
+        if args.task not in data.GENERATED_TASKS:
+            raise UserError(f"the generator makes tasks {sorted(data.GENERATED_TASKS)}, not {args.task}")
+        train_path, test_path = data.write_task(args.task, args.out, n_train=args.n_train, n_test=args.n_test,
+                                                seed=args.seed)
+        print(f"wrote {train_path}\nwrote {test_path}\nuse it with --data {args.out}")
+        return 0
+    raise UserError("choose a data command: check, download or generate")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="memnet", description="Memory networks in pure NumPy: train, evaluate, "
+                                "reproduce the papers, benchmark, plot, and check your own gradients.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    s = sub.add_parser("demo", help="train MemN2N on generated stories (no download) and draw its attention")
+    s.add_argument("--out", default="memnet_demo", help="folder for the heatmap and results (default: %(default)s)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--epochs", type=int, default=None, help="epochs after linear start (default: the paper's 100)")
+    s.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("train", help="train a model on one bAbI task (or all jointly)")
+    s.add_argument("model", help="memn2n (memnn, dmn, ntm: not yet)")
+    s.add_argument("--task", type=int, help="bAbI task 1..20")
+    s.add_argument("--joint", action="store_true", help="one model for all 20 tasks")
+    _add_data_args(s)
+    s.add_argument("--runs", type=int, default=1, help="seeds to train; the lowest training error is selected")
+    s.add_argument("--jobs", type=int, default=1, help="parallel processes for --runs")
+    s.add_argument("--seed", type=int, default=0, help="first seed")
+    s.add_argument("--out", help="folder for results.json and checkpoint.npz")
+    s.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    _add_model_options(s)
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("evaluate", help="re-score a saved checkpoint on test data")
+    s.add_argument("checkpoint")
+    s.add_argument("--task", type=int, help="task to score (default: the one it was trained on)")
+    _add_data_args(s)
+    s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("reproduce", help="a whole paper table: every task, several seeds, in parallel")
+    s.add_argument("model")
+    s.add_argument("--suite", required=True, choices=["babi-1k", "babi-10k", "babi-1k-joint", "babi-10k-joint"])
+    s.add_argument("--runs", type=int, default=10, help="seeds per task (paper: 10)")
+    s.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel processes (default: cores)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--tasks", help="a subset, e.g. 1,2,3")
+    s.add_argument("--data", metavar="DIR", help="bAbI folder; default: $MEMNET_DATA")
+    s.add_argument("--out", default="results", help="folder for results.json and results.md (default: %(default)s)")
+    _add_model_options(s)
+    s.set_defaults(func=cmd_reproduce)
+
+    s = sub.add_parser("bench", help="training and inference speed, and how it scales")
+    s.add_argument("model")
+    s.add_argument("--data", metavar="DIR", help="bAbI folder; default: $MEMNET_DATA, else generated stories")
+    s.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    s.add_argument("--quick", action="store_true", help="fewer repeats (for tests)")
+    s.set_defaults(func=cmd_bench)
+
+    s = sub.add_parser("figures", help="regenerate the PNGs in figures/ from fixed seeds")
+    s.add_argument("--out", default="figures")
+    s.add_argument("--data", metavar="DIR", help="bAbI folder; default: $MEMNET_DATA, else generated stories")
+    s.add_argument("--quick", action="store_true", help="short training (for tests)")
+    s.set_defaults(func=cmd_figures)
+
+    s = sub.add_parser("check", help="grade a gradient-check exercise you filled in")
+    s.add_argument("file", help="e.g. tutorials/exercises/01_softmax_attention_backward.py")
+    s.set_defaults(func=cmd_check)
+
+    s = sub.add_parser("data", help="check, download or generate bAbI data")
+    dsub = s.add_subparsers(dest="data_command", metavar="DATA_COMMAND")
+    d = dsub.add_parser("check", help="validate a bAbI folder and print per-task statistics")
+    d.add_argument("--data", metavar="DIR", help="default: $MEMNET_DATA")
+    d.add_argument("--set", choices=["1k", "10k", "both"], default="both")
+    d = dsub.add_parser("download", help="fetch the official bAbI v1.2 archive, verify it, extract it safely")
+    d.add_argument("--dir", default="data", help="where to put it (default: %(default)s)")
+    d = dsub.add_parser("generate", help="write bAbI-style stories from the built-in generator")
+    d.add_argument("--task", type=int, required=True, help="1, 2, 3, 6, 7 or 8")
+    d.add_argument("--out", required=True, help="folder; files go to OUT/en/")
+    d.add_argument("--n-train", type=int, default=1000)
+    d.add_argument("--n-test", type=int, default=1000)
+    d.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=cmd_data)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        errors = _user_errors()
+    except ImportError as e:                                 # a broken install: say so plainly
+        print(f"memnet: {e}", file=sys.stderr)
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except errors as e:
+        print(f"memnet {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,235 @@
+"""The one training loop: epochs, learning-rate schedule, linear start, validation, progress, results.
+
+A model module (e.g. memnet_np.memn2n) brings `init_params`, `make_batch`, `loss_and_grads`, `predict` and a
+`Config` with the training settings; this file only orders the steps:
+
+    for each epoch:  shuffle → for each batch: loss, grads → clip → SGD step → null word back to 0
+                     → validation loss/error → progress line
+
+Linear start (MemN2N §4.2): the first phase trains with every attention softmax removed (lr = ls_lr) until the
+validation loss stops falling ("val") or for ls_epochs epochs ("fixed", the official code); then the softmax is
+put back and the normal schedule runs (`epochs` epochs, halving every `decay_every`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+
+from memnet_np import optim
+
+
+@dataclass
+class EpochLog:
+    epoch: int            # 1-based, counting linear-start epochs too
+    phase: str            # "linear start" | "main"
+    lr: float
+    train_loss: float     # mean per example, over the epoch's batches (parameters changing meanwhile)
+    train_error: float    # percent, same batches
+    val_loss: float       # mean per example
+    val_error: float      # percent
+    seconds: float
+
+
+@dataclass
+class TrainResult:
+    params: dict
+    config: object
+    history: list = field(default_factory=list)
+    train_error: float = float("nan")   # percent, final model on the whole training split (no noise)
+    val_error: float = float("nan")
+    test_error: float = float("nan")
+    test_error_by_task: dict = field(default_factory=dict)
+    seconds: float = 0.0
+    epochs: int = 0
+    ls_epochs: int = 0
+
+    def summary(self) -> dict:
+        return {"train_error": self.train_error, "val_error": self.val_error, "test_error": self.test_error,
+                "test_error_by_task": {str(k): v for k, v in self.test_error_by_task.items()},
+                "epochs": self.epochs, "ls_epochs": self.ls_epochs, "seconds": self.seconds}
+
+
+def evaluate(model, params, arrays, config, chunk: int = 512):
+    """Summed loss, error (%) and predictions (N,) on a whole split, without noise, in large chunks."""
+    n = len(arrays.answers)
+    if n == 0:
+        return 0.0, float("nan"), np.zeros(0, dtype=np.int64)
+    preds, loss = [], 0.0
+    for start in range(0, n, chunk):
+        idx = np.arange(start, min(start + chunk, n))
+        batch = model.make_batch(arrays, idx, config, rng=None, train=False)
+        p, info = model.predict(params, batch, config)
+        preds.append(p)
+        loss += info["loss"]
+    preds = np.concatenate(preds)
+    return loss, 100.0 * float(np.mean(preds != arrays.answers)), preds
+
+
+def error_by_task(arrays, preds) -> dict:
+    """{task: error %} for a split holding one or several bAbI tasks."""
+    out = {}
+    for t in np.unique(arrays.tasks):
+        sel = arrays.tasks == t
+        out[int(t)] = 100.0 * float(np.mean(preds[sel] != arrays.answers[sel]))
+    return out
+
+
+class Progress:
+    """One line per epoch with elapsed time and an ETA; quiet=True prints nothing."""
+
+    def __init__(self, total_epochs: int, quiet: bool = False, stream=None, prefix: str = ""):
+        self.total, self.quiet, self.prefix = total_epochs, quiet, prefix
+        self.stream = sys.stdout if stream is None else stream
+        self.t0 = time.perf_counter()
+
+    def __call__(self, log: EpochLog, total: Optional[int] = None):
+        if self.quiet:
+            return
+        total = self.total if total is None else total
+        elapsed = time.perf_counter() - self.t0
+        eta = elapsed / log.epoch * max(total - log.epoch, 0)
+        phase = "LS " if log.phase == "linear start" else ""
+        print(f"{self.prefix}epoch {log.epoch:3d}/{total} {phase}lr {log.lr:.5f}  loss {log.train_loss:.3f}  "
+              f"train err {log.train_error:5.1f}%  val loss {log.val_loss:.3f}  val err {log.val_error:5.1f}%  "
+              f"{elapsed:6.1f}s  ETA {eta:5.1f}s", file=self.stream, flush=True)
+
+
+def run_epoch(model, params, arrays, config, rng, lr: float, opt: optim.SGD):
+    """One pass over the training split in shuffled batches. Returns (mean loss, error %)."""
+    n = len(arrays.answers)
+    order = rng.permutation(n)
+    null_rows = model.embedding_names(config)
+    opt.lr = lr
+    total_loss, wrong = 0.0, 0
+    for start in range(0, n, config.batch_size):
+        idx = order[start:start + config.batch_size]
+        batch = model.make_batch(arrays, idx, config, rng, train=True)
+        loss, grads, info = model.loss_and_grads(params, batch, config)
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"the training loss became {loss} (lr {lr}); try a smaller learning rate")
+        grads, _ = optim.clip_by_norm_per_matrix(grads, config.max_grad_norm)
+        opt.step(params, grads)
+        for name in null_rows:
+            params[name][0] = 0.0                             # the null word stays at zero
+        total_loss += loss
+        wrong += int(np.sum(info["predictions"] != batch.answers))
+    return total_loss / n, 100.0 * wrong / n
+
+
+def train(model, dataset, config, rng: np.random.Generator, params: Optional[dict] = None,
+          progress: Optional[Callable] = None, evaluate_test: bool = True) -> TrainResult:
+    """Train `model` on dataset.train, validate on dataset.val each epoch, score the final model on all splits."""
+    t0 = time.perf_counter()
+    params = model.init_params(config, rng) if params is None else params
+    opt = optim.SGD(lr=config.lr)
+    history: list[EpochLog] = []
+    ls = getattr(config, "linear_start", False)
+    ls_max = config.ls_epochs if ls else 0
+    progress = progress or Progress(config.epochs + ls_max, quiet=True)
+
+    def one_epoch(cfg, lr, phase):
+        e0 = time.perf_counter()
+        tr_loss, tr_err = run_epoch(model, params, dataset.train, cfg, rng, lr, opt)
+        v_loss, v_err, _ = evaluate(model, params, dataset.val, cfg)
+        nval = max(len(dataset.val.answers), 1)
+        log = EpochLog(len(history) + 1, phase, lr, tr_loss, tr_err, v_loss / nval, v_err, time.perf_counter() - e0)
+        history.append(log)
+        return log
+
+    ls_done = 0
+    if ls:
+        lin = dataclasses.replace(config, attention="linear")
+        best = math.inf
+        for _ in range(config.ls_epochs):
+            log = one_epoch(lin, config.ls_lr, "linear start")
+            ls_done += 1
+            progress(log, config.epochs + config.ls_epochs)
+            if config.ls_mode == "val":
+                if not log.val_loss < best:                  # the validation loss stopped falling
+                    break
+                best = log.val_loss
+    lr0 = config.ls_lr if ls else config.lr
+    for epoch in range(config.epochs):
+        lr = lr0 * 0.5 ** (epoch // config.decay_every)
+        log = one_epoch(config, lr, "main")
+        progress(log, config.epochs + ls_done)
+
+    result = TrainResult(params, config, history, epochs=len(history), ls_epochs=ls_done)
+    _, result.train_error, _ = evaluate(model, params, dataset.train, config)
+    _, result.val_error, _ = evaluate(model, params, dataset.val, config)
+    if evaluate_test:
+        _, result.test_error, preds = evaluate(model, params, dataset.test, config)
+        result.test_error_by_task = error_by_task(dataset.test, preds)
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Checkpoints: one .npz with the parameters and a JSON header (model, config, vocabulary, results), written
+# atomically, read with allow_pickle=False.
+
+CHECKPOINT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used: missing, corrupt, from another version, or for another model."""
+
+
+@dataclass
+class Checkpoint:
+    model: str
+    config: dict
+    params: dict
+    vocab: list
+    meta: dict
+
+
+def save_checkpoint(path, model_name: str, params: dict, config, vocab_words, meta: Optional[dict] = None):
+    """Write params + JSON header to `path` (.npz) atomically: a crash leaves the old file or none, never half."""
+    import json
+    import os
+    from pathlib import Path
+    path = Path(path)
+    header = {"format": "memnet_np checkpoint", "version": CHECKPOINT_VERSION, "model": model_name,
+              "config": dataclasses.asdict(config), "vocab": list(vocab_words), "meta": meta or {}}
+    arrays = {f"param/{k}": v for k, v in params.items()}
+    arrays["header"] = np.array(json.dumps(header))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path, model_name: Optional[str] = None) -> Checkpoint:
+    import json
+    import zipfile
+    from pathlib import Path
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"{path}: not an .npz checkpoint (corrupt, truncated, or another kind of file)")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            header = json.loads(str(z["header"]))
+            params = {k[len("param/"):]: z[k] for k in z.files if k.startswith("param/")}
+    except (zipfile.BadZipFile, OSError, ValueError, KeyError, EOFError) as e:
+        raise CheckpointError(f"{path}: not a readable memnet_np checkpoint ({type(e).__name__}: {e})") from None
+    if header.get("format") != "memnet_np checkpoint":
+        raise CheckpointError(f"{path}: not a memnet_np checkpoint")
+    if header.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint version {header.get('version')}, this memnet_np reads "
+                              f"version {CHECKPOINT_VERSION}")
+    if model_name is not None and header["model"] != model_name:
+        raise CheckpointError(f"{path}: a {header['model']} checkpoint, not {model_name}")
+    return Checkpoint(header["model"], header["config"], params, header["vocab"], header.get("meta", {}))

@@ -1,0 +1,60 @@
+"""Pictures, the benchmark and the figures command, in quick modes writing into tmp_path."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("matplotlib")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+from memnet_np import data, ops, plots  # noqa: E402
+
+
+def _is_png(path):
+    return path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 2000
+
+
+def test_attention_heatmap_writes_a_png_and_checks_shapes(tmp_path):
+    p = plots.attention_heatmap(["a b", "c d", "e f"], np.array([[0.1, 0.8, 0.1], [0.2, 0.2, 0.6]]),
+                                "where is x", "garden", "garden", supporting=[1], path=tmp_path / "h.png")
+    assert _is_png(p)
+    with pytest.raises(ValueError, match="3 sentences but attention over 2 slots"):
+        plots.attention_heatmap(["a", "b", "c"], np.ones((2, 2)), "q", "x", "x")
+
+
+def test_heatmap_for_a_truncated_story_marks_the_right_rows(tmp_path):
+    lines = [f"{i} Mary went to the office." for i in range(1, 8)] + ["8 Where is Mary? \toffice\t7 2"]
+    q = data.parse_babi(lines, task=1, source="t")[0]
+    vocab = data.build_vocab([q])
+    arr = data.vectorize([q], vocab, memory_size=4)
+    p = plots.heatmap_for_example(q, np.full((2, 4), 0.25), arr.mask[0], "office", tmp_path / "t.png")
+    assert _is_png(p)
+
+
+def test_learning_curves_and_position_encoding(tmp_path):
+    hist = [{"epoch": e, "phase": "linear start" if e < 3 else "main", "train_error": 50 / e, "val_error": 60 / e,
+             "train_loss": 2 / e, "val_loss": 2.5 / e} for e in range(1, 8)]
+    assert _is_png(plots.learning_curves(hist, tmp_path / "c.png"))
+    l = ops.position_encoding(np.ones((1, 6), int), 20)[0]
+    assert _is_png(plots.position_encoding_matrix(l, tmp_path / "pe.png"))
+
+
+def test_bench_json_has_seconds_per_epoch(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "memnet_np", "bench", "memn2n", "--json", "--quick"],
+                       capture_output=True, text=True, timeout=300, env=dict(os.environ, MPLBACKEND="Agg"))
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert 0 < out["seconds_per_epoch"] < 5
+    assert set(out["scaling"]) == {"memory_size", "hops", "batch_size"}
+    assert list(out["scaling"]["memory_size"]) == ["10", "50", "100", "200"]
+
+
+def test_figures_quick(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "memnet_np", "figures", "--out", str(tmp_path), "--quick"],
+                       capture_output=True, text=True, timeout=300, env=dict(os.environ, MPLBACKEND="Agg"))
+    assert r.returncode == 0, r.stderr
+    for name in ("memn2n_attention.png", "memn2n_learning_curves.png", "position_encoding.png"):
+        assert _is_png(tmp_path / name)

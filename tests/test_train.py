@@ -1,0 +1,107 @@
+"""The training loop, checkpoints and experiment plumbing, on generated data (seconds)."""
+import json
+
+import numpy as np
+import pytest
+
+from memnet_np import data, experiments, memn2n
+from memnet_np import train as T
+
+
+@pytest.fixture(scope="module")
+def tiny_data():
+    return data.load_generated(1, n_train=1000, n_test=300, seed=0)
+
+
+def test_training_learns_generated_task_1(tiny_data):
+    config = memn2n.Config.for_data(tiny_data, epochs=40, ls_epochs=5)
+    logs = []
+    result = T.train(memn2n, tiny_data, config, np.random.default_rng(0), progress=lambda log, total: logs.append(log))
+    assert result.epochs == len(result.history) == len(logs)
+    assert 1 <= result.ls_epochs <= 5
+    assert all(h.phase == "linear start" for h in result.history[:result.ls_epochs])
+    assert result.history[-1].train_loss < result.history[0].train_loss
+    assert result.test_error < 40.0, "chance on task 1 is ~83% error; training must do far better"
+    assert set(result.test_error_by_task) == {1}
+
+
+def test_learning_rate_schedule_halves_every_decay_every(tiny_data):
+    config = memn2n.Config.for_data(tiny_data, epochs=6, decay_every=2, linear_start=False, lr=0.008)
+    result = T.train(memn2n, tiny_data, config, np.random.default_rng(0), evaluate_test=False)
+    assert [h.lr for h in result.history] == [0.008, 0.008, 0.004, 0.004, 0.002, 0.002]
+
+
+def test_fixed_linear_start_runs_its_epochs_at_ls_lr(tiny_data):
+    config = memn2n.Config.for_data(tiny_data, epochs=2, ls_mode="fixed", ls_epochs=3)
+    result = T.train(memn2n, tiny_data, config, np.random.default_rng(0), evaluate_test=False)
+    assert [h.phase for h in result.history] == ["linear start"] * 3 + ["main"] * 2
+    assert all(h.lr == config.ls_lr for h in result.history)
+
+
+def test_null_word_stays_zero_through_training(tiny_data):
+    config = memn2n.Config.for_data(tiny_data, epochs=2, linear_start=False)
+    result = T.train(memn2n, tiny_data, config, np.random.default_rng(1), evaluate_test=False)
+    for name in memn2n.embedding_names(config):
+        assert np.all(result.params[name][0] == 0)
+
+
+def test_same_seed_same_result(tiny_data):
+    config = memn2n.Config.for_data(tiny_data, epochs=2, ls_epochs=1)
+    a = T.train(memn2n, tiny_data, config, np.random.default_rng(5))
+    b = T.train(memn2n, tiny_data, config, np.random.default_rng(5))
+    assert all(np.array_equal(a.params[k], b.params[k]) for k in a.params)
+
+
+def test_divergence_is_reported_not_hidden(tiny_data):
+    config = memn2n.Config.for_data(tiny_data, epochs=1, linear_start=False)
+    params = memn2n.init_params(config, np.random.default_rng(0))
+    params["C1"][3, 2] = np.inf                          # what a blown-up update leaves behind
+    with pytest.raises(FloatingPointError, match="training loss became nan"):
+        with np.errstate(all="ignore"):
+            T.train(memn2n, tiny_data, config, np.random.default_rng(0), params=params)
+
+
+def test_checkpoint_round_trip_and_errors(tmp_path, tiny_data):
+    config = memn2n.Config.tiny(vocab_size=len(tiny_data.vocab), memory_size=tiny_data.memory_size)
+    params = memn2n.init_params(config, np.random.default_rng(0))
+    path = T.save_checkpoint(tmp_path / "m.npz", "memn2n", params, config, tiny_data.vocab.to_list(), {"task": 1})
+    assert not list(tmp_path.glob("*.tmp")), "the atomic write leaves no temporary file behind"
+    ck = T.load_checkpoint(path, "memn2n")
+    assert memn2n.Config(**ck.config) == config and ck.vocab == tiny_data.vocab.to_list() and ck.meta == {"task": 1}
+    assert all(np.array_equal(ck.params[k], params[k]) for k in params)
+    with pytest.raises(T.CheckpointError, match="a memn2n checkpoint, not dmn"):
+        T.load_checkpoint(path, "dmn")
+    with pytest.raises(T.CheckpointError, match="no such checkpoint"):
+        T.load_checkpoint(tmp_path / "missing.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip at all")
+    with pytest.raises(T.CheckpointError, match="not an .npz checkpoint"):
+        T.load_checkpoint(tmp_path / "junk.npz")
+    (tmp_path / "cut.npz").write_bytes(path.read_bytes()[:200])
+    with pytest.raises(T.CheckpointError):
+        T.load_checkpoint(tmp_path / "cut.npz")
+    np.savez(tmp_path / "other.npz", header=np.array(json.dumps({"format": "memnet_np checkpoint", "version": 99})))
+    with pytest.raises(T.CheckpointError, match="version 99"):
+        T.load_checkpoint(tmp_path / "other.npz")
+
+
+def test_selection_follows_the_paper_and_reports_validation_choice():
+    runs = [experiments.RunResult(0, {"train_error": 1.0, "val_error": 2.0, "test_error": 9.0}),
+            experiments.RunResult(1, {"train_error": 0.0, "val_error": 5.0, "test_error": 7.0}),
+            experiments.RunResult(2, {"train_error": 3.0, "val_error": 1.0, "test_error": 3.0})]
+    by_train, by_val = experiments.select(runs)
+    assert by_train.seed == 1 and by_val.seed == 2
+
+
+def test_train_runs_in_parallel_processes_match_sequential():
+    spec = experiments.DataSpec(1, generated=True, n_train=200, n_test=100)
+    over = {"epochs": 2, "ls_epochs": 1}
+    seq = experiments.train_runs("memn2n", spec, runs=2, overrides=over, verbose=False, echo=lambda *a: None)
+    par = experiments.train_runs("memn2n", spec, runs=2, jobs=2, overrides=over, verbose=False, echo=lambda *a: None)
+    assert [r["test_error"] for r in seq["results"]["runs"]] == [r["test_error"] for r in par["results"]["runs"]]
+
+
+def test_unknown_and_planned_models_are_named():
+    with pytest.raises(experiments.UserError, match="not implemented yet"):
+        experiments.get_model("ntm")
+    with pytest.raises(experiments.UserError, match="unknown model 'lstm'"):
+        experiments.get_model("lstm")
