@@ -1,0 +1,107 @@
+"""The command line as a user meets it: exit codes, one-line errors, files written."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from memnet_np import cli
+
+
+def run(*args, env=None, cwd=None):
+    e = dict(os.environ, MPLBACKEND="Agg")
+    e.pop("MEMNET_DATA", None)
+    e.update(env or {})
+    return subprocess.run([sys.executable, "-m", "memnet_np", *args], capture_output=True, text=True, env=e,
+                          cwd=cwd, timeout=300)
+
+
+def test_help_lists_every_command():
+    r = run("--help")
+    assert r.returncode == 0
+    for c in cli.COMMANDS:
+        assert c in r.stdout
+    for c in cli.COMMANDS:
+        with pytest.raises(SystemExit) as e:
+            cli.main([c, "--help"])
+        assert e.value.code == 0
+
+
+def test_no_command_prints_help_and_exits_2(capsys):
+    assert cli.main([]) == 2
+    assert "COMMAND" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args,message", [
+    (["train", "dmn", "--task", "1"], "model 'dmn' is not implemented yet"),
+    (["train", "memn2n", "--task", "1"], "MEMNET_DATA"),
+    (["train", "memn2n"], "give either --task N"),
+    (["train", "memn2n", "--task", "21", "--data", "."], "task must be 1..20"),
+    (["evaluate", "missing.npz"], "no such checkpoint file"),
+    (["data", "check", "--data", "/no/such/folder"], "/no/such/folder"),
+    (["data", "generate", "--task", "5", "--out", "x"], "the generator makes tasks"),
+    (["check", "no_such_exercise.py"], "no_such_exercise.py"),
+])
+def test_user_errors_exit_2_with_one_line(args, message, tmp_path):
+    r = run(*args, cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert message in r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_malformed_babi_file_is_reported_as_file_and_line(tmp_path):
+    en = tmp_path / "en"
+    en.mkdir()
+    (en / "qa1_single-supporting-fact_train.txt").write_text("1 Mary went to the office.\nx Where is Mary?\toffice\t1\n")
+    (en / "qa1_single-supporting-fact_test.txt").write_text("1 Mary went to the office.\n2 Where is Mary?\toffice\t1\n")
+    r = run("data", "check", "--data", str(tmp_path))
+    assert r.returncode == 2
+    assert "qa1_single-supporting-fact_train.txt:2:" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_data_check_on_real_data_counts_questions(babi_root):
+    r = run("data", "check", "--data", str(babi_root), "--set", "1k")
+    assert r.returncode == 0, r.stderr
+    rows = [line.split() for line in r.stdout.splitlines() if line.startswith("en ")]
+    assert len(rows) == 40                                   # 20 tasks × train/test
+    assert all("1000" in row for row in rows)
+
+
+def test_generate_train_evaluate_round_trip(tmp_path):
+    r = run("data", "generate", "--task", "1", "--out", str(tmp_path / "gen"), "--n-train", "300", "--n-test", "200")
+    assert r.returncode == 0, r.stderr
+    r = run("data", "check", "--data", str(tmp_path / "gen"))
+    assert r.returncode == 0 and "300" in r.stdout
+    r = run("train", "memn2n", "--task", "1", "--data", str(tmp_path / "gen"), "--epochs", "3", "--out",
+            str(tmp_path / "run"))
+    assert r.returncode == 0, r.stderr
+    assert "epoch   1/" in r.stdout and "ETA" in r.stdout and "test error" in r.stdout
+    res = json.loads((tmp_path / "run" / "results.json").read_text())
+    for key in ("model", "task", "train_error", "val_error", "test_error", "epochs", "seconds"):
+        assert key in res
+    assert res["model"] == "memn2n" and res["task"] == 1 and res["epochs"] >= 3
+    r = run("evaluate", str(tmp_path / "run" / "checkpoint.npz"), "--data", str(tmp_path / "gen"))
+    assert r.returncode == 0, r.stderr
+    assert f"test error {res['test_error']:.1f}%" in r.stdout
+
+
+def test_train_generated_with_runs_reports_both_selections(tmp_path):
+    r = run("train", "memn2n", "--task", "1", "--generated", "--runs", "2", "--epochs", "2", "--quiet",
+            "--out", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert "selected by validation error" in r.stdout
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert len(res["runs"]) == 2 and "selected_by_val" in res
+
+
+def test_evaluate_rejects_unknown_words(tmp_path):
+    r = run("train", "memn2n", "--task", "1", "--generated", "--epochs", "1", "--quiet", "--out", str(tmp_path / "m"))
+    assert r.returncode == 0, r.stderr
+    en = tmp_path / "d" / "en"
+    en.mkdir(parents=True)
+    story = "1 Zorblax went to the office.\n2 Where is Zorblax? \toffice\t1\n"
+    (en / "qa1_single-supporting-fact_train.txt").write_text(story)
+    (en / "qa1_single-supporting-fact_test.txt").write_text(story)
+    r = run("evaluate", str(tmp_path / "m" / "checkpoint.npz"), "--data", str(tmp_path / "d"))
+    assert r.returncode == 2 and "zorblax" in r.stderr.lower()

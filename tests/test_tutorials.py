@@ -1,0 +1,72 @@
+"""Every tutorial runs start to finish in its fast mode, and is a valid percent-format script (openable as a
+notebook). New tutorials in tutorials/*.py are picked up automatically."""
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.tutorial
+
+ROOT = Path(__file__).resolve().parents[1]
+TUTORIALS = sorted((ROOT / "tutorials").glob("*.py"))
+CELL = re.compile(r"^# %%(?:\s|$)")                      # "# %%", "# %% [markdown]", "# %% tags=[...]"
+MARKDOWN_CELL = re.compile(r"^# %% \[markdown\]\s*$")
+
+
+def test_there_are_tutorials():
+    assert TUTORIALS, "no tutorials/*.py found"
+
+
+@pytest.mark.parametrize("path", TUTORIALS, ids=lambda p: p.name)
+def test_tutorial_runs_in_fast_mode(path, tmp_path):
+    env = dict(os.environ, MEMNET_FAST="1", MPLBACKEND="Agg", MEMNET_TUTORIAL_OUT=str(tmp_path))
+    r = subprocess.run([sys.executable, str(path)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, f"{path.name} exited with {r.returncode}\n--- stderr ---\n{r.stderr}" \
+                              f"\n--- last stdout ---\n{r.stdout[-3000:]}"
+    assert "Traceback" not in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("path", TUTORIALS, ids=lambda p: p.name)
+def test_tutorial_is_percent_format(path):
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert lines and CELL.match(lines[0]), f"{path.name} must start with a '# %%' cell marker, got {lines[:1]}"
+    cells = [i for i, ln in enumerate(lines) if CELL.match(ln)]
+    markdown = [i for i in cells if MARKDOWN_CELL.match(lines[i])]
+    assert markdown, f"{path.name} has no '# %% [markdown]' cell"
+    assert len(cells) > len(markdown), f"{path.name} has no code cell"
+    for i in markdown:                                   # a markdown cell is all comments (or blank lines)
+        end = next((j for j in cells if j > i), len(lines))
+        body = [ln for ln in lines[i + 1:end] if ln.strip()]
+        assert body, f"{path.name}, line {i + 1}: empty markdown cell"
+        bad = [ln for ln in body if not ln.startswith("#")]
+        assert not bad, f"{path.name}, markdown cell at line {i + 1} has code lines: {bad[:2]}"
+
+
+def test_gradient_checking_tutorial_writes_its_figure(tmp_path):
+    pytest.importorskip("matplotlib")
+    path = ROOT / "tutorials/00_gradient_checking.py"
+    env = dict(os.environ, MEMNET_FAST="1", MPLBACKEND="Agg", MEMNET_TUTORIAL_OUT=str(tmp_path / "figs"))
+    r = subprocess.run([sys.executable, str(path)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "figs/00_finite_difference_error.png").stat().st_size > 0
+    for phrase in ["best central", "TypeError: x must be a float64", "1 kink(s) crossed", "over 0 entries"]:
+        assert phrase in r.stdout, phrase
+
+
+def test_gradient_checking_tutorial_without_matplotlib(tmp_path):
+    """matplotlib is an optional extra: without it the plot is skipped with a note, everything else runs."""
+    path = ROOT / "tutorials/00_gradient_checking.py"
+    code = ("import runpy, sys; sys.modules['matplotlib'] = None; sys.modules['matplotlib.pyplot'] = None; "
+            f"runpy.run_path({str(path)!r}, run_name='__main__')")
+    env = dict(os.environ, MEMNET_FAST="1", MEMNET_TUTORIAL_OUT=str(tmp_path))
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "matplotlib is not installed: skipping the plot" in r.stdout
+    assert "over 0 entries" in r.stdout                  # ran to the end
+    assert not list(tmp_path.glob("*.png"))
