@@ -57,6 +57,7 @@ class Config:
     linear_start: bool = True    # LS
     ls_mode: str = "val"         # "val": until the validation loss stops falling; "fixed": ls_epochs epochs (official)
     ls_epochs: int = 20          # fixed-mode length, and the longest a "val" linear start may run
+    ls_patience: int = 5         # "val": the loss has stopped falling after this many epochs without a new minimum
     ls_lr: float = 0.005         # the paper's learning rate with LS (the official code keeps it after LS too)
     val_fraction: float = 0.1
     dtype: str = "float64"       # "float32" trains faster; gradient checks need float64

@@ -8,7 +8,10 @@ A model module (e.g. memnet_np.memn2n) brings `init_params`, `make_batch`, `loss
 
 Linear start (MemN2N §4.2): the first phase trains with every attention softmax removed (lr = ls_lr) until the
 validation loss stops falling ("val") or for ls_epochs epochs ("fixed", the official code); then the softmax is
-put back and the normal schedule runs (`epochs` epochs, halving every `decay_every`).
+put back and the normal schedule runs (`epochs` epochs, halving every `decay_every`). "Stops falling" is read
+with patience: ls_patience epochs in a row without a new minimum (at most ls_epochs in all). Taken literally,
+the first uptick of a 100-question validation loss ends it after 2-3 epochs, and on bAbI task 6 that leaves
+the model at chance (49% error, against 19% with the patient reading).
 """
 from __future__ import annotations
 
@@ -145,15 +148,17 @@ def train(model, dataset, config, rng: np.random.Generator, params: Optional[dic
     ls_done = 0
     if ls:
         lin = dataclasses.replace(config, attention="linear")
-        best = math.inf
+        best, since_best = math.inf, 0
         for _ in range(config.ls_epochs):
             log = one_epoch(lin, config.ls_lr, "linear start")
             ls_done += 1
             progress(log, config.epochs + config.ls_epochs)
-            if config.ls_mode == "val":
-                if not log.val_loss < best:                  # the validation loss stopped falling
-                    break
-                best = log.val_loss
+            if log.val_loss < best:
+                best, since_best = log.val_loss, 0
+            else:
+                since_best += 1
+            if config.ls_mode == "val" and since_best >= config.ls_patience:   # the loss stopped falling
+                break
     lr0 = config.ls_lr if ls else config.lr
     for epoch in range(config.epochs):
         lr = lr0 * 0.5 ** (epoch // config.decay_every)

@@ -105,3 +105,25 @@ def test_unknown_and_planned_models_are_named():
         experiments.get_model("ntm")
     with pytest.raises(experiments.UserError, match="unknown model 'lstm'"):
         experiments.get_model("lstm")
+
+
+@pytest.mark.parametrize("val_losses,patience,expected_ls", [
+    ([5, 4, 4.5, 3, 3.1, 3.2, 3.3, 3.4, 3.5, 9, 9], 5, 9),   # new minimum at epoch 4, then 5 without one
+    ([5, 4, 4.5, 3, 3.1, 3.2, 3.3, 3.4, 3.5, 9, 9], 1, 3),   # the literal reading: the first uptick ends it
+    ([5, 4, 3, 2, 1, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05], 2, 10),  # still falling: runs to the ls_epochs cap
+])
+def test_linear_start_ends_when_validation_loss_stops_falling(monkeypatch, tiny_data, val_losses, patience,
+                                                               expected_ls):
+    scripted = iter(val_losses * 3)
+    real = T.evaluate
+
+    def fake_evaluate(model, params, arrays, config, chunk=512):
+        loss, err, preds = real(model, params, arrays, config, chunk)
+        if arrays is tiny_data.val and config.attention == "linear":
+            return next(scripted) * len(arrays.answers), err, preds
+        return loss, err, preds
+    monkeypatch.setattr(T, "evaluate", fake_evaluate)
+    monkeypatch.setattr(T, "run_epoch", lambda *a, **k: (1.0, 50.0))
+    config = memn2n.Config.for_data(tiny_data, epochs=1, ls_epochs=10, ls_patience=patience)
+    result = T.train(memn2n, tiny_data, config, np.random.default_rng(0), evaluate_test=False)
+    assert result.ls_epochs == expected_ls
