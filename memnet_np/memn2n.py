@@ -364,15 +364,18 @@ def forward_naive(params, batch: Batch, config: Config) -> np.ndarray:
         lx = ops.position_encoding(x, config.d, config.encoding)   # (M', L, d)
         lq = ops.position_encoding(q, config.d, config.encoding)   # (L, d)
         u = sum(params[B][w] * lq[j] for j, w in enumerate(q) if w != 0)   # (d,)
+        def embed(E, T):                                      # Σ_j l_j ⊙ E x_ij (+ T(age_i)), one sentence at a time
+            out = np.zeros((len(valid), config.d))
+            for i in range(len(valid)):
+                for j, w in enumerate(x[i]):
+                    if w != 0:
+                        out[i] += params[E][w] * lx[i, j]
+                if T is not None:
+                    out[i] += params[T][batch.age[n, valid[i]]]
+            return out
         for k in range(1, config.hops + 1):
             A, C, TA, TC = roles(config, k)
-            m = np.array([sum((params[A][w] * lx[i, j] for j, w in enumerate(x[i]) if w != 0), np.zeros(config.d))
-                          for i in range(len(valid))]).reshape(len(valid), config.d)
-            c = np.array([sum((params[C][w] * lx[i, j] for j, w in enumerate(x[i]) if w != 0), np.zeros(config.d))
-                          for i in range(len(valid))]).reshape(len(valid), config.d)
-            if TA is not None:
-                m = m + params[TA][batch.age[n, valid]]
-                c = c + params[TC][batch.age[n, valid]]
+            m, c = embed(A, TA), embed(C, TC)                 # (M', d) keys and values
             s = m @ u
             p = s if config.attention == "linear" else np.exp(s - s.max()) / np.exp(s - s.max()).sum()
             o = p @ c
