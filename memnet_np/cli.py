@@ -49,7 +49,8 @@ def _add_model_options(p):
     g.add_argument("--hops", type=int, help="memory hops K (paper: 3)")
     g.add_argument("--dim", type=int, dest="d", help="embedding size d (paper: 20; joint 50)")
     g.add_argument("--encoding", choices=["paper", "official", "bow"],
-                   help="sentence representation: position encoding (paper formula or official code) or bag of words")
+                   help="sentence representation: position encoding (official code, default; or the paper's formula) "
+                   "or bag of words")
     g.add_argument("--tying", choices=["adjacent", "layerwise"], help="weight tying (paper: adjacent)")
     g.add_argument("--no-te", dest="temporal", action="store_false", default=None, help="no temporal encoding")
     g.add_argument("--no-rn", dest="random_noise", action="store_const", const=0.0, default=None,
@@ -58,13 +59,16 @@ def _add_model_options(p):
     g.add_argument("--ls-mode", choices=["val", "fixed"],
                    help="linear start until validation loss stops falling (val) or a fixed 20 epochs (official code)")
     g.add_argument("--relu", action="store_true", default=None, help="ReLU on the state after each hop")
+    g.add_argument("--mask-empty", dest="mask_empty", action="store_true", default=None,
+                   help="give empty memory slots exactly zero attention (default: they take part with score 0, "
+                   "as in the official code)")
     g.add_argument("--float32", action="store_const", const="float32", dest="dtype", default=None,
                    help="train in float32 (faster)")
 
 
 def _overrides(args) -> dict:
     keys = ("epochs", "hops", "d", "encoding", "tying", "temporal", "random_noise", "linear_start", "ls_mode",
-            "relu", "dtype")
+            "relu", "mask_empty", "dtype")
     out = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
     if out.get("encoding") == "bow":
         out["encoding"] = None

@@ -105,6 +105,8 @@ def position_encoding_matrix(l: np.ndarray, path=None, title: str = "position en
     ax.set_xlabel("dimension k")
     ax.set_ylabel("word position j")
     ax.set_yticks(range(l.shape[0]), range(1, l.shape[0] + 1))
+    ticks = [k for k in range(l.shape[1]) if k % 4 == 0 or k == l.shape[1] - 1]
+    ax.set_xticks(ticks, [k + 1 for k in ticks])
     fig.colorbar(im, ax=ax)
     ax.set_title(title)
     return _save(fig, path)

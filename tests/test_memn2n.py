@@ -7,7 +7,8 @@ import pytest
 from memnet_np import memn2n
 from memnet_np.gradcheck import check_gradients, format_report, rel_error
 
-COMBOS = list(itertools.product(["adjacent", "layerwise"], [None, "paper", "official"], ["softmax", "linear"]))
+COMBOS = list(itertools.product(["adjacent", "layerwise"], [None, "paper", "official"], ["softmax", "linear"],
+                                [False, True]))
 
 
 def setup(seed=0, **kw):
@@ -21,9 +22,9 @@ def setup(seed=0, **kw):
 
 
 @pytest.mark.gradcheck
-@pytest.mark.parametrize("tying,encoding,attention", COMBOS)
-def test_every_parameter_gradient(tying, encoding, attention):
-    config, params, batch = setup(1, tying=tying, encoding=encoding, attention=attention)
+@pytest.mark.parametrize("tying,encoding,attention,mask_empty", COMBOS)
+def test_every_parameter_gradient(tying, encoding, attention, mask_empty):
+    config, params, batch = setup(1, tying=tying, encoding=encoding, attention=attention, mask_empty=mask_empty)
     report = check_gradients(lambda p: memn2n.loss_and_grads(p, batch, config), params, max_entries=40)
     assert set(report) == set(memn2n.param_names(config))
     for r in report.values():
@@ -45,30 +46,46 @@ def test_parameter_names_follow_the_tying():
     assert memn2n.roles(memn2n.Config.tiny(hops=3), 2) == ("C1", "C2", "TC1", "TC2")
 
 
-@pytest.mark.parametrize("tying,encoding,attention", COMBOS)
-def test_vectorised_forward_equals_the_per_example_loop(tying, encoding, attention):
-    config, params, batch = setup(3, tying=tying, encoding=encoding, attention=attention, relu=True)
+@pytest.mark.parametrize("tying,encoding,attention,mask_empty", COMBOS)
+def test_vectorised_forward_equals_the_per_example_loop(tying, encoding, attention, mask_empty):
+    config, params, batch = setup(3, tying=tying, encoding=encoding, attention=attention, relu=True,
+                                  mask_empty=mask_empty)
     logits, _ = memn2n.forward(params, batch, config)
     assert np.allclose(logits, memn2n.forward_naive(params, batch, config), atol=1e-12)
 
 
 @pytest.mark.gradcheck
-def test_vectorised_backward_matches_finite_differences_of_the_loop():
+@pytest.mark.parametrize("mask_empty", [False, True])
+def test_vectorised_backward_matches_finite_differences_of_the_loop(mask_empty):
     from memnet_np.gradcheck import eval_numerical_gradient
     from memnet_np.ops import softmax_cross_entropy_forward
-    config, params, batch = setup(4, tying="adjacent", encoding="paper")
+    config, params, batch = setup(4, tying="adjacent", encoding="paper", mask_empty=mask_empty)
     _, grads, _ = memn2n.loss_and_grads(params, batch, config)
     naive_loss = lambda: softmax_cross_entropy_forward(memn2n.forward_naive(params, batch, config), batch.answers)[0]
     for name in ("A", "C2", "TC1"):
         assert rel_error(grads[name], eval_numerical_gradient(naive_loss, params[name])) < 1e-7
 
 
-def test_padded_slots_get_exactly_zero_attention_and_rows_sum_to_one():
-    config, params, batch = setup(5)
+def test_masked_empty_slots_get_exactly_zero_attention_and_rows_sum_to_one():
+    config, params, batch = setup(5, mask_empty=True)
     _, _, info = memn2n.loss_and_grads(params, batch, config)
     att = info["attention"]                            # (N, K, M)
     assert np.all(att[~np.broadcast_to(batch.mask[:, None, :], att.shape)] == 0.0)
     assert np.allclose(att.sum(-1), 1.0)
+
+
+def test_empty_memories_score_zero_and_add_nothing_to_o():
+    config, params, batch = setup(5)                   # default: empty slots take part, as in the official code
+    logits, cache = memn2n.forward(params, batch, config)
+    for hop in cache.hops:
+        empty = ~batch.mask
+        assert np.all(hop.attention.m[empty] == 0) and np.all(hop.attention.c[empty] == 0)
+        s = (hop.attention.m @ hop.attention.u[..., None])[..., 0]
+        assert np.all(s[empty] == 0)
+        assert np.allclose(hop.attention.p.sum(-1), 1.0) and np.all(hop.attention.p[empty] > 0)
+    masked = memn2n.forward(params, batch, memn2n.replace(config, mask_empty=True))[0]
+    full = batch.mask.all(1)                           # a story that fills the memory is the same either way
+    assert np.allclose(logits[full], masked[full]) and not np.allclose(logits[~full], masked[~full])
 
 
 def test_null_word_row_starts_zero_and_only_the_answer_softmax_touches_it():
