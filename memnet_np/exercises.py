@@ -22,10 +22,15 @@ number. A file that cannot be graded at all (missing, a syntax error, no EXERCIS
 `ExerciseError` instead: the CLI prints its one-line message and exits with status 2.
 
 Adding an exercise means adding an `Exercise` to `EXERCISES`: the functions the learner writes (`Target`s), how
-to call each from an upstream gradient and the library forward's cache, and a case generator.
+to call each from an upstream gradient and the library forward's cache, and a case generator. A `Target` may also
+name a forward of the learner's own file whose cache the learner's backward gets (`learner_forward`), the
+memnet_np.ops functions it may not call (`forbidden`: caught while it runs), and a catalogue of recognisable
+mistakes (`notes`).
 """
 from __future__ import annotations
 
+import contextlib
+import copy
 import itertools
 import os
 import re
@@ -33,7 +38,7 @@ import sys
 import traceback
 import types
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, TextIO
+from typing import Any, Callable, NamedTuple, Optional, TextIO
 
 import numpy as np
 
@@ -71,6 +76,12 @@ class Target:
     arguments: Callable[[np.ndarray, Any], dict]    # (dout, cache) -> the learner's arguments, by name
     reference: Callable[[np.ndarray, Any], tuple]   # (dout, cache) -> the library's gradients, in `grads` order
     slot_grads: frozenset = frozenset()             # grads whose axis 1 runs over memory slots (mask-checked)
+    learner_forward: Optional[str] = None           # a forward in the learner's file, run on copies of the same
+    #                                                 inputs; its output must match the library's, and its cache
+    #                                                 (not the library's) is what `arguments` gets
+    forbidden: tuple = ()                           # names of memnet_np.ops functions the learner may not call
+    notes: Optional[Callable] = None                # (grad, yours, expected, dout, library cache, case) -> [str]:
+    #                                                 what a wrong gradient looks like, beyond the generic notes
 
 
 @dataclass(frozen=True)
@@ -86,7 +97,14 @@ class Exercise:
 
     @property
     def functions(self) -> tuple:
+        """The functions the learner writes."""
         return tuple(t.function for t in self.targets)
+
+    @property
+    def required(self) -> tuple:
+        """Every function the file must define: the ones the learner writes and the forwards they are fed by."""
+        names = self.functions + tuple(t.learner_forward for t in self.targets if t.learner_forward)
+        return tuple(dict.fromkeys(names))
 
     def check(self, module, stream: Optional[TextIO] = None, seed: Optional[int] = None) -> bool:
         """Grade the learner's functions in `module` (already loaded): print the report, return PASS/FAIL."""
@@ -156,6 +174,207 @@ _ATTENTION_READ_BACKWARD = Target(
     slot_grads=frozenset({"dm", "dc"}),
 )
 
+# ----------------------------------------------------------------------------------------------------------------
+# Exercise 2: the backward of one full MemN2N hop (adjacent tying, position and temporal encoding)
+#
+#   m = Σ_r W_r (A ⊙ b_r) + E T_A      c = Σ_r W_r (C ⊙ b_r) + E T_C      (ops.bag_embed / ops.temporal)
+#   p = masked softmax(uᵀ m_i)          o = Σ_i p_i c_i                    u_next = u + o
+#
+# The learner's hop_backward gets the cache of the learner's own hop_forward (the stub's), and may not call the
+# library's backward of any of these pieces.
+
+HOP_FORBIDDEN = ("attention_read_backward", "masked_softmax_backward", "bag_embed_backward", "temporal_backward",
+                 "embed_sentences_backward")
+
+
+class _HopCache(NamedTuple):
+    bags: ops.Bags                # W (N, M, R·V), b (R, d)
+    ages: ops.Ages                # E (N, M, rows)
+    attention: ops.AttentionCache
+
+
+def _hop_forward(u, bags, ages, A, C, TA, TC, mask):
+    """The library's hop, composed of ops forwards: u_next (N, d) and the cache its backward needs."""
+    m, _ = ops.bag_embed_forward(bags, A)                     # (N, M, d) keys
+    m, _ = ops.temporal_forward(m, TA, ages)                  # (N, M, d)
+    c, _ = ops.bag_embed_forward(bags, C)                     # (N, M, d) values
+    c, _ = ops.temporal_forward(c, TC, ages)                  # (N, M, d)
+    o, att = ops.attention_read_forward(u, m, c, mask)        # (N, d)
+    return u + o, _HopCache(bags, ages, att)                  # (N, d) u_next = u + o
+
+
+def _hop_backward(du_next, cache):
+    """The library's gradients (du, dA, dC, dTA, dTC), composed of ops backwards."""
+    du_att, dm, dc = ops.attention_read_backward(du_next, cache.attention)   # do = du_next
+    emb, tmp = ops.BagEmbedCache(cache.bags), ops.TemporalCache(cache.ages)
+    return (du_next + du_att,                                 # (N, d) residual share + attention share
+            ops.bag_embed_backward(dm, emb), ops.bag_embed_backward(dc, emb),               # (V, d) each
+            ops.temporal_backward(dm, tmp)[1], ops.temporal_backward(dc, tmp)[1])           # (rows, d) each
+
+
+def _hop_cases(rng: np.random.Generator) -> list:
+    """Three float64 cases made the way the model makes its batches (ops.encode_bags, ops.encode_ages).
+
+    Sentences have random lengths and end in padding words (0). Padded memory slots are not all empty: some hold
+    a sentence, and the two largest word ids appear only there, so a gradient that leaks out of a padded slot
+    shows on rows of dA / dC that must be 0. Real slots' ages are distinct and decreasing from the oldest, drawn
+    so that at least the last row of T_A, T_C is used by no slot. The null word's row of A and C is not zero (it
+    must still get no gradient). Shapes are non-square; two encodings (R = 2 bags each).
+    """
+    specs = [   # mask (N, M), L, d, V, rows of T, position encoding
+        (np.array([[1, 1, 1, 0, 0],
+                   [1, 1, 1, 1, 1]], bool), 4, 3, 9, 7, "paper"),
+        (np.array([[1, 0, 1, 1],
+                   [1, 1, 1, 1],
+                   [0, 1, 1, 0]], bool), 3, 4, 10, 6, "official"),
+        (np.array([[1, 0, 0, 0, 0, 0],
+                   [1, 1, 1, 1, 1, 1],
+                   [1, 1, 1, 1, 0, 0],
+                   [0, 0, 1, 1, 0, 0]], bool), 5, 2, 8, 8, "paper"),   # a row with one real slot (p = 1)
+    ]
+    cases = []
+    for mask, L, d, V, rows, encoding in specs:
+        N, M = mask.shape
+        x = rng.integers(1, V - 2, size=(N, M, L))             # (N, M, L) real slots: words 1 .. V−3
+        x[~mask] = rng.integers(1, V, size=(int((~mask).sum()), L))   # padded slots: any word 1 .. V−1
+        length = rng.integers(1, L + 1, size=(N, M))            # (N, M) words per sentence
+        x[np.arange(L) >= length[..., None]] = 0                # (N, M, L) padding words at the end
+        empty = ~mask & (rng.random((N, M)) < 0.5)              # (N, M) some padded slots hold nothing at all
+        first = np.argwhere(~mask)[0]                           # ... but the first one holds word V − 1
+        empty[tuple(first)] = False
+        x[tuple(first) + (0,)] = V - 1
+        x[empty] = 0
+        age = rng.integers(0, rows, size=(N, M))                # (N, M) padded slots: any age (E ignores it)
+        for n in range(N):                                      # real slots: distinct, oldest first
+            age[n, mask[n]] = np.sort(rng.choice(rows - 1, int(mask[n].sum()), replace=False))[::-1]
+        cases.append(dict(
+            mask=mask, stories=x, age=age, encoding=encoding,
+            bags=ops.encode_bags(x, V, d, encoding),            # W (N, M, R·V), b (R, d)
+            ages=ops.encode_ages(age, mask, rows),              # E (N, M, rows)
+            u=rng.standard_normal((N, d)),                      # (N, d)
+            A=0.5 * rng.standard_normal((V, d)),                # (V, d) row 0 (null word) not zero
+            C=0.5 * rng.standard_normal((V, d)),                # (V, d)
+            TA=0.5 * rng.standard_normal((rows, d)),            # (rows, d)
+            TC=0.5 * rng.standard_normal((rows, d)),            # (rows, d)
+        ))
+    return cases
+
+
+def _describe_hop_case(case: dict) -> str:
+    N, M, L = case["stories"].shape
+    V, d = case["A"].shape
+    rows = case["TA"].shape[0]
+    padded = ~case["mask"]
+    holding = int((padded & case["stories"].any(-1)).sum())
+    unused = int((case["ages"].E.sum((0, 1)) == 0).sum())
+    return (f"(N, M, L, d, V) = ({N}, {M}, {L}, {d}, {V}), {case['encoding']!r} position encoding, "
+            f"{int(padded.sum())} padded slots ({holding} holding words), T {rows} rows ({unused} unused)")
+
+
+def _rows(ix) -> str:
+    ix = [int(i) for i in ix]
+    return f"row {ix[0]}" if len(ix) == 1 else "rows " + ", ".join(map(str, ix))
+
+
+def _hop_notes(gname, yours, expected, du_next, cache, case) -> list:
+    """Recognise the usual mistakes of a hop backward: each is a wrong formula the grader can compute too."""
+    du_att, dm, dc = ops.attention_read_backward(du_next, cache.attention)   # (N, d), (N, M, d), (N, M, d)
+    W, b = cache.bags
+    E = cache.ages.E                                          # (N, M, rows)
+    R, d = b.shape
+    V = W.shape[-1] // R
+    mask = case["mask"]
+
+    def emb(g, factor=True, bags=R):                          # Σ_r (W_rᵀ g) (⊙ b_r), over the first `bags` bags
+        per = np.einsum("srv,sd->rvd", W.reshape(-1, R, V)[:, :bags], g.reshape(-1, d))   # (bags, V, d)
+        return (per * b[:bags, None, :] if factor else per).sum(0)                        # (V, d)
+
+    def table(g):                                             # Eᵀ g
+        return np.einsum("nmt,nmd->td", E, g)                 # (rows, d)
+
+    def by_slot(g):                                           # slot i's gradient into row i
+        t = np.zeros((E.shape[-1], d))                        # (rows, d)
+        t[:g.shape[1]] = g.sum(0)
+        return t
+
+    do_everywhere = np.broadcast_to(du_next[:, None, :], dc.shape)   # (N, M, d) dc without the weights p_i
+    key, value = (dm, dc) if gname in ("dA", "dTA") else (dc, dm)
+    mat = "A" if gname in ("dA", "dTA") else "C"
+    other = "dC" if mat == "A" else "dA"
+    role = "the keys m (the scores)" if mat == "A" else "the values c (the read)"
+    candidates = []
+    if gname == "du":
+        candidates = [
+            (du_att, "it is the gradient through the attention alone: u_next = u + o also hands du_next straight "
+                     "to u (the residual), so du = du_next + Σ_i ds_i m_i"),
+            (du_next, "it is du_next alone, the residual's share: u also reaches u_next through the scores "
+                      "s_i = uᵀ m_i, so du = du_next + Σ_i ds_i m_i"),
+        ]
+    elif gname in ("dA", "dC"):
+        candidates = [
+            (emb(key, factor=False), f"it is Σ_r W_rᵀ d{'m' if mat == 'A' else 'c'} without the factor b_r: bag r "
+                                     f"scales column k of {mat} by b_r[k] ({'m' if mat == 'A' else 'c'} = "
+                                     f"Σ_r W_r ({mat} ⊙ b_r)), so {gname} = Σ_r (W_rᵀ d"
+                                     f"{'m' if mat == 'A' else 'c'}) ⊙ b_r"),
+            (emb(key, bags=1), f"it uses only the first bag: with position encoding bags.W holds R = {R} bags "
+                               f"side by side (V = {V} columns each), and {gname} sums over all of them"),
+            (emb(value), f"it is what {other} should be: {mat} makes {role}; are dm and dc swapped?"),
+        ]
+        if mat == "C":
+            candidates.append((emb(do_everywhere), "it takes dc_i = du_next on every slot, padded ones included: "
+                                                   "o = Σ_i p_i c_i gives dc_i = p_i do (0 on padded slots)"))
+    elif gname in ("dTA", "dTC"):
+        t = "T_A" if mat == "A" else "T_C"
+        candidates = [
+            (by_slot(key), f"it adds slot i's gradient into row i of {t}: the row a slot uses is its age (the "
+                           f"one-hot ages.E), not its position, so {gname} = Eᵀ d{'m' if mat == 'A' else 'c'}"),
+            (table(value), f"it is what d{'TC' if mat == 'A' else 'TA'} should be: {t} makes {role}; are dm and "
+                           "dc swapped?"),
+        ]
+        if mat == "C":
+            candidates.append((table(do_everywhere), "it takes dc_i = du_next on every slot: o = Σ_i p_i c_i gives "
+                                                     "dc_i = p_i do"))
+    notes = [f"yours looks like a known mistake: {why}" for wrong, why in candidates
+             if np.shape(wrong) == yours.shape and gc.rel_error(yours, wrong) < FD_TOLERANCE
+             and gc.rel_error(wrong, expected) >= FD_TOLERANCE]
+
+    if gname != "du":                                         # rows that take no part in the forward pass
+        bad = np.flatnonzero(~expected.any(1) & yours.any(1))
+        if gname in ("dA", "dC") and bad.size:
+            present = (W.reshape(W.shape[:2] + (R, V)) != 0).any(2)   # (N, M, V) word v in slot i's sentence
+            padded_only = present[~mask].any(0) & ~present[mask].any(0)   # (V,)
+            parts = []
+            if 0 in bad:
+                parts.append("row 0 (the null word, which pads sentences and is in no bag)")
+            if padded_only[bad].any():
+                parts.append(f"{_rows(bad[padded_only[bad]])} (words that appear only in padded memory slots: "
+                             "does a factor p_i go missing?)")
+            rest = bad[(bad != 0) & ~padded_only[bad]]
+            if rest.size:
+                parts.append(f"{_rows(rest)} (words in no sentence)")
+            notes.append(f"yours is non-zero where {mat} takes no part in the forward pass: {'; '.join(parts)}; "
+                         "the gradient there is exactly 0")
+        elif bad.size:
+            t = "T_A" if mat == "A" else "T_C"
+            notes.append(f"yours is non-zero on {_rows(bad)} of {t}, which no real slot's age selects: {t}(age) is "
+                         f"added on real slots only (ages.E is all 0 on padded slots), so {gname} = Eᵀ "
+                         f"d{'m' if mat == 'A' else 'c'} is 0 there")
+    return notes
+
+
+_HOP_BACKWARD = Target(
+    function="hop_backward",
+    grads=("du", "dA", "dC", "dTA", "dTC"),
+    wrt=("u", "A", "C", "TA", "TC"),
+    forward=_hop_forward,
+    inputs=lambda case: {k: case[k] for k in ("u", "bags", "ages", "A", "C", "TA", "TC", "mask")},
+    arguments=lambda du_next, cache: {"du_next": du_next, "cache": cache},
+    reference=_hop_backward,
+    learner_forward="hop_forward",
+    forbidden=HOP_FORBIDDEN,
+    notes=_hop_notes,
+)
+
 EXERCISES: dict = {
     "softmax_attention_backward": Exercise(
         name="softmax_attention_backward",
@@ -165,6 +384,16 @@ EXERCISES: dict = {
         targets=(_SOFTMAX_BACKWARD, _ATTENTION_READ_BACKWARD),
         make_cases=_attention_cases,
         describe_case=_describe_attention_case,
+    ),
+    "memn2n_hop_backward": Exercise(
+        name="memn2n_hop_backward",
+        title="the backward pass of one whole MemN2N hop (embeddings with position and temporal encoding, "
+              "attention, the residual u + o)",
+        stub="tutorials/exercises/02_memn2n_hop_backward.py",
+        solution="tutorials/exercises/solutions/02_memn2n_hop_backward.py",
+        targets=(_HOP_BACKWARD,),
+        make_cases=_hop_cases,
+        describe_case=_describe_hop_case,
     ),
 }
 
@@ -225,7 +454,7 @@ def exercise_for(module) -> Exercise:
     if not isinstance(name, str) or name not in EXERCISES:
         raise ExerciseError(f"{where}: unknown exercise EXERCISE = {name!r}; known exercises: {known}")
     ex = EXERCISES[name]
-    missing = [f for f in ex.functions if not callable(getattr(module, f, None))]
+    missing = [f for f in ex.required if not callable(getattr(module, f, None))]
     if missing:
         raise ExerciseError(f"{where} does not define {', '.join(missing)}, which exercise {name!r} asks for "
                             f"(start from the stub {ex.stub})")
@@ -283,24 +512,115 @@ def _shape(shape) -> str:
     return "(" + ", ".join(str(n) for n in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
-def _call_learner(fn: Callable, target: Target, dout, cache, filename, expected_shapes: dict):
-    """Call the learner's function on copies of its arguments; return ({grad: array or None}, {grad: problem})."""
-    named = target.arguments(dout, cache)
-    copies = {k: np.array(v, copy=True) for k, v in named.items()}
+def _copy(value):
+    """A copy the learner may scribble on: arrays copied, NamedTuples / tuples / lists / dicts copied inside."""
+    if isinstance(value, tuple) and hasattr(value, "_fields"):
+        return type(value)(*(_copy(v) for v in value))
+    if isinstance(value, (tuple, list)):
+        return type(value)(_copy(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, (np.ndarray, np.generic, int, float)):
+        return np.array(value, copy=True)
+    return copy.deepcopy(value)
+
+
+def _changed(name: str, before, after) -> list:
+    """Names of the parts of an argument that differ between the grader's copy and the learner's, e.g. cache.p."""
+    if isinstance(before, tuple) and hasattr(before, "_fields"):
+        return [c for f, b, a in zip(before._fields, before, after) for c in _changed(f"{name}.{f}", b, a)]
+    if isinstance(before, (tuple, list)):
+        return [c for i, (b, a) in enumerate(zip(before, after)) for c in _changed(f"{name}[{i}]", b, a)]
+    if isinstance(before, dict):
+        return [c for k in before for c in _changed(f"{name}[{k!r}]", before[k], after.get(k))]
+    if isinstance(before, (np.ndarray, np.generic)):
+        same = isinstance(after, (np.ndarray, np.generic)) and np.shape(after) == np.shape(before) and \
+            np.array_equal(before, after, equal_nan=before.dtype.kind in "fc")
+        return [] if same else [name]
+    try:
+        return [] if bool(before == after) else [name]
+    except Exception:
+        return [name]
+
+
+def _run(fn: Callable, name: str, args: dict, filename):
+    """fn(*args), with whatever it raises turned into a _LearnerFailure that names `name` and the learner's line."""
     try:
         with np.errstate(all="ignore"):           # a 0/0 shows up below as "contains NaN", the same everywhere
-            result = fn(*copies.values())
+            return fn(*args.values())
     except NotImplementedError as e:
         fr = _learner_frame(e, filename)
-        if fr is not None and fr[1] not in (target.function, "<module>"):
-            raise _LearnerFailure(f"not implemented yet: {fr[1]} (your line {fr[0]}), which {target.function} "
+        if fr is not None and fr[1] not in (name, "<module>"):
+            raise _LearnerFailure(f"not implemented yet: {fr[1]} (your line {fr[0]}), which {name} "
                                   "calls", not_implemented=True) from None
-        raise _LearnerFailure(f"not implemented yet: {target.function}", not_implemented=True) from None
+        raise _LearnerFailure(f"not implemented yet: {name}", not_implemented=True) from None
     except Exception as e:
-        raise _LearnerFailure(f"{target.function} raised {type(e).__name__}{_where(e, filename)}: "
+        raise _LearnerFailure(f"{name} raised {type(e).__name__}{_where(e, filename)}: "
                               f"{_first_line(e)}") from None
 
-    mutated = [k for k in named if not np.array_equal(copies[k], named[k], equal_nan=True)]
+
+class _ForbiddenCall(Exception):
+    """Raised by a forbidden memnet_np.ops function while the learner's function runs."""
+
+
+@contextlib.contextmanager
+def _forbidding(names: tuple, module, filename):
+    """While inside, the memnet_np.ops functions `names` raise instead of computing, and record who called them.
+
+    Both `ops.<name>` and any name in the learner's module bound to the same function (`from memnet_np.ops import
+    attention_read_backward`) are replaced, and put back afterwards. Yields the list of (name, learner's line) of
+    the calls made: it is filled even when the learner's code swallows the exception.
+    """
+    calls = []
+    if not names:
+        yield calls
+        return
+
+    def refuse(name):
+        def forbidden(*args, **kwargs):
+            frames = [fr for fr in traceback.extract_stack() if filename and fr.filename == filename]
+            calls.append((name, frames[-1].lineno if frames else None))
+            raise _ForbiddenCall(f"ops.{name} may not be used in this exercise")
+        return forbidden
+
+    originals = {name: getattr(ops, name) for name in names}
+    namespace = vars(module) if hasattr(module, "__dict__") else {}
+    aliases = {key: name for key, value in list(namespace.items()) for name, f in originals.items() if value is f}
+    try:
+        for name in names:
+            setattr(ops, name, refuse(name))
+        for key, name in aliases.items():
+            namespace[key] = getattr(ops, name)
+        yield calls
+    finally:
+        for name, f in originals.items():
+            setattr(ops, name, f)
+        for key, name in aliases.items():
+            namespace[key] = originals[name]
+
+
+def _call_learner(fn: Callable, target: Target, dout, cache, filename, expected_shapes: dict, module=None):
+    """Call the learner's function on copies of its arguments; return ({grad: array or None}, {grad: problem})."""
+    named = target.arguments(dout, cache)
+    copies = {k: _copy(v) for k, v in named.items()}
+    failure = None
+    with _forbidding(target.forbidden, module, filename) as calls:
+        try:
+            result = _run(fn, target.function, copies, filename)
+        except _LearnerFailure as e:
+            failure = e
+    if calls:
+        used = list(dict.fromkeys(name for name, _ in calls))
+        line = next((ln for _, ln in calls if ln is not None), None)
+        where = f" (your line {line})" if line is not None else ""
+        banned = [f"ops.{n}" for n in target.forbidden]
+        banned = ", ".join(banned[:-1]) + " or " + banned[-1] if len(banned) > 1 else banned[0]
+        raise _LearnerFailure(f"{target.function} uses {', '.join('ops.' + n for n in used)}{where}; write it "
+                              f"yourself (in this exercise {target.function} may not call {banned})")
+    if failure is not None:
+        raise failure
+
+    mutated = [c for k in named for c in _changed(k, named[k], copies[k])]
     if mutated:
         raise _LearnerFailure(f"{target.function} changed its argument{'s' if len(mutated) > 1 else ''} "
                               f"{', '.join(mutated)} in place; a backward must leave its inputs as they are "
@@ -369,6 +689,7 @@ class _Result:
     mask: Optional[np.ndarray] = None
     problem: Optional[str] = None
     problem_case: int = -1
+    context: Any = None                             # (dout, library cache, case) of the worst case, for notes
 
     @property
     def ok(self) -> bool:
@@ -383,7 +704,31 @@ class _FunctionResult:
     not_implemented: bool = False
 
 
-def _check_target(target: Target, fn: Callable, cases: list, rng: np.random.Generator, filename) -> _FunctionResult:
+def _learner_cache(module, target: Target, inputs: dict, filename):
+    """Run the learner's own forward on copies of the inputs; return its cache once its output matches ours."""
+    name = target.learner_forward
+    result = _run(getattr(module, name), name, {k: _copy(v) for k, v in inputs.items()}, filename)
+    if not (isinstance(result, tuple) and len(result) == 2):
+        raise _LearnerFailure(f"{name} must return (output, cache) as in the stub; it returned "
+                              f"{type(result).__name__ if not isinstance(result, tuple) else f'{len(result)} values'}")
+    yours, cache = result
+    expected, _ = target.forward(*inputs.values())
+    try:
+        yours = np.asarray(yours, dtype=np.float64)
+    except Exception:
+        yours = None
+    if yours is None or yours.shape != np.shape(expected) or not np.all(np.isfinite(yours)) or \
+            gc.rel_error(yours, expected) > REFERENCE_TOLERANCE:
+        how = (f"rel error {gc.rel_error(yours, expected):.1e}" if yours is not None and
+               yours.shape == np.shape(expected) else "not even the same shape")
+        raise _LearnerFailure(f"{name} no longer computes the forward pass: its output differs from the library's "
+                              f"({how}); the checker differentiates the forward as the stub gives it, so put {name} "
+                              "back as it was (adding fields to the cache is fine)")
+    return cache
+
+
+def _check_target(target: Target, module, cases: list, rng: np.random.Generator, filename) -> _FunctionResult:
+    fn = getattr(module, target.function)
     res = _FunctionResult(target, {g: _Result(f"{target.function}: {g}") for g in target.grads})
     for k, case in enumerate(cases):
         inputs = target.inputs(case)
@@ -391,7 +736,8 @@ def _check_target(target: Target, fn: Callable, cases: list, rng: np.random.Gene
         seen = {}
 
         def backward(dout, cache):
-            grads, problems = _call_learner(fn, target, dout, cache, filename, shapes)
+            given = _learner_cache(module, target, inputs, filename) if target.learner_forward else cache
+            grads, problems = _call_learner(fn, target, dout, given, filename, shapes, module)
             seen.update(dout=dout, cache=cache, grads=grads, problems=problems)
             return tuple(grads[g] for g in target.grads)              # None is skipped by check_op
 
@@ -413,6 +759,7 @@ def _check_target(target: Target, fn: Callable, cases: list, rng: np.random.Gene
             if r.ref_case < 0 or err > r.ref:
                 r.ref, r.ref_case, r.yours, r.expected = err, k, yours, np.asarray(expected)
                 r.mask = case["mask"] if gname in target.slot_grads else None
+                r.context = (seen["dout"], seen["cache"], case)
     return res
 
 
@@ -438,7 +785,7 @@ def _check(ex: Exercise, module, out: TextIO, seed: int) -> bool:
     for k, case in enumerate(cases):
         say(f"  case {k + 1}  {ex.describe_case(case)}")
 
-    results = [_check_target(t, getattr(module, t.function), cases, rng, filename) for t in ex.targets]
+    results = [_check_target(t, module, cases, rng, filename) for t in ex.targets]
     width = max(len(r.label) for fr in results for r in fr.grads.values())
 
     failed = [fr for fr in results if fr.failure]
@@ -479,7 +826,11 @@ def _check(ex: Exercise, module, out: TextIO, seed: int) -> bool:
             ix = np.unravel_index(int(np.argmax(diff)), diff.shape)
             say(f"      furthest off at {list(int(i) for i in ix)}: yours {r.yours[ix] + 0.0:.6g}, "
                 f"expected {r.expected[ix] + 0.0:.6g}")
-            for note in _diagnose(r.yours, r.expected, r.mask):
+            notes = _diagnose(r.yours, r.expected, r.mask)
+            target, gname = next((fr.target, g) for fr in graded for g, x in fr.grads.items() if x is r)
+            if target.notes is not None:
+                notes += target.notes(gname, r.yours, r.expected, *r.context)
+            for note in notes:
                 say(f"      {note}")
 
     say()

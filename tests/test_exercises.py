@@ -260,7 +260,8 @@ def test_missing_exercise_line(tmp_path):
 def test_unknown_exercise_lists_the_known_ones(tmp_path):
     path = variant(tmp_path, "unknown", 'EXERCISE = "softmax_attention_backward"', 'EXERCISE = "softmax_atention"')
     with pytest.raises(E.ExerciseError, match=r"unknown exercise EXERCISE = 'softmax_atention'; "
-                                              r"known exercises: softmax_attention_backward"):
+                                              r"known exercises: memn2n_hop_backward, "
+                                              r"softmax_attention_backward"):
         E.grade(path, stream=io.StringIO())
 
 
@@ -297,3 +298,267 @@ def test_running_the_file_itself_grades_it(path, status):
     r = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=120)
     assert r.returncode == status, r.stdout + r.stderr
     assert ("PASS" if status == 0 else "FAIL") in r.stdout
+
+
+# ================================================================================================================
+# Exercise 2: the backward of one whole MemN2N hop
+
+HOP_STUB = ROOT / "tutorials/exercises/02_memn2n_hop_backward.py"
+HOP_SOLUTION = ROOT / "tutorials/exercises/solutions/02_memn2n_hop_backward.py"
+HOP_GRADIENTS = ["hop_backward: du", "hop_backward: dA", "hop_backward: dC", "hop_backward: dTA",
+                 "hop_backward: dTC"]
+HOP_FORBIDDEN = ("attention_read_backward", "masked_softmax_backward", "bag_embed_backward", "temporal_backward",
+                 "embed_sentences_backward")
+
+
+def hop_variant(tmp_path, name, *replacements):
+    """The exercise 2 solution with each (old, new) replaced once, written to tmp_path/name.py."""
+    src = HOP_SOLUTION.read_text(encoding="utf-8")
+    for old, new in replacements:
+        assert src.count(old) == 1, f"the solution no longer contains {old!r} exactly once: update this test"
+        src = src.replace(old, new)
+    path = tmp_path / f"{name}.py"
+    path.write_text(src, encoding="utf-8")
+    return path
+
+
+def line_of(path, text):
+    """1-based number of the first line of the file that contains `text`."""
+    return 1 + next(i for i, ln in enumerate(path.read_text(encoding="utf-8").splitlines()) if text in ln)
+
+
+def test_hop_solution_passes_with_every_gradient_listed():
+    ok, out = run_grade(HOP_SOLUTION)
+    assert ok, out
+    assert out.rstrip().splitlines()[-1] == "PASS  (all 5 gradients right on all 3 cases)"
+    assert "Exercise memn2n_hop_backward" in out
+    for label in HOP_GRADIENTS:
+        ln = line_for(out, label)
+        err = float(re.search(r"rel error (\S+)", ln).group(1))
+        assert err < 1e-9 and ln.rstrip().endswith("ok") and "(should be < 1e-07)" in ln, ln
+        assert len([x for x in out.splitlines() if x.strip().startswith(label + " ")]) == 2   # FD and library
+    assert "WRONG" not in out
+
+
+def test_hop_grading_is_deterministic_and_other_seeds_pass_too():
+    assert run_grade(HOP_SOLUTION) == run_grade(HOP_SOLUTION)
+    for seed in (1, 2, 3, 4):
+        ok, out = run_grade(HOP_SOLUTION, seed=seed)
+        assert ok, out
+
+
+def test_hop_stub_fails_with_not_implemented():
+    ok, out = run_grade(HOP_STUB)
+    assert not ok
+    assert "not implemented yet: hop_backward" in out
+    assert out.rstrip().splitlines()[-1] == "FAIL  (not implemented yet: hop_backward)"
+    assert "Traceback" not in out
+
+
+def test_hop_stub_names_the_functions_it_may_not_use():
+    text = HOP_STUB.read_text(encoding="utf-8")
+    for name in HOP_FORBIDDEN:
+        assert name in text, name
+    assert "bag_embed_forward" in text          # where the maths of the embedding gradient is written down
+    assert E.EXERCISES["memn2n_hop_backward"].targets[0].forbidden == HOP_FORBIDDEN
+
+
+def test_hop_cases_have_what_the_mistakes_need():
+    """Every case has padded slots holding words found nowhere else, unused rows of T, a non-zero null row,
+    two bags per sentence and non-square shapes; the attention is not saturated everywhere."""
+    ex = E.EXERCISES["memn2n_hop_backward"]
+    cases = ex.make_cases(np.random.default_rng(ex.seed))
+    for case in cases:
+        mask, W, Ez = case["mask"], case["bags"].W, case["ages"].E
+        V, d = case["A"].shape
+        R = case["bags"].b.shape[0]
+        assert R == 2 and case["A"].dtype == np.float64 and V != d and case["TA"].shape[0] != d
+        present = (W.reshape(W.shape[:2] + (R, V)) != 0).any(2)               # (N, M, V)
+        assert (present[~mask].any(0) & ~present[mask].any(0)).any()          # words only in padded slots
+        assert (Ez.sum((0, 1)) == 0).any()                                    # rows of T no slot uses
+        assert not Ez[~mask].any() and np.all(Ez[mask].sum(-1) == 1)
+        assert np.all(case["A"][0] != 0) and not W[..., [r * V for r in range(R)]].any()   # null row, no null word
+        _, cache = ex.targets[0].forward(*ex.targets[0].inputs(case).values())
+        p = cache.attention.p                                                 # (N, M)
+        assert np.allclose(p.sum(-1), 1) and not p[~mask].any()
+        assert (p.max(-1) < 0.95).sum() >= 2                                  # gradients through ds are not tiny
+
+
+HOP_WRONG = {
+    # name: (replacements in the solution, gradients that must be WRONG, a phrase in the report)
+    "no_residual": ([('du = du_next + np.einsum("nm,nmd->nd", ds, m)', 'du = np.einsum("nm,nmd->nd", ds, m)')],
+                    ["du"], "it is the gradient through the attention alone: u_next = u + o also hands du_next "
+                            "straight to u (the residual)"),
+    "residual_only": ([('du = du_next + np.einsum("nm,nmd->nd", ds, m)', "du = du_next + 0.0")],
+                      ["du"], "it is du_next alone, the residual's share"),
+    "no_b_factor": ([("return (dY * bags.b[:, None, :]).sum(0)", "return dY.sum(0)")],
+                    ["dA", "dC"], "it is Σ_r W_rᵀ dm without the factor b_r"),
+    "first_bag_only": ([("return (dY * bags.b[:, None, :]).sum(0)", "return dY[0] * bags.b[0]")],
+                       ["dA", "dC"], "it uses only the first bag"),
+    "dc_forgets_p": ([("dc = p[..., None] * do[:, None, :]", "dc = np.broadcast_to(do[:, None, :], c.shape)")],
+                     ["dC", "dTC"], "words that appear only in padded memory slots"),
+    "dTA_by_slot": ([('dTA = np.einsum("nmt,nmd->td", ages.E, dm)',
+                      "dTA = np.zeros((ages.E.shape[-1], dm.shape[-1]))\n    dTA[:dm.shape[1]] = dm.sum(0)")],
+                    ["dTA"], "it adds slot i's gradient into row i of T_A: the row a slot uses is its age"),
+    "dTC_every_row": ([('dTC = np.einsum("nmt,nmd->td", ages.E, dc)',
+                        "dTC = np.broadcast_to(dc.sum((0, 1)), (ages.E.shape[-1], dc.shape[-1]))")],
+                      ["dTC"], "of T_C, which no real slot's age selects"),
+    "keys_values_swapped": ([("dA = embed_backward(dm, bags)", "dA = embed_backward(dc, bags)")],
+                            ["dA"], "it is what dC should be: A makes the keys m (the scores); are dm and dc "
+                                    "swapped?"),
+    "null_row_not_zero": ([("dA = embed_backward(dm, bags)",
+                            "dA = embed_backward(dm, bags)\n    dA = dA + dA.mean(0)   # every row, null word too")],
+                          ["dA"], "row 0 (the null word, which pads sentences and is in no bag)"),
+    "halved_dTC": ([('dTC = np.einsum("nmt,nmd->td", ages.E, dc)',
+                     'dTC = 0.5 * np.einsum("nmt,nmd->td", ages.E, dc)')],
+                   ["dTC"], "yours is 0.5 times the right one"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOP_WRONG))
+def test_hop_wrong_gradient_fails_and_is_named(tmp_path, name):
+    replacements, wrong, phrase = HOP_WRONG[name]
+    ok, out = run_grade(hop_variant(tmp_path, name, *replacements))
+    assert not ok, out
+    last = out.rstrip().splitlines()[-1]
+    assert last.startswith("FAIL  (wrong: "), out
+    for g in ["du", "dA", "dC", "dTA", "dTC"]:
+        label = f"hop_backward: {g}"
+        ln = line_for(out, label)
+        if g in wrong:
+            assert ln.rstrip().endswith("WRONG") and label in last, (label, out)
+        else:
+            assert ln.rstrip().endswith("ok") and label not in last, (label, out)
+    assert phrase in out, out
+
+
+# The library's backward functions are off limits in exercise 2: each way of calling one fails, with the line
+
+FORBIDDEN_USES = {
+    # name: (replacements, the forbidden function, text of the line that calls it)
+    "through_ops": ([("    do = du_next  ", "    from memnet_np import ops\n"
+                                            "    _, _, dc_lib = ops.attention_read_backward(du_next, cache)\n"
+                                            "    do = du_next  ")],
+                    "attention_read_backward", "ops.attention_read_backward(du_next, cache)"),
+    "imported_name": ([("from memnet_np.ops import Ages, Bags ",
+                        "from memnet_np.ops import Ages, BagEmbedCache, Bags, bag_embed_backward "),
+                       ("    dA = embed_backward(dm, bags) ", "    dA = bag_embed_backward(dm, BagEmbedCache(bags)) ")],
+                      "bag_embed_backward", "dA = bag_embed_backward(dm, BagEmbedCache(bags))"),
+    "caught_by_try": ([("    dTA = np.einsum(", "    try:\n"
+                                               "        import memnet_np.ops as lib\n"
+                                               "        dTA = lib.temporal_backward(dm, lib.TemporalCache(ages))[1]\n"
+                                               "    except Exception:\n"
+                                               "        pass\n"
+                                               "    dTA = np.einsum(")],
+                      "temporal_backward", "dTA = lib.temporal_backward(dm"),
+    "softmax": ([("    ds = p * (dp - (p * dp).sum(-1, keepdims=True)) ",
+                  "    from memnet_np.ops import SoftmaxCache, masked_softmax_backward\n"
+                  "    ds = masked_softmax_backward(dp, SoftmaxCache(p)) ")],
+                "masked_softmax_backward", "ds = masked_softmax_backward(dp, SoftmaxCache(p))"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FORBIDDEN_USES))
+def test_hop_backward_may_not_call_the_library_backward(tmp_path, name):
+    replacements, forbidden, call = FORBIDDEN_USES[name]
+    originals = {n: getattr(ops, n) for n in HOP_FORBIDDEN}
+    path = hop_variant(tmp_path, name, *replacements)
+    ok, out = run_grade(path)
+    assert not ok, out
+    lineno = line_of(path, call)
+    assert (f"hop_backward uses ops.{forbidden} (your line {lineno}); write it yourself (in this exercise "
+            "hop_backward may not call ops.attention_read_backward, ops.masked_softmax_backward, "
+            "ops.bag_embed_backward, ops.temporal_backward or ops.embed_sentences_backward)") in out, out
+    assert out.rstrip().splitlines()[-1] == "FAIL  (hop_backward: see above)"
+    assert "Traceback" not in out
+    assert {n: getattr(ops, n) for n in HOP_FORBIDDEN} == originals      # the library is put back afterwards
+
+
+def test_forbidden_functions_are_only_switched_off_while_the_learners_backward_runs():
+    """The grader's own reference uses them, a module may hold them without calling them, and after grading
+    everything is as it was; exercise 1 forbids nothing."""
+    mod = E.load_exercise_file(HOP_SOLUTION)
+    mod.bag_embed_backward = ops.bag_embed_backward                      # a module global bound to it, unused
+    assert E.grade_module(mod, stream=io.StringIO())
+    assert mod.bag_embed_backward is ops.bag_embed_backward
+    assert E.EXERCISES["softmax_attention_backward"].targets[1].forbidden == ()
+
+
+def test_an_in_memory_solution_built_from_the_library_is_refused():
+    sol = E.load_exercise_file(HOP_SOLUTION)
+
+    def hop_backward(du_next, cache):
+        att = ops.AttentionCache(cache.u, cache.m, cache.c, cache.p > 0, cache.p, False)
+        du, dm, dc = ops.attention_read_backward(du_next, att)
+        emb, tmp = ops.BagEmbedCache(cache.bags), ops.TemporalCache(cache.ages)
+        return (du_next + du, ops.bag_embed_backward(dm, emb), ops.bag_embed_backward(dc, emb),
+                ops.temporal_backward(dm, tmp)[1], ops.temporal_backward(dc, tmp)[1])
+
+    mod = types.SimpleNamespace(EXERCISE="memn2n_hop_backward", hop_forward=sol.hop_forward,
+                                hop_backward=hop_backward)
+    out = io.StringIO()
+    assert not E.grade_module(mod, stream=out)
+    assert "hop_backward uses ops.attention_read_backward; write it yourself" in out.getvalue(), out.getvalue()
+
+
+# The cache comes from the learner's own hop_forward
+
+def test_hop_forward_that_no_longer_computes_the_forward_fails_clearly(tmp_path):
+    line = "u_next = u + o" + " " * 46 + "# (N, d)"
+    path = hop_variant(tmp_path, "broken_forward", (line, line.replace("u + o", "o + o")))
+    ok, out = run_grade(path)
+    assert not ok
+    assert re.search(r"hop_forward no longer computes the forward pass: its output differs from the library's "
+                     r"\(rel error \S+\); the checker differentiates the forward as the stub gives it", out), out
+    assert "Traceback" not in out
+
+
+def test_hop_forward_may_cache_more(tmp_path):
+    path = hop_variant(tmp_path, "more_cache",
+                       ("    p: np.ndarray      # (N, M)        the attention, 0 on padded slots\n",
+                        "    p: np.ndarray      # (N, M)        the attention, 0 on padded slots\n"
+                        "    s: np.ndarray      # (N, M)        the scores\n"),
+                       ("return u_next, HopCache(u, bags, ages, m, c, p)",
+                        "return u_next, HopCache(u, bags, ages, m, c, p, s)"),
+                       ("    u, bags, ages, m, c, p = cache", "    u, bags, ages, m, c, p, _ = cache"))
+    ok, out = run_grade(path)
+    assert ok, out
+
+
+def test_hop_forward_with_a_bad_return_fails_clearly(tmp_path):
+    path = hop_variant(tmp_path, "bad_return", ("return u_next, HopCache(u, bags, ages, m, c, p)", "return u_next"))
+    ok, out = run_grade(path)
+    assert not ok
+    assert "hop_forward must return (output, cache) as in the stub; it returned ndarray" in out, out
+
+
+def test_hop_backward_that_changes_the_cache_in_place_is_named(tmp_path):
+    path = hop_variant(tmp_path, "mutates", ("    do = du_next  ", "    cache.bags.W[...] = 0.0\n    do = du_next  "))
+    ok, out = run_grade(path)
+    assert not ok
+    assert "hop_backward changed its argument cache.bags.W in place" in out, out
+
+
+def test_hop_exception_is_reported_with_its_line(tmp_path):
+    path = hop_variant(tmp_path, "typo", ("    dA = embed_backward(dm, bags) ", "    dA = embed_backward(dm, bag) "))
+    ok, out = run_grade(path)
+    assert not ok
+    lineno = line_of(path, "dA = embed_backward(dm, bag) ")
+    assert (f"hop_backward raised NameError (your line {lineno}, in hop_backward): name 'bag' is not defined"
+            in out), out
+
+
+def test_hop_missing_forward_cannot_be_graded(tmp_path):
+    path = hop_variant(tmp_path, "no_forward", ("def hop_forward(", "def hop_forward_v2("))
+    with pytest.raises(E.ExerciseError, match=r"does not define hop_forward, which exercise 'memn2n_hop_backward' "
+                                              r"asks for \(start from the stub "
+                                              r"tutorials/exercises/02_memn2n_hop_backward\.py\)"):
+        E.grade(path, stream=io.StringIO())
+
+
+@pytest.mark.parametrize("path,status", [(HOP_SOLUTION, 0), (HOP_STUB, 1)])
+def test_hop_cli_and_running_the_file(path, status):
+    for argv in ([sys.executable, "-m", "memnet_np", "check", str(path)], [sys.executable, str(path)]):
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+        assert r.returncode == status, r.stdout + r.stderr
+        assert ("PASS" if status == 0 else "FAIL") in r.stdout.splitlines()[-1]
