@@ -24,6 +24,11 @@ SUITES = {"babi-1k": (False, False), "babi-10k": (True, False),
           "babi-1k-joint": (False, True), "babi-10k-joint": (True, True)}
 
 
+def say(line: str) -> None:
+    """Progress lines reach a log file as they happen, not when a buffer fills."""
+    print(line, flush=True)
+
+
 class UserError(Exception):
     """A mistake in how a command was called; the CLI prints it as one line and exits with status 2."""
 
@@ -136,7 +141,7 @@ def run_summary(run: RunResult) -> dict:
 
 
 def train_runs(model_name: str, spec: DataSpec, runs: int = 1, seed: int = 0, jobs: int = 1,
-               overrides: Optional[dict] = None, verbose: bool = True, echo=print) -> dict:
+               overrides: Optional[dict] = None, verbose: bool = True, echo=say) -> dict:
     """Train `runs` seeds (seed, seed+1, ...) and select as the paper did. Returns a results dict and params."""
     from memnet_np import train as T
     t0 = time.perf_counter()
@@ -182,7 +187,7 @@ def _echo_run(echo, run: RunResult, i: int, n: int, t0: float):
 
 
 def reproduce(model_name: str, suite: str, runs: int = 10, jobs: int = 2, data_dir=None, seed: int = 0,
-              overrides: Optional[dict] = None, tasks: Optional[Sequence[int]] = None, echo=print) -> dict:
+              overrides: Optional[dict] = None, tasks: Optional[Sequence[int]] = None, echo=say) -> dict:
     """All 20 bAbI tasks (or the joint model) × runs seeds, in `jobs` processes; select per task."""
     if suite not in SUITES:
         raise UserError(f"unknown suite {suite!r}; choose one of {', '.join(SUITES)}")
