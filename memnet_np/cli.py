@@ -20,14 +20,9 @@ def _user_errors():
     """The exception types that mean 'the user asked for something impossible', imported lazily."""
     from memnet_np import experiments, train
     from memnet_np.data import babi, download
-    errs = [experiments.UserError, train.CheckpointError, babi.BabiFormatError, babi.UnknownWordError,
-            babi.DataNotFoundError, download.DownloadError]
-    try:
-        from memnet_np.exercises import ExerciseError
-        errs.append(ExerciseError)
-    except ImportError:
-        pass
-    return tuple(errs)
+    from memnet_np.exercises import ExerciseError
+    return (experiments.UserError, train.CheckpointError, babi.BabiFormatError, babi.UnknownWordError,
+            babi.DataNotFoundError, download.DownloadError, ExerciseError)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -321,11 +321,9 @@ class Vocab:
     def encode(self, tokens: Iterable[str], where: str = "") -> list[int]:
         """Word ids; an unknown word raises UnknownWordError naming it and `where`."""
         tokens = list(tokens)
-        try:
-            return [self.index[t] for t in tokens]
-        except KeyError:
-            pass
         unknown = list(dict.fromkeys(t for t in tokens if t not in self.index))
+        if not unknown:
+            return [self.index[t] for t in tokens]
         what = ("unknown word " if len(unknown) == 1 else "unknown words ") + ", ".join(repr(w) for w in unknown)
         raise UnknownWordError(f"{what}{' in ' + where if where else ''}; the vocabulary was built from "
                                f"{self.source} ({len(self)} words)", unknown, where)
