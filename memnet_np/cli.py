@@ -151,7 +151,7 @@ def cmd_evaluate(args):
     model = E.get_model(ck.model)
     config = model.Config(**ck.config)
     vocab = data.Vocab.from_list(ck.vocab)
-    for name, p in ck.params.items():
+    for name in ck.params:
         if name not in model.param_names(config):
             raise T.CheckpointError(f"{args.checkpoint}: parameter {name!r} does not belong to this {ck.model} config")
     task = args.task if args.task is not None else ck.meta.get("task", 1)
