@@ -33,8 +33,11 @@ SMOOTH_TOLERANCE = 1e-7  # what a correct float64 gradient must beat (DESIGN.md:
 
 
 def rel_error(x, y) -> float:
-    """Normwise relative error ‖x − y‖ / (‖x‖ + ‖y‖); 0.0 when both are zero."""
+    """Normwise relative error ‖x − y‖ / (‖x‖ + ‖y‖); 0.0 when both are zero, NaN when there is nothing to compare
+    (NaN fails every `< tolerance`: a check of zero entries must not pass)."""
     x, y = _pair(x, y)
+    if x.size == 0:
+        return float("nan")
     denom = np.linalg.norm(x) + np.linalg.norm(y)
     return 0.0 if denom == 0 else float(np.linalg.norm(x - y) / denom)
 
@@ -115,7 +118,8 @@ class ParamCheck(NamedTuple):
 
     @property
     def ok(self) -> bool:
-        return self.rel_error < SMOOTH_TOLERANCE
+        """Passed: at least one entry was compared, and the error is below the tolerance."""
+        return self.checked > 0 and self.rel_error < SMOOTH_TOLERANCE
 
 
 def check_entry(f: Callable[[], float], x: np.ndarray, ix: tuple, analytic: float, h: float = 1e-5,
@@ -209,11 +213,11 @@ def format_report(report: Mapping[str, ParamCheck], tolerance: float = SMOOTH_TO
     lines = []
     width = max((len(n) for n in report), default=4)
     for name, r in report.items():
-        verdict = "ok" if r.rel_error < tolerance else "WRONG"
+        verdict = "NOTHING CHECKED" if r.checked == 0 else "ok" if r.rel_error < tolerance else "WRONG"
         kink = f", {r.kinks} kink(s) crossed ({r.kink_matches} match a one-sided slope)" if r.kinks else ""
         lines.append(f"  {name:<{width}}  rel error {r.rel_error:.2e}  (should be < {tolerance:.0e})  "
                      f"worst entry {r.max_entry_error:.1e}  over {r.checked} entries{kink}  {verdict}")
-    passed = all(r.rel_error < tolerance for r in report.values())
+    passed = bool(report) and all(r.checked > 0 and r.rel_error < tolerance for r in report.values())
     lines.append("PASS" if passed else "FAIL")
     return "\n".join(lines)
 

@@ -139,3 +139,19 @@ def test_a_wrong_gradient_is_not_excused_as_a_kink():
         return float(max(margin, 0.0)), {"w": x * (margin > 0)}, {}   # sign bug
     r = gc.check_gradients(loss_and_grads, params)["w"]
     assert r.kinks == 0 and not r.ok
+
+
+def test_a_check_that_compared_nothing_does_not_pass():
+    # every entry steps across a kink (|x| at 0), so nothing is compared: that is not a pass
+    params = {"x": np.zeros(3)}
+    rep = gc.check_gradients(lambda p: (float(np.abs(p["x"]).sum()), {"x": np.zeros(3)}, {}), params)
+    r = rep["x"]
+    assert r.checked == 0 and r.kinks == 3
+    assert not r.ok and not r.rel_error < 1e-7
+    text = gc.format_report(rep)
+    assert "NOTHING CHECKED" in text and text.endswith("FAIL")
+    empty = {"e": np.zeros((0, 4))}
+    rep = gc.check_gradients(lambda p: (0.0, {"e": np.zeros((0, 4))}, {}), empty)
+    assert rep["e"].checked == 0 and not rep["e"].ok
+    assert gc.format_report({}).endswith("FAIL")
+    assert np.isnan(gc.rel_error(np.zeros(0), np.zeros(0)))
