@@ -22,7 +22,7 @@ def _user_errors():
     from memnet_np.data import babi, download
     from memnet_np.exercises import ExerciseError
     return (experiments.UserError, train.CheckpointError, babi.BabiFormatError, babi.UnknownWordError,
-            babi.DataNotFoundError, download.DownloadError, ExerciseError)
+            babi.DataNotFoundError, babi.SentenceTooLongError, download.DownloadError, ExerciseError)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -163,10 +163,10 @@ def cmd_evaluate(args):
         root = data.resolve_data_dir(spec.data_dir)
         tasks = range(1, 21) if task == "joint" else [int(task)]
         questions = [q for t in tasks for q in data.parse_babi(data.task_files(root, t, spec.tenk)[1], t)]
+    # the model's memory has exactly config.memory_size slots (empty ones take part in the attention), and its
+    # sentence length is the training data's: longer test stories keep their last memory_size sentences
     arrays = data.vectorize(questions, vocab, memory_size=config.memory_size,
-                            sentence_len=ck.meta.get("sentence_len"))
-    if arrays.mask.shape[1] > config.memory_size:
-        raise E.UserError(f"the data needs {arrays.mask.shape[1]} memory slots, the model has {config.memory_size}")
+                            sentence_len=ck.meta.get("sentence_len"), slots=config.memory_size)
     _, err, preds = T.evaluate(model, ck.params, arrays, config)
     by_task = T.error_by_task(arrays, preds)
     print(f"{ck.model} checkpoint {args.checkpoint} on {len(questions)} test questions")

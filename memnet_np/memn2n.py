@@ -21,8 +21,15 @@ A as d×V); W is (V, d) too, so logits = u Wᵀ. Word 0 is the null (padding) wo
 sentence counts it, so only W's row (the null word's logit in the answer softmax) ever gets a gradient, and
 training puts every null row back to zero after each step, as the official code does.
 
-The memory has a fixed number of slots (`memory_size`, the last 50 sentences or fewer when no story is that
-long), oldest first; `age` (0 = newest) selects the row of T_A, T_C. A slot without a sentence is an empty
+Position encoding "official" is the formula of the authors' MATLAB code (`build_model.m`), which differs from the
+paper's §4.1 (see ops.pe_factors). That code implements T_A(i) as a "time word" appended to every sentence as word
+J = L + 1 (L the padded length), so with temporal encoding the PE is built for J = L + 1, the question uses its
+first L columns, and T_A(i) is weighted elementwise by the PE weights of position J; `encoding="official"` does
+exactly that. One difference remains, named here: there the time words also sit in Cᴷ = Wᵀ, so its answer
+softmax ranges over the time words too; ours ranges over the vocabulary only.
+
+The memory has a fixed number of slots (`memory_size`, the last 50 sentences or fewer when no training story is
+that long), oldest first; `age` (0 = newest) selects the row of T_A, T_C. A slot without a sentence is an empty
 memory: zero vectors, score 0. By default it takes part in the softmax as in the official code that produced
 the paper's tables (on bAbI 1k task 6 this is 7% test error against 22% with empty slots masked out);
 `mask_empty=True` gives such slots exactly zero attention. Shape letters: N batch, M slots, L words, d embedding, V vocabulary, K hops.
@@ -172,15 +179,29 @@ class Batch(NamedTuple):
     answers: np.ndarray  # (N,) int
     mask: np.ndarray     # (N, M) bool, slot holds a sentence
     age: np.ndarray      # (N, M) int, row of T_A/T_C for each slot (0 = newest); 0 on empty slots
+    # Optional, for speed: the batch's distinct sentences, so each is embedded once (stories == sentences[slots]).
+    # make_batch fills them in; without them every slot counts as a sentence of its own.
+    sentences: Optional[np.ndarray] = None   # (U, L) int
+    slots: Optional[np.ndarray] = None       # (N, M) int row of `sentences` in each slot
+
+
+def sentence_table(batch: Batch) -> tuple[np.ndarray, np.ndarray]:
+    """(sentences (U, L), slots (N, M)) with batch.stories == sentences[slots]."""
+    if batch.sentences is not None:
+        return batch.sentences, batch.slots
+    N, M, L = batch.stories.shape
+    return batch.stories.reshape(N * M, L), np.arange(N * M).reshape(N, M)
 
 
 def story_ages(mask: np.ndarray, memory_size: int, rng: Optional[np.random.Generator] = None,
                noise: float = 0.0) -> np.ndarray:
     """Time index of each slot: n−1 … 0 from oldest to newest (n sentences in the story).
 
-    Random noise (RN, §4.1): pretend there are `nblank` empty memories, a random number below ⌈noise·n⌉, and
-    give the n sentences n distinct random indices out of n + nblank, in decreasing order from the oldest
-    (what the official code does). Indices are capped at memory_size − 1.
+    Random noise (RN, §4.1): pretend there are `nblank` empty memories, uniform in 0..⌈noise·n⌉ (both ends
+    included: the official `nblank = randi([0, ceil(size(d,2) * randomize_time)])`, so a story of 1–10
+    sentences gets a gap half of the time), and give the n sentences n distinct random indices out of
+    n + nblank, in decreasing order from the oldest (`sort(rt(1:n), 'descend')`). Indices are capped at
+    memory_size − 1.
     """
     N, M = mask.shape
     n = mask.sum(1)                                           # (N,) sentences per story
@@ -188,8 +209,8 @@ def story_ages(mask: np.ndarray, memory_size: int, rng: Optional[np.random.Gener
     if rng is None or noise <= 0:
         age = n[:, None] - 1 - slot                           # (N, M)
     else:
-        most = np.ceil(n * noise).astype(int)                 # (N,) nblank < most (none when most is 0)
-        nblank = np.floor(rng.random(N) * most).astype(int)   # (N,) uniform in [0, most)
+        most = np.ceil(n * noise).astype(int)                 # (N,) the largest number of empty memories
+        nblank = rng.integers(0, most + 1)                    # (N,) uniform in 0..most, both included
         total = n + nblank                                    # (N,) indices to choose from
         width = max(int(total.max(initial=0)), M)
         keys = rng.random((N, width))                         # (N, width) random order of the candidates
@@ -210,7 +231,10 @@ def make_batch(arrays, idx, config: Config, rng: Optional[np.random.Generator] =
                          f"{config.memory_size}")
     noise = config.random_noise if (train and config.temporal) else 0.0
     age = story_ages(mask, config.memory_size, rng, noise)
-    return Batch(arrays.stories[idx], arrays.queries[idx], arrays.answers[idx], mask, age)
+    rows = arrays.slots[idx]                                  # (N, M) rows of arrays.sentences
+    used, slots = np.unique(rows, return_inverse=True)        # (U,) the batch's distinct sentences
+    return Batch(arrays.stories[idx], arrays.queries[idx], arrays.answers[idx], mask, age,
+                 arrays.sentences[used], slots.reshape(rows.shape))
 
 
 def example_batch(config: Config, rng: np.random.Generator, N: int = 4, M: Optional[int] = None,
@@ -234,10 +258,14 @@ def example_batch(config: Config, rng: np.random.Generator, N: int = 4, M: Optio
 
 def _check_batch(batch: Batch, config: Config) -> None:
     N, M, L = batch.stories.shape
-    if batch.queries.shape[0] != N or batch.answers.shape != (N,) or batch.mask.shape != (N, M):
-        raise ValueError(f"inconsistent batch: stories {batch.stories.shape}, queries {batch.queries.shape}, "
-                         f"answers {batch.answers.shape}, mask {batch.mask.shape}")
-    for name in ("stories", "queries", "answers"):
+    if batch.queries.shape != (N, L) or batch.answers.shape != (N,) or batch.mask.shape != (N, M):
+        raise ValueError(f"inconsistent batch: stories {batch.stories.shape}, queries {batch.queries.shape} "
+                         f"(expected ({N}, {L})), answers {batch.answers.shape}, mask {batch.mask.shape}")
+    if batch.sentences is not None and (batch.slots is None or batch.slots.shape != (N, M)
+                                        or batch.sentences.shape[1:] != (L,)):
+        raise ValueError(f"inconsistent batch: sentences {batch.sentences.shape} and slots "
+                         f"{None if batch.slots is None else batch.slots.shape} for stories {batch.stories.shape}")
+    for name in ("sentences" if batch.sentences is not None else "stories", "queries", "answers"):
         a = getattr(batch, name)
         if a.size and (a.min() < 0 or a.max() >= config.vocab_size):
             raise ValueError(f"batch.{name} holds word ids outside [0, {config.vocab_size}) "
@@ -259,20 +287,30 @@ class HopCache(NamedTuple):
 
 
 class Cache(NamedTuple):
-    bags: ops.Bags           # the story sentences as weighted bags (N, M, R·V)
+    bags: ops.Bags           # the batch's distinct sentences as weighted bags (U, R·V)
     qbags: ops.Bags          # the question (N, R·V)
-    ages: Optional[ops.Ages]  # one-hot ages (N, M, memory_size), with temporal encoding
+    lookups: tuple           # (slot → sentence, slot → age) LookupCaches, the same for every memory
+    time_weight: Optional[np.ndarray]  # (d,) PE weights of the official time word, or None
     batch: Batch
     hops: list               # K HopCaches
     u_final: np.ndarray      # (N, d) uᴷ⁺¹
 
 
-def embed_memory(params, bags, ages, A, TA):
-    """m = Σ_j l_j ⊙ A x_ij (+ T_A(age)): one memory, keys or values. (N, M, d)"""
-    m, _ = ops.bag_embed_forward(bags, params[A])             # (N, M, d)
+def time_word_J(config: Config, L: int) -> Optional[int]:
+    """The official code's J when its time word is word L + 1 of every sentence; None: J is the padded length L."""
+    return L + 1 if (config.encoding == "official" and config.temporal) else None
+
+
+def embed_memory(params, bags, slots, batch, A, TA, time_weight):
+    """m = Σ_j l_j ⊙ A x_ij (+ T_A(age)): one memory, keys or values. Returns m (N, M, d) and the two lookups."""
+    m_sent, _ = ops.bag_embed_forward(bags, params[A])        # (U, d) each distinct sentence once
+    m, at_slot = ops.lookup_forward(m_sent, slots)            # (N, M, d) the sentence in each slot
+    at_age = None
     if TA is not None:
-        m, _ = ops.temporal_forward(m, params[TA], ages)      # (N, M, d)
-    return m
+        T = params[TA] if time_weight is None else params[TA] * time_weight   # (memory_size, d)
+        t, at_age = ops.lookup_forward(T, batch.age, batch.mask)   # (N, M, d) T_A(age), 0 on empty slots
+        m = m + t
+    return m, (at_slot, at_age)
 
 
 def forward(params, batch: Batch, config: Config):
@@ -280,9 +318,11 @@ def forward(params, batch: Batch, config: Config):
     _check_batch(batch, config)
     V, d, K = config.vocab_size, config.d, config.hops
     dtype = params["A"].dtype
-    bags = ops.encode_bags(batch.stories, V, d, config.encoding, dtype)   # (N, M, R·V)
-    qbags = ops.encode_bags(batch.queries, V, d, config.encoding, dtype)  # (N, R·V)
-    ages = ops.encode_ages(batch.age, batch.mask, config.memory_size, dtype) if config.temporal else None
+    sentences, slots = sentence_table(batch)                  # (U, L), (N, M)
+    J = time_word_J(config, sentences.shape[1])
+    bags = ops.encode_bags(sentences, V, d, config.encoding, dtype, J)        # (U, R·V)
+    qbags = ops.encode_bags(batch.queries, V, d, config.encoding, dtype, J)   # (N, R·V)
+    time_weight = None if J is None else ops.official_pe_column(d, J, J).astype(dtype)   # (d,) l_J
     B, W = question_and_answer_names(config)
     u, _ = ops.bag_embed_forward(qbags, params[B])            # (N, d) u¹ = Σ_j l_j ⊙ B q_j
     attend = batch.mask if config.mask_empty else np.ones_like(batch.mask)   # (N, M) slots attention may use
@@ -292,7 +332,7 @@ def forward(params, batch: Batch, config: Config):
         A, C, TA, TC = roles(config, k)
         for key in ((A, TA), (C, TC)):
             if key not in memories:
-                memories[key] = embed_memory(params, bags, ages, *key)
+                memories[key], lookups = embed_memory(params, bags, slots, batch, *key, time_weight)
         m, c = memories[(A, TA)], memories[(C, TC)]           # (N, M, d) keys and values
         o, att = ops.attention_read_forward(u, m, c, attend, config.attention == "linear")      # (N, d)
         u_prev = u
@@ -302,7 +342,7 @@ def forward(params, batch: Batch, config: Config):
             u, act = ops.relu_forward(u)                      # (N, d)
         hops.append(HopCache(A, C, TA, TC, u_prev, att, act))
     logits = u @ params[W].T                                  # (N, V) W uᴷ⁺¹ (the softmax is in the loss)
-    return logits, Cache(bags, qbags, ages, batch, hops, u)
+    return logits, Cache(bags, qbags, lookups, time_weight, batch, hops, u)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -326,11 +366,13 @@ def backward(dlogits, cache: Cache, params, config: Config) -> dict[str, np.ndar
         du = du + du_att                                      # (N, d) ∂loss/∂uᵏ
         for key, g in (((hop.A, hop.TA), dm), ((hop.C, hop.TC), dc)):
             dmemories[key] = dmemories[key] + g if key in dmemories else g
+    at_slot, at_age = cache.lookups
     for (A, TA), dmem in dmemories.items():                  # one embedding backward per distinct memory
         if TA is not None:
-            _, dT = ops.temporal_backward(dmem, ops.TemporalCache(cache.ages))
-            grads[TA] += dT                                   # (memory_size, d)
-        grads[A] += ops.bag_embed_backward(dmem, ops.BagEmbedCache(cache.bags))   # (V, d)
+            dT = ops.lookup_backward(dmem, at_age)            # (memory_size, d)
+            grads[TA] += dT if cache.time_weight is None else dT * cache.time_weight
+        dm_sent = ops.lookup_backward(dmem, at_slot)          # (U, d) each distinct sentence's share
+        grads[A] += ops.bag_embed_backward(dm_sent, ops.BagEmbedCache(cache.bags))   # (V, d)
     grads[B] += ops.bag_embed_backward(du, ops.BagEmbedCache(cache.qbags))        # (V, d) u¹ = Σ l ⊙ B q
     return grads
 
@@ -362,42 +404,75 @@ def predict(params, batch: Batch, config: Config):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# The same model one example at a time, by lookup: the oracle for the vectorised code above
+# The same model one example at a time, by lookup: the oracle for the vectorised code above. It writes the tying,
+# the position weights and the time word out from the paper and the official code; it calls none of the helpers
+# (roles, question_and_answer_names, ops.pe_factors, ...) that decide those things for the vectorised model.
+
+
+def naive_tying(config: Config) -> dict:
+    """Per hop k = 1..K the names of Aᵏ, Cᵏ, T_Aᵏ, T_Cᵏ, and of B and W, as §2.2 states them."""
+    K = config.hops
+    if config.tying == "adjacent":                            # Aᵏ⁺¹ = Cᵏ, B = A¹, Wᵀ = Cᴷ; T_A, T_C likewise
+        A = {1: "A"} | {k: f"C{k - 1}" for k in range(2, K + 1)}
+        TA = {1: "TA"} | {k: f"TC{k - 1}" for k in range(2, K + 1)}
+        C, TC = {k: f"C{k}" for k in range(1, K + 1)}, {k: f"TC{k}" for k in range(1, K + 1)}
+        return {"A": A, "C": C, "TA": TA, "TC": TC, "B": "A", "W": f"C{K}"}
+    every = lambda name: {k: name for k in range(1, K + 1)}   # layer-wise: one A, one C on every hop, and H
+    return {"A": every("A"), "C": every("C"), "TA": every("TA"), "TC": every("TC"), "B": "B", "W": "W"}
 
 
 def forward_naive(params, batch: Batch, config: Config) -> np.ndarray:
     """Logits (N, V) computed per example with literal lookups, position weights and a plain softmax."""
-    B, W = question_and_answer_names(config)
+    d, K, kind = config.d, config.hops, config.encoding
+    names = naive_tying(config)
+    L = batch.stories.shape[2]
+    time_word = kind == "official" and config.temporal       # the official time word is word L + 1
+    J_padded = L + 1 if time_word else L
+
+    def l(j, k, n_words):                                     # position weight of word j, dimension k (1-based)
+        if kind is None:
+            return 1.0
+        if kind == "paper":                                   # §4.1, J = the sentence's own length
+            return (1 - j / n_words) - (k / d) * (1 - 2 * j / n_words)
+        return 1 + 4 * (k - (d + 1) / 2) * (j - (J_padded + 1) / 2) / (d * J_padded)   # MATLAB build_model.m
+
+    def sentence(E, words):                                   # Σ_j l_j ⊙ E x_j
+        n_words = int(np.count_nonzero(words))
+        out = np.zeros(d)
+        for j, w in enumerate(words, start=1):
+            if w != 0:
+                out += np.array([l(j, k, n_words) for k in range(1, d + 1)]) * params[E][w]
+        return out
+
+    time_l = np.array([l(J_padded, k, 0) for k in range(1, d + 1)]) if time_word else np.ones(d)
     logits = []
     for n in range(batch.stories.shape[0]):
-        valid = np.flatnonzero(batch.mask[n])                 # slots with a sentence
-        x, q = batch.stories[n, valid], batch.queries[n]      # (M', L), (L,)
-        lx = ops.position_encoding(x, config.d, config.encoding)   # (M', L, d)
-        lq = ops.position_encoding(q, config.d, config.encoding)   # (L, d)
-        u = sum(params[B][w] * lq[j] for j, w in enumerate(q) if w != 0)   # (d,)
-        def embed(E, T):                                      # Σ_j l_j ⊙ E x_ij (+ T(age_i)), one sentence at a time
-            out = np.zeros((len(valid), config.d))
-            for i in range(len(valid)):
-                for j, w in enumerate(x[i]):
-                    if w != 0:
-                        out[i] += params[E][w] * lx[i, j]
-                if T is not None:
-                    out[i] += params[T][batch.age[n, valid[i]]]
-            return out
-        for k in range(1, config.hops + 1):
-            A, C, TA, TC = roles(config, k)
-            m, c = embed(A, TA), embed(C, TC)                 # (M', d) keys and values
-            s = m @ u                                         # (M',) scores of the sentences
-            if not config.mask_empty:                         # empty memories: zero vectors, score 0
-                empty = batch.mask.shape[1] - len(valid)
-                s, m, c = np.concatenate([s, np.zeros(empty)]), np.vstack([m, np.zeros((empty, config.d))]), \
-                    np.vstack([c, np.zeros((empty, config.d))])
+        slots = range(batch.stories.shape[1])
+        real = [i for i in slots if batch.mask[n, i]]
+        u = sentence(names["B"], batch.queries[n])            # u¹ = Σ_j l_j ⊙ B q_j
+
+        def memory(E, T):                                     # one vector per slot; an empty slot is zero
+            vecs = {}
+            for i in slots:
+                if i in real:
+                    v = sentence(E, batch.stories[n, i])
+                    if config.temporal:
+                        v = v + time_l * params[T][batch.age[n, i]]
+                    vecs[i] = v
+                elif not config.mask_empty:
+                    vecs[i] = np.zeros(d)
+            return vecs
+
+        for k in range(1, K + 1):
+            m = memory(names["A"][k], names["TA"][k])
+            c = memory(names["C"][k], names["TC"][k])
+            s = np.array([m[i] @ u for i in m])               # scores of the slots attention sees
             p = s if config.attention == "linear" else np.exp(s - s.max()) / np.exp(s - s.max()).sum()
-            o = p @ c
+            o = sum(p_i * c[i] for p_i, i in zip(p, m))
             u = (params["H"] @ u if config.tying == "layerwise" else u) + o
             if config.relu:
                 u = np.maximum(u, 0)
-        logits.append(params[W] @ u)
+        logits.append(params[names["W"]] @ u)
     return np.array(logits)
 
 

@@ -81,7 +81,9 @@ def linear_backward(dy, cache):
 # Position encoding (Sukhbaatar et al. §4.1)
 #
 #   paper:     l_kj = (1 − j/J) − (k/d)(1 − 2j/J)          j = 1..J over the sentence's own J words, k = 1..d
-#   official:  l_kj = 1 + 4 (k − (d+1)/2)(j − (J+1)/2) / (d J)   J = the padded sentence length (MATLAB code)
+#   official:  l_kj = 1 + 4 (k − (d+1)/2)(j − (J+1)/2) / (d J)   J = the padded sentence length (MATLAB code
+#              `build_model.m`, with J = `config.max_words`; when temporal encoding is on, the official code
+#              appends the time word as word J = L + 1 of every sentence, so J is one more than the padded length)
 #
 # Both are sums of two outer products  l_jk = Σ_r a_r(j) b_r(k),  which `pe_factors` returns. That low rank is
 # what lets a sentence stay a weighted bag of words (see `encode_bags`).
@@ -94,33 +96,42 @@ def _check_pe_kind(kind):
         raise ValueError(f"position encoding must be one of {PE_KINDS}, got {kind!r}")
 
 
-def pe_factors(x, d, kind="paper"):
+def pe_factors(x, d, kind="paper", J=None):
     """Rank factors of the position-encoding weights for the sentences x.
 
     x (..., L) word ids, 0 = padding. Returns a (R, ..., L) per-position factors and b (R, d) per-dimension
     factors with l[..., j, k] = Σ_r a[r, ..., j] · b[r, k]. kind None (plain bag of words) gives R = 1, a = b = 1.
+    J: the official formula's sentence length (default L, the padded length; L + 1 with the official time word).
     """
     _check_pe_kind(kind)
     L = x.shape[-1]
     k = np.arange(1, d + 1, dtype=np.float64)                 # (d,) 1-based dimension index
     if kind is None:
         return np.ones((1,) + x.shape), np.ones((1, d))       # (1, ..., L), (1, d)
+    j = np.arange(1, L + 1, dtype=np.float64)                 # (L,) 1-based position
     if kind == "paper":
         J = np.maximum((x != 0).sum(-1, keepdims=True), 1)    # (..., 1) each sentence's own word count
-        j = np.arange(1, L + 1, dtype=np.float64)             # (L,) 1-based position
         a = np.stack([np.broadcast_to(1 - j / J, x.shape),    # (2, ..., L)
                       np.broadcast_to(1 - 2 * j / J, x.shape)])
         b = np.stack([np.ones(d), -k / d])                    # (2, d)
         return a, b
-    j = np.arange(1, L + 1, dtype=np.float64)                 # (L,) official code: J = padded length L
-    a = np.stack([np.ones(x.shape), np.broadcast_to(4 * (j - (L + 1) / 2) / L, x.shape)])  # (2, ..., L)
+    J = L if J is None else J                                 # official code: J = padded length
+    if J < L:
+        raise ValueError(f"the official position encoding needs J ≥ L, got J={J} for sentences of length {L}")
+    a = np.stack([np.ones(x.shape), np.broadcast_to(4 * (j - (J + 1) / 2) / J, x.shape)])  # (2, ..., L)
     b = np.stack([np.ones(d), (k - (d + 1) / 2) / d])         # (2, d)
     return a, b
 
 
-def position_encoding(x, d, kind="paper"):
+def official_pe_column(d, j, J):
+    """(d,) the official weights l_kj of position j in a sentence of length J: for the time word, j = J."""
+    k = np.arange(1, d + 1, dtype=np.float64)                 # (d,)
+    return 1 + 4 * (k - (d + 1) / 2) * (j - (J + 1) / 2) / (d * J)
+
+
+def position_encoding(x, d, kind="paper", J=None):
     """The full weights l (..., L, d) for the sentences x (..., L); ones for kind None. For pictures and tests."""
-    a, b = pe_factors(x, d, kind)
+    a, b = pe_factors(x, d, kind, J)
     return np.einsum("r...j,rk->...jk", a, b)                 # (..., L, d)
 
 
@@ -176,11 +187,11 @@ class Bags(NamedTuple):
     b: np.ndarray  # (R, d) per-dimension position factors
 
 
-def encode_bags(x, V, d, kind="paper", dtype=np.float64):
-    """Turn sentences x (..., L) of word ids < V into weighted bags for `bag_embed_forward`."""
+def encode_bags(x, V, d, kind="paper", dtype=np.float64, J=None):
+    """Turn sentences x (..., L) of word ids < V into weighted bags for `bag_embed_forward` (J: see pe_factors)."""
     if x.size and (x.min() < 0 or x.max() >= V):
         raise ValueError(f"word ids must lie in [0, {V}), got range [{x.min()}, {x.max()}]")
-    a, b = pe_factors(x, d, kind)                             # (R, ..., L), (R, d)
+    a, b = pe_factors(x, d, kind, J)                             # (R, ..., L), (R, d)
     R, lead, L = a.shape[0], x.shape[:-1], x.shape[-1]
     S = int(np.prod(lead))                                    # number of sentences
     x2 = x.reshape(S, L)                                      # (S, L)
@@ -209,6 +220,37 @@ def bag_embed_backward(dm, cache):
     R, d = b.shape
     dA_stack = W.reshape(-1, W.shape[-1]).T @ dm.reshape(-1, d)         # (R·V, d)
     return (dA_stack.reshape(R, -1, d) * b[:, None, :]).sum(0)          # (V, d)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Row lookup:  y[...] = table[idx[...]]   (an embedding lookup; its backward is a scatter-add)
+#
+# MemN2N uses it twice: a story's slots read the embeddings of the batch's distinct sentences (each sentence is
+# embedded once however many stories hold it), and T(age) reads a row of a temporal matrix.
+
+
+class LookupCache(NamedTuple):
+    idx: np.ndarray  # (...) int, the row read at each position; `rows` (a zero row) where the mask was False
+    rows: int        # rows of the table
+
+
+def lookup_forward(table, idx, mask=None):
+    """table (rows, d), idx (...) ints in [0, rows) -> y (..., d); where mask is False, y is 0."""
+    rows, d = table.shape
+    if mask is not None:                                      # masked positions read an extra zero row
+        table = np.concatenate([table, np.zeros((1, d), table.dtype)])   # (rows + 1, d)
+        idx = np.where(mask, idx, rows)                       # (...)
+    y = np.take(table, idx, axis=0)                           # (..., d)
+    return y, LookupCache(idx, rows)
+
+
+def lookup_backward(dy, cache):
+    """dtable[r] = Σ of dy over the positions that read row r: a scatter-add, as one bincount."""
+    idx, rows = cache
+    d = dy.shape[-1]
+    flat = (idx.reshape(-1, 1) * d + np.arange(d)).ravel()    # (n·d,) flat index of table[idx, k]
+    dtable = np.bincount(flat, weights=dy.reshape(-1), minlength=(rows + 1) * d)[:rows * d]   # the zero row dropped
+    return dtable.reshape(rows, d).astype(dy.dtype, copy=False)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -529,3 +529,36 @@ def test_load_babi_bad_tasks(tiny_babi_dir):
         load_babi(21, data_dir=tiny_babi_dir)
     with pytest.raises(DataNotFoundError, match="qa2_two-supporting-facts_train.txt"):
         load_babi([1, 2], data_dir=tiny_babi_dir)
+
+
+def test_test_data_never_shapes_the_model(babi_root):
+    # task 8: the training file's longest story is 46 sentences, a test story 58; sizing over all three
+    # splits made the model 50 slots wide. The official code sizes it from the training file alone.
+    ds = load_babi(8, data_dir=babi_root)
+    assert ds.memory_size == 46
+    assert ds.train.stories.shape[1] == ds.val.stories.shape[1] == ds.test.stories.shape[1] == 46
+    test = parse_babi(babi_root / "en" / "qa8_lists-sets_test.txt", 8)
+    longest = max(range(len(test)), key=lambda i: len(test[i].story))
+    assert len(test[longest].story) == 58                                  # (50 after the old 50-cap)
+    kept = [ds.vocab.decode(ds.test.stories[longest, s]) for s in range(46)]
+    assert kept == [list(s) for s in test[longest].story[-46:]]           # the LAST 46 sentences, as test.m
+
+
+def test_a_test_sentence_longer_than_any_training_sentence_is_a_clear_error(tiny_babi_dir):
+    from memnet_np.data.babi import SentenceTooLongError
+    longer = "1 Mary went to the big old dusty kitchen.\n2 Where is Mary? \tkitchen\t1\n"
+    (tiny_babi_dir / "en" / TEST1).write_text(longer, encoding="utf-8")
+    with pytest.raises(SentenceTooLongError, match=r"qa1_single-supporting-fact_test.txt:2: a statement of its "
+                       r"story has 8 words, more than sentence_len=6.*longest sentence or question of the "
+                       r"training file"):
+        load_babi(1, data_dir=tiny_babi_dir)
+
+
+def test_sentence_table_rebuilds_the_stories(tiny_babi_dir):
+    ds = load_babi(1, data_dir=tiny_babi_dir)
+    for split in (ds.train, ds.val, ds.test):
+        assert np.array_equal(split.sentences[split.slots], split.stories)
+        assert not split.sentences[0].any()                              # row 0: the empty sentence
+        assert len({tuple(r) for r in split.sentences}) == len(split.sentences)   # each sentence once
+    part = ds.train.take([3, 1])
+    assert np.array_equal(part.sentences[part.slots], ds.train.stories[[3, 1]])

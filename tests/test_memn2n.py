@@ -99,7 +99,7 @@ def test_null_word_row_starts_zero_and_only_the_answer_softmax_touches_it():
 def test_loss_is_summed_over_the_batch():
     config, params, batch = setup(7)
     loss, _, _ = memn2n.loss_and_grads(params, batch, config)
-    parts = [memn2n.loss_and_grads(params, memn2n.Batch(*(a[i:i + 1] for a in batch)), config)[0]
+    parts = [memn2n.loss_and_grads(params, memn2n.Batch(*(a[i:i + 1] for a in batch[:5])), config)[0]
              for i in range(len(batch.answers))]
     assert loss == pytest.approx(sum(parts))
 
@@ -133,3 +133,109 @@ def test_bad_configs_and_batches_say_what_is_wrong():
     bad = batch._replace(queries=batch.queries + config.vocab_size)
     with pytest.raises(ValueError, match="word ids outside"):
         memn2n.forward(params, bad, config)
+
+
+def test_random_noise_reaches_short_stories_as_the_official_code_does():
+    # official: nblank = randi([0, ceil(0.1 n)]) includes the top, so a 5-sentence story gets one empty memory
+    # half of the time, and then its ages differ from 4..0 unless the blank took the oldest index (1 in 6):
+    # 1/2 · 5/6 = 41.7% of such stories change.
+    rng = np.random.default_rng(0)
+    mask = np.zeros((20000, 10), bool)
+    mask[:, :5] = True
+    age = memn2n.story_ages(mask, 50, rng, noise=0.1)
+    plain = memn2n.story_ages(mask, 50)
+    changed = np.any(age != plain, axis=1).mean()
+    assert abs(changed - 0.5 * 5 / 6) < 0.015, changed
+    assert set(np.unique(age[:, 0])) == {4, 5}              # the oldest sits at 4 (no gap) or 5 (one gap)
+    one = np.ones((4000, 1), bool)                          # even a one-sentence story: ceil(0.1) = 1
+    assert set(np.unique(memn2n.story_ages(one, 50, rng, noise=0.1)[:, 0])) == {0, 1}
+
+
+def test_random_noise_changes_bAbI_task_1_training_stories(tiny_task1):
+    rng = np.random.default_rng(0)
+    arrays = tiny_task1.train
+    config = memn2n.Config.for_data(tiny_task1)
+    idx = np.arange(len(arrays))
+    noisy = memn2n.make_batch(arrays, idx, config, rng, train=True).age
+    plain = memn2n.make_batch(arrays, idx, config, None, train=False).age
+    assert 0.3 < np.any(noisy != plain, axis=1).mean() < 0.5
+
+
+@pytest.fixture(scope="module")
+def tiny_task1():
+    from memnet_np import data
+    return data.load_generated(1, n_train=500, n_test=10, seed=0)
+
+
+def test_official_position_encoding_with_the_time_word_by_hand():
+    # d = 2, L = 2 words; the official time word is word J = L + 1 = 3 of every sentence, so
+    # l_kj = 1 + 4 (k − 3/2)(j − 2) / (2·3):  k=1: j=1,2,3 -> 4/3, 1, 2/3;   k=2: 2/3, 1, 4/3
+    config = memn2n.Config(vocab_size=3, d=2, hops=1, memory_size=2, encoding="official", temporal=True)
+    A = np.array([[0.0, 0.0], [1.0, 2.0], [3.0, 4.0]])
+    params = {"A": A, "C1": np.zeros((3, 2)), "TA": np.array([[5.0, 6.0], [7.0, 8.0]]), "TC1": np.zeros((2, 2))}
+    batch = memn2n.Batch(stories=np.array([[[1, 2], [0, 0]]]), queries=np.array([[1, 2]]), answers=np.array([1]),
+                         mask=np.array([[True, False]]), age=np.array([[0, 0]]))
+    _, cache = memn2n.forward(params, batch, config)
+    hop = cache.hops[0].attention
+    m = (4 / 3 * 1 + 1 * 3 + 2 / 3 * 5, 2 / 3 * 2 + 1 * 4 + 4 / 3 * 6)     # A x_1 l_1 + A x_2 l_2 + T(0) ⊙ l_3
+    assert np.allclose(hop.m[0, 0], m) and np.allclose(hop.m[0, 1], 0)
+    assert np.allclose(hop.u[0], (4 / 3 * 1 + 1 * 3, 2 / 3 * 2 + 1 * 4))    # the question: J = 3, words 1..2
+    assert np.allclose(memn2n.forward_naive(params, batch, config), memn2n.forward(params, batch, config)[0])
+    # without temporal encoding there is no time word: J = L = 2, l_kj = 1 + (k − 3/2)(j − 3/2)
+    _, cache = memn2n.forward(params, batch, memn2n.replace(config, temporal=False))
+    assert np.allclose(cache.hops[0].attention.m[0, 0], (1.25 * 1 + 0.75 * 3, 0.75 * 2 + 1.25 * 4))
+
+
+def test_tying_names_are_the_papers():
+    t = memn2n.naive_tying(memn2n.Config.tiny(hops=3))
+    assert [t["A"][k] for k in (1, 2, 3)] == ["A", "C1", "C2"] and [t["C"][k] for k in (1, 2, 3)] == ["C1", "C2", "C3"]
+    assert (t["B"], t["W"]) == ("A", "C3") and [t["TA"][k] for k in (1, 2, 3)] == ["TA", "TC1", "TC2"]
+    assert [memn2n.roles(memn2n.Config.tiny(hops=3), k) for k in (1, 2, 3)] == [
+        ("A", "C1", "TA", "TC1"), ("C1", "C2", "TC1", "TC2"), ("C2", "C3", "TC2", "TC3")]
+    assert memn2n.question_and_answer_names(memn2n.Config.tiny(hops=3)) == ("A", "C3")
+    assert memn2n.question_and_answer_names(memn2n.Config.tiny(tying="layerwise")) == ("B", "W")
+
+
+@pytest.mark.parametrize("wrong", ["B = C1", "W = A", "A2 = C2", "TA2 = TA"])
+def test_the_oracle_catches_wrong_tying(monkeypatch, wrong):
+    config, params, batch = setup(9, hops=3)
+    good = memn2n.forward(params, batch, config)[0]
+    assert np.allclose(good, memn2n.forward_naive(params, batch, config), atol=1e-12)
+    roles, qa = memn2n.roles, memn2n.question_and_answer_names
+    if wrong == "B = C1":
+        monkeypatch.setattr(memn2n, "question_and_answer_names", lambda c: ("C1", qa(c)[1]))
+    elif wrong == "W = A":
+        monkeypatch.setattr(memn2n, "question_and_answer_names", lambda c: (qa(c)[0], "A"))
+    elif wrong == "A2 = C2":
+        monkeypatch.setattr(memn2n, "roles", lambda c, k: ("C2",) + roles(c, k)[1:] if k == 2 else roles(c, k))
+    else:
+        monkeypatch.setattr(memn2n, "roles", lambda c, k: roles(c, k)[:2] + ("TA",) + roles(c, k)[3:]
+                            if k == 2 else roles(c, k))
+    bad = memn2n.forward(params, batch, config)[0]
+    assert not np.allclose(bad, memn2n.forward_naive(params, batch, config), atol=1e-6)
+
+
+def test_distinct_sentence_table_gives_the_same_model(tiny_task1):
+    config = memn2n.Config.tiny(vocab_size=len(tiny_task1.vocab), memory_size=tiny_task1.memory_size, hops=3)
+    params = memn2n.init_params(config, np.random.default_rng(0))
+    batch = memn2n.make_batch(tiny_task1.train, np.arange(40), config)
+    assert batch.sentences.shape[0] < 40 * tiny_task1.memory_size      # sentences repeat across stories
+    assert np.array_equal(batch.sentences[batch.slots], batch.stories)
+    plain = batch._replace(sentences=None, slots=None)
+    l1, g1, _ = memn2n.loss_and_grads(params, batch, config)
+    l2, g2, _ = memn2n.loss_and_grads(params, plain, config)
+    assert l1 == pytest.approx(l2, rel=1e-12) and all(np.allclose(g1[k], g2[k], atol=1e-12) for k in g1)
+
+
+def test_temporal_lookup_equals_the_one_hot_product_the_tutorial_teaches():
+    from memnet_np import ops
+    rng = np.random.default_rng(10)
+    age = rng.integers(0, 6, size=(3, 4))
+    mask = rng.random((3, 4)) < 0.7
+    T = rng.standard_normal((6, 5))
+    by_lookup, _ = ops.lookup_forward(T, age, mask)
+    by_product, _ = ops.temporal_forward(np.zeros((3, 4, 5)), T, ops.encode_ages(age, mask, 6))
+    assert np.allclose(by_lookup, by_product)
+    dout = rng.standard_normal((3, 4, 5))
+    _, dT = ops.temporal_backward(dout, ops.TemporalCache(ops.encode_ages(age, mask, 6)))
+    assert np.allclose(ops.lookup_backward(dout, ops.lookup_forward(T, age, mask)[1]), dT)

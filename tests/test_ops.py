@@ -270,3 +270,35 @@ def test_ops_do_not_modify_inputs():
     do0 = do.copy()
     ops.attention_read_backward(do, cache)
     assert all(np.array_equal(a, b) for a, b in zip((u, m, c), copies)) and np.array_equal(do, do0)
+
+
+def test_official_position_encoding_with_a_given_J():
+    x = np.array([[5, 6, 7]])                             # L = 3 words, J = 4: the time word is word 4
+    d, J = 3, 4
+    l = ops.position_encoding(x, d, "official", J=J)[0]
+    for j in range(1, 4):
+        for k in range(1, d + 1):
+            assert l[j - 1, k - 1] == pytest.approx(1 + 4 * (k - (d + 1) / 2) * (j - (J + 1) / 2) / (d * J))
+    col = ops.official_pe_column(d, J, J)
+    assert col == pytest.approx([1 + 4 * (k - 2) * (4 - 2.5) / 12 for k in (1, 2, 3)])
+    with pytest.raises(ValueError, match="J ≥ L"):
+        ops.pe_factors(x, d, "official", J=2)
+
+
+def test_lookup_by_hand_and_masked_positions_read_nothing():
+    table = np.arange(8.0).reshape(4, 2)
+    y, cache = ops.lookup_forward(table, np.array([[3, 0], [3, 1]]), np.array([[True, False], [True, True]]))
+    assert np.array_equal(y, [[[6, 7], [0, 0]], [[6, 7], [2, 3]]])
+    dt = ops.lookup_backward(np.ones((2, 2, 2)), cache)
+    assert np.array_equal(dt, [[0, 0], [1, 1], [0, 0], [2, 2]])       # row 3 read twice, row 0 only where masked
+
+
+@pytest.mark.gradcheck
+@pytest.mark.parametrize("masked", [False, True])
+def test_lookup_gradient(masked):
+    r = rng_(6)
+    table = r.standard_normal((5, 3))
+    idx = r.integers(0, 5, size=(4, 6))
+    mask = r.random((4, 6)) < 0.6 if masked else None
+    errs = check_op(lambda t: ops.lookup_forward(t, idx, mask), ops.lookup_backward, {"table": table}, ["table"], r)
+    assert errs["table"] < TOL

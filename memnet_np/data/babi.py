@@ -60,6 +60,10 @@ class UnknownWordError(ValueError):
         self.where = where
 
 
+class SentenceTooLongError(ValueError):
+    """A sentence or question longer than the sentence length the arrays (and so the model) were sized for."""
+
+
 class DataNotFoundError(FileNotFoundError):
     """No bAbI data where it was looked for; the message says what was looked for and how to provide it."""
 
@@ -373,6 +377,8 @@ class BabiArrays:
     supporting: np.ndarray     # (N, M) bool, slot holds a supporting fact
     tasks: np.ndarray          # (N,) int64
     questions: list            # list[Question], same order
+    sentences: np.ndarray      # (S, L) int64 every distinct sentence once; row 0 is the empty sentence
+    slots: np.ndarray          # (N, M) int64 row of `sentences` in each slot: stories == sentences[slots]
 
     def __len__(self) -> int:
         return int(self.stories.shape[0])
@@ -384,7 +390,8 @@ class BabiArrays:
             idx = np.flatnonzero(idx)
         idx = idx.astype(np.int64).ravel()                               # (n,)
         return BabiArrays(self.stories[idx], self.queries[idx], self.answers[idx], self.mask[idx],
-                          self.supporting[idx], self.tasks[idx], [self.questions[i] for i in idx])
+                          self.supporting[idx], self.tasks[idx], [self.questions[i] for i in idx],
+                          self.sentences, self.slots[idx])
 
 
 def _kept(q: Question, memory_size: int) -> tuple[tuple[tuple[str, ...], ...], int]:
@@ -438,8 +445,8 @@ def vectorize(questions: Sequence[Question], vocab: Vocab, memory_size: int = 50
             i = sentence_id.get(s)
             if i is None:
                 if len(s) > L:
-                    raise ValueError(f"{q.source}: a statement of its story has {len(s)} words, more than "
-                                     f"sentence_len={L}: {' '.join(s)!r}")
+                    raise SentenceTooLongError(f"{q.source}: a statement of its story has {len(s)} words, more "
+                                               f"than sentence_len={L}: {' '.join(s)!r}")
                 i = sentence_id[s] = len(rows)
                 rows.append(vocab.encode(s, where=f"the story of {q.source}"))
             ids.append(i)
@@ -449,14 +456,15 @@ def vectorize(questions: Sequence[Question], vocab: Vocab, memory_size: int = 50
             if j >= cut:
                 supporting[n, j - cut] = True
         if len(q.question) > L:
-            raise ValueError(f"{q.source}: the question has {len(q.question)} words, more than sentence_len={L}")
+            raise SentenceTooLongError(f"{q.source}: the question has {len(q.question)} words, more than "
+                                       f"sentence_len={L}")
         queries[n, :len(q.question)] = vocab.encode(q.question, where=q.source)
         answers[n] = vocab.encode([q.answer_token], where=f"the answer of {q.source}")[0]
     table = np.zeros((len(rows), L), dtype=np.int64)                     # (S+1, L) distinct sentences
     for i, r in enumerate(rows):
         table[i, :len(r)] = r
     stories = table[slot_ids]                                            # (N, M, L)
-    return BabiArrays(stories, queries, answers, mask, supporting, tasks, questions)
+    return BabiArrays(stories, queries, answers, mask, supporting, tasks, questions, table, slot_ids)
 
 
 def split_validation(questions: Sequence[Question], fraction: float = 0.1) -> tuple[list, list]:
@@ -510,13 +518,25 @@ def _check_stories(questions: Sequence[Question]) -> None:
 
 
 def _assemble(train_qs, val_qs, test_qs, memory_size: int, tasks, name: str) -> BabiDataset:
+    """Vectorise the three splits with one vocabulary and shapes taken from the training file alone.
+
+    M = min(memory_size, the longest training story) and L = the longest training sentence or question, as the
+    official code sizes its model (`config.sz = min(50, size(story, 2))` over the training file; train and
+    validation both come from it). Test data never shapes the model: a longer test story keeps its last M
+    sentences, as the official `test.m` does; a test sentence longer than L is an error that says so.
+    """
     for qs in (train_qs, val_qs, test_qs):
         _check_stories(qs)
     vocab = build_vocab(train_qs, val_qs, test_qs)
-    M, L = _sizes(list(train_qs) + list(val_qs) + list(test_qs), memory_size)
+    M, L = _sizes(list(train_qs) + list(val_qs), memory_size)
     M, L = max(1, M), max(1, L)
-    arrays = [vectorize(qs, vocab, memory_size, sentence_len=L, slots=M) for qs in (train_qs, val_qs, test_qs)]
-    return BabiDataset(arrays[0], arrays[1], arrays[2], vocab, M, L, tuple(tasks), name)
+    arrays = [vectorize(qs, vocab, M, sentence_len=L, slots=M) for qs in (train_qs, val_qs)]
+    try:
+        test = vectorize(test_qs, vocab, M, sentence_len=L, slots=M)
+    except SentenceTooLongError as e:
+        raise SentenceTooLongError(f"{e} (the longest sentence or question of the training file; the model's "
+                                   f"sentence length is fixed by the training data)") from None
+    return BabiDataset(arrays[0], arrays[1], test, vocab, M, L, tuple(tasks), name)
 
 
 def load_babi(tasks: int | Sequence[int] | str = 1, data_dir=None, tenk: bool = False, memory_size: int = 50,
@@ -524,7 +544,8 @@ def load_babi(tasks: int | Sequence[int] | str = 1, data_dir=None, tenk: bool = 
     """bAbI train / validation / test arrays for one task, several, or "joint" (all 20) with one vocabulary.
 
     The vocabulary covers train and test of every chosen task (as the papers' code did). Validation is the last
-    val_fraction of EACH task's training file. Train, val and test share one M and L.
+    val_fraction of EACH task's training file. Train, val and test share one M and L, taken from the training
+    files alone (see `_assemble`).
     """
     task_list = _task_list(tasks)
     root = resolve_data_dir(data_dir)
