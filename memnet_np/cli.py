@@ -9,11 +9,11 @@ import argparse
 import os
 import sys
 
-COMMANDS = ("demo", "train", "evaluate", "reproduce", "bench", "figures", "check", "data")
+from memnet_np import runtime
 
-# Our matrices are small: one BLAS thread is faster than several, and parallel runs use one process per core.
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+runtime.configure()   # one BLAS thread (before numpy is imported) and freed memory kept for reuse: see runtime.py
+
+COMMANDS = ("demo", "train", "evaluate", "reproduce", "bench", "figures", "check", "data")
 
 
 def _user_errors():

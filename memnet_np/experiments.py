@@ -132,8 +132,10 @@ def pool_map(jobs: list, n_jobs: int, on_done: Callable):
 
 
 def _one_thread():
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    from memnet_np import runtime
+    for var in runtime.BLAS_THREAD_VARIABLES:
         os.environ[var] = "1"
+    runtime.keep_freed_memory()
 
 
 def run_summary(run: RunResult) -> dict:

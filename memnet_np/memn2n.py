@@ -289,7 +289,8 @@ class HopCache(NamedTuple):
 class Cache(NamedTuple):
     bags: ops.Bags           # the batch's distinct sentences as weighted bags (U, R·V)
     qbags: ops.Bags          # the question (N, R·V)
-    lookups: tuple           # (slot → sentence, slot → age) LookupCaches, the same for every memory
+    memories: list           # the distinct (word matrix, T) pairs, in the order of `memory` below
+    embedding: tuple         # caches of embed_memories: the bag product, slot → sentence, slot → age
     time_weight: Optional[np.ndarray]  # (d,) PE weights of the official time word, or None
     batch: Batch
     hops: list               # K HopCaches
@@ -301,16 +302,36 @@ def time_word_J(config: Config, L: int) -> Optional[int]:
     return L + 1 if (config.encoding == "official" and config.temporal) else None
 
 
-def embed_memory(params, bags, slots, batch, A, TA, time_weight):
-    """m = Σ_j l_j ⊙ A x_ij (+ T_A(age)): one memory, keys or values. Returns m (N, M, d) and the two lookups."""
-    m_sent, _ = ops.bag_embed_forward(bags, params[A])        # (U, d) each distinct sentence once
-    m, at_slot = ops.lookup_forward(m_sent, slots)            # (N, M, d) the sentence in each slot
+def distinct_memories(config: Config) -> list[tuple[str, Optional[str]]]:
+    """The (word matrix, T) pairs the K hops read, each once, in order of first use: adjacent tying reads
+    (A, T_A), (C1, T_C1), …, (CK, T_CK); layer-wise (A, T_A), (C, T_C)."""
+    keys = []
+    for k in range(1, config.hops + 1):
+        A, C, TA, TC = roles(config, k)
+        keys += [key for key in ((A, TA), (C, TC)) if key not in keys]
+    return keys
+
+
+def embed_memories(params, bags, slots, batch, keys, time_weight):
+    """m = Σ_j l_j ⊙ A x_ij (+ T_A(age)) for every (A, T_A) in keys, all in one product.
+
+    Side by side, the n word matrices [A | C1 | …] (V, n·d) embed the distinct sentences in one bag product, and
+    the n temporal matrices [T_A | T_C1 | …] (memory_size, n·d) are read with one lookup; memory j is columns
+    j·d … (j+1)·d − 1 of the result. Returns that (N, M, n·d) and the caches of the bag product and the two
+    lookups.
+    """
+    words = np.concatenate([params[A] for A, _ in keys], axis=1)               # (V, n·d)
+    bags = bags._replace(b=np.tile(bags.b, (1, len(keys))))  # (R, n·d) each memory's dimension k weighted alike
+    m_sent, emb = ops.bag_embed_forward(bags, words)          # (U, n·d) each distinct sentence once
+    m, at_slot = ops.lookup_forward(m_sent, slots)            # (N, M, n·d) the sentence in each slot
     at_age = None
-    if TA is not None:
-        T = params[TA] if time_weight is None else params[TA] * time_weight   # (memory_size, d)
-        t, at_age = ops.lookup_forward(T, batch.age, batch.mask)   # (N, M, d) T_A(age), 0 on empty slots
-        m = m + t
-    return m, (at_slot, at_age)
+    if keys[0][1] is not None:
+        T = np.concatenate([params[TA] for _, TA in keys], axis=1)             # (memory_size, n·d)
+        if time_weight is not None:
+            T = T * np.tile(time_weight, len(keys))          # official: T(i) ⊙ l_J, the time word's weights
+        t, at_age = ops.lookup_forward(T, batch.age, batch.mask)   # (N, M, n·d) T(age), 0 on empty slots
+        m += t
+    return m, (emb, at_slot, at_age)
 
 
 def forward(params, batch: Batch, config: Config):
@@ -320,20 +341,20 @@ def forward(params, batch: Batch, config: Config):
     dtype = params["A"].dtype
     sentences, slots = sentence_table(batch)                  # (U, L), (N, M)
     J = time_word_J(config, sentences.shape[1])
-    bags = ops.encode_bags(sentences, V, d, config.encoding, dtype, J)        # (U, R·V)
-    qbags = ops.encode_bags(batch.queries, V, d, config.encoding, dtype, J)   # (N, R·V)
+    U = sentences.shape[0]
+    both = ops.encode_bags(np.concatenate([sentences, batch.queries]), V, d, config.encoding, dtype, J)
+    bags, qbags = both._replace(W=both.W[:U]), both._replace(W=both.W[U:])   # (U, R·V) story sentences, (N, R·V) questions
     time_weight = None if J is None else ops.official_pe_column(d, J, J).astype(dtype)   # (d,) l_J
     B, W = question_and_answer_names(config)
     u, _ = ops.bag_embed_forward(qbags, params[B])            # (N, d) u¹ = Σ_j l_j ⊙ B q_j
-    attend = batch.mask if config.mask_empty else np.ones_like(batch.mask)   # (N, M) slots attention may use
-    memories = {}                                             # each distinct (matrix, T) memory is built once
+    keys = distinct_memories(config)
+    mem, embedding = embed_memories(params, bags, slots, batch, keys, time_weight)   # (N, M, n·d)
+    memory = {key: mem[..., j * d:(j + 1) * d] for j, key in enumerate(keys)}     # (N, M, d) each
+    attend = batch.mask if config.mask_empty else None        # (N, M) slots attention may use (None: all)
     hops = []
     for k in range(1, K + 1):
         A, C, TA, TC = roles(config, k)
-        for key in ((A, TA), (C, TC)):
-            if key not in memories:
-                memories[key], lookups = embed_memory(params, bags, slots, batch, *key, time_weight)
-        m, c = memories[(A, TA)], memories[(C, TC)]           # (N, M, d) keys and values
+        m, c = memory[(A, TA)], memory[(C, TC)]               # (N, M, d) keys and values
         o, att = ops.attention_read_forward(u, m, c, attend, config.attention == "linear")      # (N, d)
         u_prev = u
         u = (u @ params["H"].T if config.tying == "layerwise" else u) + o   # (N, d) uᵏ⁺¹
@@ -342,7 +363,7 @@ def forward(params, batch: Batch, config: Config):
             u, act = ops.relu_forward(u)                      # (N, d)
         hops.append(HopCache(A, C, TA, TC, u_prev, att, act))
     logits = u @ params[W].T                                  # (N, V) W uᴷ⁺¹ (the softmax is in the loss)
-    return logits, Cache(bags, qbags, lookups, time_weight, batch, hops, u)
+    return logits, Cache(bags, qbags, keys, embedding, time_weight, batch, hops, u)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -354,7 +375,11 @@ def backward(dlogits, cache: Cache, params, config: Config) -> dict[str, np.ndar
     B, W = question_and_answer_names(config)
     grads[W] += dlogits.T @ cache.u_final                     # (V, d) ∂/∂W of u Wᵀ
     du = dlogits @ params[W]                                  # (N, d) ∂loss/∂uᴷ⁺¹
-    dmemories = {}                                            # accumulated ∂loss/∂(memory) per distinct memory
+    # ∂loss/∂m_i = ds_i uᵏ where hop k reads m as keys, ∂loss/∂c_i = p_i ∂loss/∂oᵏ where it reads c as values:
+    # each memory's gradient is a sum of such outer products, kept as (memory, coefficient (N, M), vector (N, d))
+    d = config.d
+    column = {key: slice(j * d, (j + 1) * d) for j, key in enumerate(cache.memories)}
+    uses = []
     for hop in reversed(cache.hops):
         if hop.relu is not None:
             du = ops.relu_backward(du, hop.relu)              # (N, d)
@@ -362,17 +387,30 @@ def backward(dlogits, cache: Cache, params, config: Config) -> dict[str, np.ndar
         if config.tying == "layerwise":
             grads["H"] += du.T @ hop.u                        # (d, d)
             du = du @ params["H"]                             # (N, d)
-        du_att, dm, dc = ops.attention_read_backward(do, hop.attention)    # (N, d), (N, M, d), (N, M, d)
+        du_att, (ds, u_k), (p, do_k) = ops.attention_read_backward_factored(do, hop.attention)
         du = du + du_att                                      # (N, d) ∂loss/∂uᵏ
-        for key, g in (((hop.A, hop.TA), dm), ((hop.C, hop.TC), dc)):
-            dmemories[key] = dmemories[key] + g if key in dmemories else g
-    at_slot, at_age = cache.lookups
-    for (A, TA), dmem in dmemories.items():                  # one embedding backward per distinct memory
+        uses += [(column[(hop.A, hop.TA)], ds, u_k), (column[(hop.C, hop.TC)], p, do_k)]
+    # embed_memories read backward. A distinct sentence's gradient is the sum over the slots that hold it,
+    # Σ_i coef_i v_n = Gᵀ v (G from per_row_sums); then the bag product gives every word matrix's gradient at once,
+    # and T's rows collect the same sums by age
+    emb, at_slot, at_age = cache.embedding
+    coef = np.stack([c for _, c, _ in uses])                 # (P, N, M) the P = 2K uses
+    width = len(column) * d
+
+    def table_gradient(idx, rows, mask=None):                 # (rows, n·d): Σ over uses of G_pᵀ v_p, per memory
+        G = ops.per_row_sums(coef, idx, rows, mask).reshape(len(uses), -1, rows)   # (P, N, rows)
+        out = np.zeros((rows, width), dtype=du.dtype)
+        for (cols, _, v), G_p in zip(uses, G):
+            out[:, cols] += G_p.T @ v                         # (rows, d)
+        return out
+    dm_sent = table_gradient(at_slot.idx, cache.bags.W.shape[0])              # (U, n·d) per distinct sentence
+    dwords = ops.bag_embed_backward(dm_sent, emb)             # (V, n·d) every word matrix at once
+    if at_age is not None:
+        dT = table_gradient(cache.batch.age, config.memory_size, cache.batch.mask)   # (memory_size, n·d)
+    for (A, TA), cols in column.items():
+        grads[A] += dwords[:, cols]                           # (V, d)
         if TA is not None:
-            dT = ops.lookup_backward(dmem, at_age)            # (memory_size, d)
-            grads[TA] += dT if cache.time_weight is None else dT * cache.time_weight
-        dm_sent = ops.lookup_backward(dmem, at_slot)          # (U, d) each distinct sentence's share
-        grads[A] += ops.bag_embed_backward(dm_sent, ops.BagEmbedCache(cache.bags))   # (V, d)
+            grads[TA] += dT[:, cols] if cache.time_weight is None else dT[:, cols] * cache.time_weight
     grads[B] += ops.bag_embed_backward(du, ops.BagEmbedCache(cache.qbags))        # (V, d) u¹ = Σ l ⊙ B q
     return grads
 

@@ -302,9 +302,13 @@ class SoftmaxCache(NamedTuple):
 
 
 def masked_softmax_forward(s, mask=None):
-    """p_i = exp(s_i) / Σ_{valid j} exp(s_j) on valid slots, exactly 0 elsewhere; a row with no valid slot is 0."""
+    """p_i = exp(s_i) / Σ_{valid j} exp(s_j) on valid slots, exactly 0 elsewhere; a row with no valid slot is 0.
+
+    mask None: every slot is valid (the plain softmax, without the masking work)."""
     if mask is None:
-        mask = np.ones(s.shape, dtype=bool)
+        e = np.exp(s - s.max(-1, keepdims=True))              # (..., M) ≤ 1, never overflows
+        p = e / e.sum(-1, keepdims=True)                      # (..., M)
+        return p, SoftmaxCache(p)
     z = np.where(mask, s, -np.inf)                            # (..., M)
     zmax = z.max(-1, keepdims=True)                           # (..., 1)
     zmax = np.where(np.isfinite(zmax), zmax, 0.0)             # an all-padded row has no max
@@ -327,16 +331,18 @@ class AttentionCache(NamedTuple):
     u: np.ndarray     # (N, d) controller state
     m: np.ndarray     # (N, M, d) input memory (keys)
     c: np.ndarray     # (N, M, d) output memory (values)
-    mask: np.ndarray  # (N, M) bool, real slots
+    mask: Optional[np.ndarray]  # (N, M) bool, real slots (None: every slot)
     p: np.ndarray     # (N, M) attention
     linear: bool      # linear start: p = masked scores, no softmax
 
 
 def attention_read_forward(u, m, c, mask, linear=False):
-    """o = Σ_i p_i c_i with p = masked softmax(uᵀ m_i); with linear=True (linear start) p = masked uᵀ m_i."""
+    """o = Σ_i p_i c_i with p = masked softmax(uᵀ m_i); with linear=True (linear start) p = masked uᵀ m_i.
+
+    mask (N, M) bool, or None when every slot may be attended."""
     s = (m @ u[..., None])[..., 0]                            # (N, M) scores uᵀ m_i
     if linear:
-        p = s * mask                                          # (N, M)
+        p = s if mask is None else s * mask                   # (N, M)
     else:
         p, _ = masked_softmax_forward(s, mask)                # (N, M)
     o = (p[:, None, :] @ c)[:, 0, :]                          # (N, d)
@@ -348,12 +354,46 @@ def attention_read_backward(do, cache):
     dp = (c @ do[..., None])[..., 0]                          # (N, M) ∂o/∂p_i = c_i
     dc = p[..., None] * do[:, None, :]                        # (N, M, d)
     if linear:
-        ds = dp * mask                                        # (N, M)
+        ds = dp if mask is None else dp * mask                # (N, M)
     else:
         ds = masked_softmax_backward(dp, SoftmaxCache(p))     # (N, M)
     du = (ds[:, None, :] @ m)[:, 0, :]                        # (N, d)
     dm = ds[..., None] * u[:, None, :]                        # (N, M, d)
     return du, dm, dc
+
+
+def attention_read_backward_factored(do, cache):
+    """attention_read_backward with dm and dc left as the outer products they are: dm_i = ds_i u, dc_i = p_i do.
+
+    Returns du (N, d), (ds (N, M), u (N, d)) and (p (N, M), do (N, d)); the (N, M, d) gradients are never built.
+    A memory made of embedded sentences can then sum its gradient per sentence as one small matrix product
+    (`per_row_sums`), instead of writing out and scattering N·M·d numbers.
+    """
+    u, m, c, mask, p, linear = cache
+    dp = (c @ do[..., None])[..., 0]                          # (N, M) ∂o/∂p_i = c_i
+    if linear:
+        ds = dp if mask is None else dp * mask                # (N, M)
+    else:
+        ds = masked_softmax_backward(dp, SoftmaxCache(p))     # (N, M)
+    du = (ds[:, None, :] @ m)[:, 0, :]                        # (N, d)
+    return du, (ds, u), (p, do)
+
+
+def per_row_sums(coef, idx, rows, mask=None):
+    """G (N, rows) with G[n, r] = Σ_i coef[n, i] over the slots i of example n that read row r (and are in mask).
+
+    For a memory m_i = table[idx_i] with gradient dm_i = coef_i · v_n (an outer product, see
+    `attention_read_backward_factored`), the table's gradient is Gᵀ v: one (rows, N) × (N, d) product.
+    coef and idx (N, M); a stack of several uses (P, N, M) gives G (P·N, rows), to be multiplied by the P
+    vectors stacked (P·N, d).
+    """
+    N, M = idx.shape
+    coef = coef.reshape(-1, N, M)                             # (P, N, M)
+    if mask is not None:
+        coef = coef * mask                                    # (P, N, M) masked slots read nothing
+    flat = np.arange(coef.shape[0] * N).reshape(-1, N, 1) * rows + idx          # (P, N, M) flat index into G
+    G = np.bincount(flat.ravel(), weights=coef.ravel(), minlength=coef.shape[0] * N * rows)   # (P·N·rows,)
+    return G.reshape(-1, rows).astype(coef.dtype, copy=False)                   # (P·N, rows)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -54,10 +54,12 @@ def check_finite(arrays: Mapping[str, np.ndarray], what: str = "gradient") -> No
     `what` says what the arrays are ("gradient", "parameter", ...), so the message reads e.g.
     "non-finite gradient in 'A' (2 NaN, 0 inf of 12 entries; first at index (0, 3))".
     """
-    for name, x in arrays.items():
-        x = np.asarray(x)
-        if x.dtype.kind not in "fc":                          # integers and booleans are always finite
-            continue
+    with np.errstate(over="ignore", invalid="ignore"):
+        sums = {name: np.asarray(x).sum() for name, x in arrays.items() if np.asarray(x).dtype.kind in "fc"}
+    for name, total in sums.items():
+        if np.isfinite(total):                                # a NaN or inf in x makes its sum NaN or inf; a sum
+            continue                                          # that overflowed from finite numbers is checked below
+        x = np.asarray(arrays[name])
         finite = np.isfinite(x)                               # same shape as x
         if not finite.all():
             n_nan = int(np.isnan(x).sum())

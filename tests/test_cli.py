@@ -105,3 +105,15 @@ def test_evaluate_rejects_unknown_words(tmp_path):
     (en / "qa1_single-supporting-fact_test.txt").write_text(story)
     r = run("evaluate", str(tmp_path / "m" / "checkpoint.npz"), "--data", str(tmp_path / "d"))
     assert r.returncode == 2 and "zorblax" in r.stderr.lower()
+
+
+def test_runtime_settings_are_applied_by_the_cli_not_by_importing_the_package():
+    code = ("import os, memnet_np, memnet_np.memn2n; a = os.environ.get('OPENBLAS_NUM_THREADS'); "
+            "import memnet_np.cli; print(a, os.environ.get('OPENBLAS_NUM_THREADS'))")
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+                                                            "MKL_NUM_THREADS")}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert r.stdout.split() == ["None", "1"], r.stderr
+    from memnet_np import runtime
+    if sys.platform.startswith("linux") and "glibc" in " ".join(__import__("platform").libc_ver()):
+        assert runtime.keep_freed_memory() is True

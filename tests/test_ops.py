@@ -302,3 +302,32 @@ def test_lookup_gradient(masked):
     mask = r.random((4, 6)) < 0.6 if masked else None
     errs = check_op(lambda t: ops.lookup_forward(t, idx, mask), ops.lookup_backward, {"table": table}, ["table"], r)
     assert errs["table"] < TOL
+
+
+@pytest.mark.parametrize("linear", [False, True])
+def test_factored_attention_backward_is_the_textbook_one(linear):
+    r = rng_(7)
+    N, M, d = 3, 5, 4
+    u, m, c = r.standard_normal((N, d)), r.standard_normal((N, M, d)), r.standard_normal((N, M, d))
+    mask = r.random((N, M)) < 0.7
+    mask[:, 0] = True
+    _, cache = ops.attention_read_forward(u, m, c, mask, linear)
+    do = r.standard_normal((N, d))
+    du, dm, dc = ops.attention_read_backward(do, cache)
+    du2, (ds, uu), (p, do2) = ops.attention_read_backward_factored(do, cache)
+    assert np.allclose(du, du2) and np.allclose(dm, ds[..., None] * uu[:, None, :])
+    assert np.allclose(dc, p[..., None] * do2[:, None, :])
+
+
+def test_per_row_sums_by_hand_and_as_a_scatter_of_outer_products():
+    coef = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])       # N = 2 examples, M = 3 slots
+    idx = np.array([[0, 2, 2], [1, 1, 0]])
+    G = ops.per_row_sums(coef, idx, rows=3)
+    assert np.array_equal(G, [[1, 0, 5], [6, 9, 0]])
+    G = ops.per_row_sums(coef, idx, rows=3, mask=np.array([[True, False, True], [True, True, False]]))
+    assert np.array_equal(G, [[1, 0, 3], [0, 9, 0]])
+    r = rng_(8)                                               # Gᵀ v equals the scatter of dm_i = coef_i v_n
+    coef, v, idx = r.standard_normal((2, 4, 6)), r.standard_normal((2, 4, 3)), r.integers(0, 5, (4, 6))
+    dm = coef[..., None] * v[:, :, None, :]                   # (P, N, M, d)
+    expected = sum(ops.lookup_backward(dm[k], ops.LookupCache(idx, 5)) for k in range(2))
+    assert np.allclose(ops.per_row_sums(coef, idx, 5).T @ v.reshape(-1, 3), expected)

@@ -370,3 +370,9 @@ def test_clipping_keeps_dtype():
     assert optim.clip_by_norm_per_matrix(g, 1.0)[0]["A"].dtype == np.float32
     assert optim.clip_by_global_norm(g, 1.0)[0]["A"].dtype == np.float32
     assert optim.clip_by_value(g, 1.0)["A"].dtype == np.float32
+
+
+def test_finite_arrays_whose_sum_overflows_are_still_finite():
+    optim.check_finite({"big": np.array([1e308, 1e308, -1e308]), "small": np.ones(3)})   # no error, no warning
+    with pytest.raises(optim.NonFiniteError, match=r"gradient in 'second' \(1 NaN, 0 inf"):
+        optim.check_finite({"first": np.array([1e308, 1e308]), "second": np.array([0.0, np.nan])})
