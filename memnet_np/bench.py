@@ -1,12 +1,25 @@
-"""`python -m memnet_np bench memn2n`: how fast MemN2N trains and answers, and how that scales.
+"""`python -m memnet_np bench memn2n [--task N]`: how fast MemN2N trains and answers, where a step's time goes,
+and how that scales.
 
-Measures, on one core: seconds per training epoch on bAbI task 1 (1k, batch 32, d = 20, K = 3, PE + TE, the
-paper's setting), training and inference examples per second, and time per training batch as memory size,
+Measures, on one core: seconds per training epoch on a bAbI task (1k, batch 32, d = 20, K = 3, PE + TE, the
+paper's setting; the memory has min(50, longest training story) slots, as the official code sizes it), the same
+per training question, training and inference examples per second, and time per training batch as memory size,
 hops and batch size grow. Each number is the median of several repeats.
+
+Where a step's time goes. One training step (batch, forward, backward, clipping, update) costs about
+a + b·N for a batch of N questions: a is the fixed cost of the step's array operations (each numpy call costs
+microseconds however small its arrays), b the work per question. Both are fitted from steps at N = 16, 32 and 64
+on the task's real stories (larger batches leave the caches and cost more per question), and reported with the
+step's number of calls. b·32 is the floor for a batch of 32: what a step would cost if the operations themselves
+were free.
+
+For a side-by-side speed ratio, time a peer doing the same work (same memory size, batch, questions) in the
+same sitting on the same machine, and divide per training question.
 """
 from __future__ import annotations
 
 import json
+import sys
 import time
 
 import numpy as np
@@ -30,32 +43,78 @@ def _synthetic_batch(memn2n, config, rng, N, M, L=7):
     return memn2n.Batch(stories, queries, answers, mask, memn2n.story_ages(mask, config.memory_size))
 
 
-def measure(data_dir=None, quick: bool = False) -> dict:
+def count_calls(fn) -> tuple[int, int]:
+    """(C-level calls, Python-level calls) made while fn() runs: numpy operations are the C-level ones."""
+    counts = {"c_call": 0, "call": 0}
+
+    def hook(frame, event, arg):
+        if event in counts:
+            counts[event] += 1
+    sys.setprofile(hook)
+    try:
+        fn()
+    finally:
+        sys.setprofile(None)
+    return counts["c_call"], counts["call"]
+
+
+def step_profile(model, params, arrays, config, rng, opt, repeats: int) -> dict:
+    """Time per training step for N = 16, 32, 64 on real data, the fit a + b·N, and the calls of a 32-step."""
+    from memnet_np import train as T
+    null_rows = model.embedding_names(config)
+
+    def step(idx):
+        batch = model.make_batch(arrays, idx, config, rng, train=True)
+        _, grads, _ = model.loss_and_grads(params, batch, config)
+        grads, _ = T.optim.clip_by_norm_per_matrix(grads, config.max_grad_norm)
+        opt.step(params, grads)
+        for name in null_rows:
+            params[name][0] = 0.0
+    sizes = [n for n in (16, 32, 64) if n <= len(arrays.answers)]
+    times = {}
+    for n in sizes:
+        batches = [rng.permutation(len(arrays.answers))[:n] for _ in range(8)]
+        times[n] = _median_time(lambda: [step(b) for b in batches], repeats) / len(batches)
+    b, a = np.polyfit(sizes, [times[n] for n in sizes], 1) if len(sizes) > 1 else (0.0, times[sizes[0]])
+    c_calls, py_calls = count_calls(lambda: step(rng.permutation(len(arrays.answers))[:32]))
+    one = np.ones(3)
+    trivial = _median_time(lambda: [np.add(one, one) for _ in range(1000)], repeats) / 1000
+    return {"seconds_by_batch_size": {str(n): t for n, t in times.items()},
+            "fixed_seconds": float(a), "seconds_per_question": float(b), "floor_seconds_batch_32": float(32 * b),
+            "c_calls": c_calls, "python_calls": py_calls, "trivial_numpy_call_seconds": trivial}
+
+
+def measure(data_dir=None, quick: bool = False, task: int = 1) -> dict:
     from memnet_np import data, memn2n, optim
     from memnet_np import train as T
     rng = np.random.default_rng(0)
     repeats = 3 if quick else 10
     try:
-        ds = data.load_babi(1, data_dir=data_dir)
+        ds = data.load_babi(task, data_dir=data_dir)
         source = ds.name
     except data.DataNotFoundError:
-        ds = data.load_generated(1)
-        source = ds.name + " (no bAbI data found: set --data or MEMNET_DATA for the real task 1)"
+        from memnet_np.data import GENERATED_TASKS
+        gen = task if task in GENERATED_TASKS else 1
+        ds = data.load_generated(gen)
+        source = ds.name + f" (no bAbI data found: set --data or MEMNET_DATA for the real task {task})"
     config = memn2n.Config.for_data(ds)
     params = memn2n.init_params(config, rng)
     opt = optim.SGD(config.lr)
     n_train = len(ds.train.answers)
     epoch = _median_time(lambda: T.run_epoch(memn2n, params, ds.train, config, rng, config.lr, opt), repeats)
     infer = _median_time(lambda: T.evaluate(memn2n, params, ds.test, config), repeats)
-    out = {"data": source, "config": {"d": config.d, "hops": config.hops, "batch_size": config.batch_size,
-                                      "encoding": config.encoding, "temporal": config.temporal},
-           "seconds_per_epoch": epoch, "train_examples_per_second": n_train / epoch,
+    out = {"data": source, "task": task,
+           "config": {"d": config.d, "hops": config.hops, "batch_size": config.batch_size, "memory_size":
+                      config.memory_size, "encoding": config.encoding, "temporal": config.temporal},
+           "seconds_per_epoch": epoch, "training_questions": n_train, "seconds_per_question": epoch / n_train,
+           "train_examples_per_second": n_train / epoch,
            "inference_examples_per_second": len(ds.test.answers) / infer,
-           "epoch_float32": None, "scaling": {}}
+           "epoch_float32": None, "step": None, "scaling": {}}
     cfg32 = memn2n.replace(config, dtype="float32")
     p32 = {k: v.astype(np.float32) for k, v in params.items()}
     out["epoch_float32"] = _median_time(lambda: T.run_epoch(memn2n, p32, ds.train, cfg32, rng, config.lr, opt),
                                         repeats)
+    out["step"] = step_profile(memn2n, params, ds.train, config, rng, opt, max(2, repeats // 2))
 
     def batch_time(cfg, N, M):
         p = memn2n.init_params(cfg, rng)
@@ -69,11 +128,19 @@ def measure(data_dir=None, quick: bool = False) -> dict:
 
 
 def format_report(r: dict) -> str:
-    lines = [f"MemN2N speed on {r['data']}",
+    s = r["step"]
+    lines = [f"MemN2N speed on {r['data']} ({r['config']['memory_size']} memory slots)",
              f"  one training epoch:      {r['seconds_per_epoch'] * 1e3:8.1f} ms  (float32: "
-             f"{r['epoch_float32'] * 1e3:.1f} ms)",
+             f"{r['epoch_float32'] * 1e3:.1f} ms) for {r['training_questions']} questions",
+             f"  per training question:   {r['seconds_per_question'] * 1e6:8.1f} µs",
              f"  training:                {r['train_examples_per_second']:8.0f} examples/s",
              f"  inference:               {r['inference_examples_per_second']:8.0f} examples/s",
+             "  one training step (batch, forward, backward, clipping, update) ≈ a + b·N:",
+             "    " + "  ".join(f"N = {n}: {t * 1e3:.2f} ms" for n, t in s["seconds_by_batch_size"].items()),
+             f"    a = {s['fixed_seconds'] * 1e6:.0f} µs fixed per step ({s['c_calls']} numpy-level calls, "
+             f"{s['python_calls']} Python calls; a trivial numpy call takes {s['trivial_numpy_call_seconds'] * 1e6:.2f} µs)",
+             f"    b = {s['seconds_per_question'] * 1e6:.1f} µs per question: the floor for a batch of 32 is "
+             f"{s['floor_seconds_batch_32'] * 1e6:.0f} µs",
              "  one training batch (forward + backward), by memory size M (N = 32, K = 3):"]
     lines += [f"    M = {m:4d}: {t * 1e3:7.2f} ms" for m, t in r["scaling"]["memory_size"].items()]
     lines.append("  by hops K (N = 32, M = 10):")
@@ -84,7 +151,10 @@ def format_report(r: dict) -> str:
 
 
 def main(args) -> int:
-    r = measure(args.data, quick=args.quick)
+    from memnet_np.experiments import UserError
+    if not 1 <= args.task <= 20:
+        raise UserError(f"--task must be 1..20, got {args.task}")
+    r = measure(args.data, quick=args.quick, task=args.task)
     if args.json:
         print(json.dumps(r))
     else:

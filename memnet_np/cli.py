@@ -285,6 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("model")
     s.add_argument("--data", metavar="DIR", help="bAbI folder; default: $MEMNET_DATA, else generated stories")
     s.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    s.add_argument("--task", type=int, default=1, help="bAbI task whose training epoch is timed (default: 1)")
     s.add_argument("--quick", action="store_true", help="fewer repeats (for tests)")
     s.set_defaults(func=cmd_bench)
 

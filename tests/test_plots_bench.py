@@ -47,7 +47,10 @@ def test_bench_json_has_seconds_per_epoch(tmp_path):
                        capture_output=True, text=True, timeout=300, env=dict(os.environ, MPLBACKEND="Agg"))
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    assert 0 < out["seconds_per_epoch"] < 5
+    assert 0 < out["seconds_per_epoch"] < 5 and out["task"] == 1
+    assert out["seconds_per_question"] == pytest.approx(out["seconds_per_epoch"] / out["training_questions"])
+    step = out["step"]
+    assert step["c_calls"] > 50 and step["fixed_seconds"] > 0 and step["floor_seconds_batch_32"] > 0
     assert set(out["scaling"]) == {"memory_size", "hops", "batch_size"}
     assert list(out["scaling"]["memory_size"]) == ["10", "50", "100", "200"]
 
@@ -58,3 +61,9 @@ def test_figures_quick(tmp_path):
     assert r.returncode == 0, r.stderr
     for name in ("memn2n_attention.png", "memn2n_learning_curves.png", "position_encoding.png"):
         assert _is_png(tmp_path / name)
+
+
+def test_bench_task_option(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "memnet_np", "bench", "memn2n", "--task", "21"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "--task must be 1..20" in r.stderr

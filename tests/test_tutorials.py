@@ -70,3 +70,15 @@ def test_gradient_checking_tutorial_without_matplotlib(tmp_path):
     assert "matplotlib is not installed: skipping the plot" in r.stdout
     assert "over 0 entries" in r.stdout                  # ran to the end
     assert not list(tmp_path.glob("*.png"))
+
+
+@pytest.mark.slow
+def test_memn2n_tutorial_full_run_keeps_its_claims(tmp_path):
+    """The full run trains for real: the claims its text makes about the trained model are checked there."""
+    path = ROOT / "tutorials/02_memn2n.py"
+    env = {k: v for k, v in os.environ.items() if k != "MEMNET_FAST"}
+    env.update(MPLBACKEND="Agg", MEMNET_TUTORIAL_OUT=str(tmp_path))
+    r = subprocess.run([sys.executable, str(path)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                       timeout=900)
+    assert r.returncode == 0, f"--- stderr ---\n{r.stderr}\n--- last stdout ---\n{r.stdout[-3000:]}"
+    assert "✓ long stories fail more often" in r.stdout and "✗" not in r.stdout
