@@ -81,6 +81,8 @@ def _data_spec(args, task):
         return DataSpec(task, generated=True)
     if task != "joint" and not 1 <= int(task) <= 20:
         raise UserError(f"task must be 1..20, got {task}")
+    if args.data and os.path.basename(os.path.normpath(args.data)) == "en-10k" and not args.tenk:
+        raise UserError(f"{args.data} holds the 10k training sets: add --tenk (or give its parent folder)")
     return DataSpec(task, args.data, args.tenk)
 
 
@@ -101,25 +103,25 @@ def cmd_train(args):
         raise UserError("give either --task N (1..20) or --joint")
     if args.runs < 1 or args.jobs < 1:
         raise UserError("--runs and --jobs must be at least 1")
-    E.get_model(args.model)
+    model = E.get_model(args.model)
     task = "joint" if args.joint else args.task
     spec = _data_spec(args, task)
-    print(f"training {args.model} on {spec.describe()}, {args.runs} run(s) from seed {args.seed}", flush=True)
+    ds = E.load_data(spec)                                    # fail early: missing data, bad files
+    config = E.make_config(model, ds, _overrides(args))       # and impossible settings (--epochs 0, ...)
+    out_dir = args.out or os.path.join("runs", f"{args.model}-{'joint' if args.joint else f'task{task}'}"
+                                       f"{'-10k' if spec.tenk else ''}{'-generated' if spec.generated else ''}")
+    print(f"training {args.model} on {spec.describe()}, {args.runs} run(s) from seed {args.seed}; "
+          f"results go to {out_dir}", flush=True)
     out = E.train_runs(args.model, spec, runs=args.runs, seed=args.seed, jobs=args.jobs,
                        overrides=_overrides(args), verbose=not args.quiet)
     res, best = out["results"], out["best"]
-    ds = E.load_data(spec)
-    ckpt = None
-    if args.out:
-        model = E.get_model(args.model)
-        config = E.make_config(model, ds, _overrides(args))
-        ckpt = T.save_checkpoint(os.path.join(args.out, "checkpoint.npz"), args.model, best.params, config,
-                                 ds.vocab.to_list(), meta={"data": spec.describe(), "task": task, "tenk": spec.tenk,
-                                       "generated": spec.generated, "sentence_len": ds.sentence_len,
-                                       "seed": best.seed, **best.summary})
-        res["checkpoint"] = str(ckpt)
-        E.write_results(args.out, res)
-    _print_train_summary(res, ckpt, args.out)
+    ckpt = T.save_checkpoint(os.path.join(out_dir, "checkpoint.npz"), args.model, best.params, config,
+                             ds.vocab.to_list(), meta={"data": spec.describe(), "task": task, "tenk": spec.tenk,
+                                                       "generated": spec.generated, "sentence_len": ds.sentence_len,
+                                                       "seed": best.seed, **best.summary})
+    res["checkpoint"] = str(ckpt)
+    E.write_results(out_dir, res)
+    _print_train_summary(res, ckpt, out_dir)
     return 0
 
 
@@ -139,15 +141,21 @@ def _print_train_summary(res, ckpt, out):
     if len(by_task) > 1:
         print("test error by task: " + "  ".join(f"{t}:{e:.1f}" for t, e in sorted(by_task.items(),
                                                                                    key=lambda kv: int(kv[0]))))
-    if out:
-        print(f"wrote {os.path.join(out, 'results.json')} and {ckpt}")
+    print(f"wrote {os.path.join(out, 'results.json')} and {ckpt}")
+    print(f"score it again with: python -m memnet_np evaluate {out}")
     print("=" * 72)
 
 
 def cmd_evaluate(args):
     import numpy as np
     from memnet_np import data, experiments as E, train as T
-    ck = T.load_checkpoint(args.checkpoint)
+    path = args.checkpoint
+    if os.path.isdir(path):                                   # the folder `train` wrote
+        path = os.path.join(path, "checkpoint.npz")
+        if not os.path.isfile(path):
+            raise T.CheckpointError(f"{args.checkpoint} is a folder without a checkpoint.npz (train writes one into "
+                                    f"its --out folder)")
+    ck = T.load_checkpoint(path)
     model = E.get_model(ck.model)
     config = model.Config(**ck.config)
     vocab = data.Vocab.from_list(ck.vocab)
@@ -155,6 +163,10 @@ def cmd_evaluate(args):
         if name not in model.param_names(config):
             raise T.CheckpointError(f"{args.checkpoint}: parameter {name!r} does not belong to this {ck.model} config")
     task = args.task if args.task is not None else ck.meta.get("task", 1)
+    if ck.meta.get("generated") and not (args.data or args.tenk):
+        args.generated = True                                 # trained on generated stories: score on them too
+    if ck.meta.get("tenk") and not args.data and not args.generated:
+        args.tenk = True
     spec = _data_spec(args, task)
     if spec.generated:
         ds = data.load_generated(int(task), memory_size=config.memory_size)
@@ -169,7 +181,8 @@ def cmd_evaluate(args):
                             sentence_len=ck.meta.get("sentence_len"), slots=config.memory_size)
     _, err, preds = T.evaluate(model, ck.params, arrays, config)
     by_task = T.error_by_task(arrays, preds)
-    print(f"{ck.model} checkpoint {args.checkpoint} on {len(questions)} test questions")
+    print(f"{ck.model} checkpoint {path} on {len(questions)} test questions"
+          f"{' (generated stories)' if spec.generated else ''}")
     for t, e in by_task.items():
         print(f"  task {t:2d}: test error {e:5.1f}%")
     print(f"test error {err:.1f}% (accuracy {100 - err:.1f}%)")
@@ -201,6 +214,11 @@ def cmd_bench(args):
 
 def cmd_figures(args):
     from memnet_np import figures
+    from memnet_np.experiments import UserError
+    try:
+        import matplotlib  # noqa: F401  (checked before any training: the figures need it)
+    except ImportError:
+        raise UserError("figures need matplotlib: pip install 'memnet_np[plot]'") from None
     return figures.main(out_dir=args.out, data_dir=args.data, quick=args.quick)
 
 
@@ -217,8 +235,15 @@ def cmd_data(args):
         root = data.resolve_data_dir(args.data)
         tenk = None if args.set == "both" else args.set == "10k"
         stats = data.check_folder(root, tenk=tenk)
-        print(f"bAbI folder {root}: every file parsed")
         print(data.format_stats(stats))
+        found = {(s.subset, s.task, s.split) for s in stats}
+        subsets = sorted({s.subset for s in stats}) if tenk is None else ["en-10k" if tenk else "en"]
+        missing = [f"{sub}/qa{t}_*_{split}.txt" for sub in subsets for t in range(1, 21) for split in ("train", "test")
+                   if (sub, t, split) not in found]
+        if missing:
+            print(f"bAbI folder {root}: {len(stats)} files parsed; {len(missing)} missing: " + ", ".join(missing))
+            return 1
+        print(f"bAbI folder {root}: every file parsed, none missing")
         return 0
     if args.data_command == "download":
         path = data.download_babi(args.dir)
@@ -258,13 +283,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--runs", type=int, default=1, help="seeds to train; the lowest training error is selected")
     s.add_argument("--jobs", type=int, default=1, help="parallel processes for --runs")
     s.add_argument("--seed", type=int, default=0, help="first seed")
-    s.add_argument("--out", help="folder for results.json and checkpoint.npz")
+    s.add_argument("--out", help="folder for results.json and checkpoint.npz (default: runs/MODEL-taskN)")
     s.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     _add_model_options(s)
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("evaluate", help="re-score a saved checkpoint on test data")
-    s.add_argument("checkpoint")
+    s.add_argument("checkpoint", help="a checkpoint.npz, or the folder train wrote it into")
     s.add_argument("--task", type=int, help="task to score (default: the one it was trained on)")
     _add_data_args(s)
     s.set_defaults(func=cmd_evaluate)

@@ -80,7 +80,11 @@ def load_data(spec: DataSpec):
 
 
 def make_config(model, dataset, overrides: Optional[dict] = None):
-    return model.Config.for_data(dataset, **(overrides or {}))
+    """The model's paper settings for this data with the user's overrides; an impossible setting is a UserError."""
+    try:
+        return model.Config.for_data(dataset, **(overrides or {}))
+    except (ValueError, TypeError) as e:
+        raise UserError(str(e)) from None
 
 
 @dataclass

@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -72,7 +73,9 @@ def test_generate_train_evaluate_round_trip(tmp_path):
     r = run("data", "generate", "--task", "1", "--out", str(tmp_path / "gen"), "--n-train", "300", "--n-test", "200")
     assert r.returncode == 0, r.stderr
     r = run("data", "check", "--data", str(tmp_path / "gen"))
-    assert r.returncode == 0 and "300" in r.stdout
+    assert r.returncode == 1 and "300" in r.stdout                 # parsed, but tasks 2..20 are not there
+    missing = next(line for line in r.stdout.splitlines() if "missing:" in line)
+    assert "38 missing:" in missing and "en/qa2_*_train.txt" in missing and "qa1_" not in missing
     r = run("train", "memn2n", "--task", "1", "--data", str(tmp_path / "gen"), "--epochs", "3", "--out",
             str(tmp_path / "run"))
     assert r.returncode == 0, r.stderr
@@ -117,3 +120,49 @@ def test_runtime_settings_are_applied_by_the_cli_not_by_importing_the_package():
     from memnet_np import runtime
     if sys.platform.startswith("linux") and "glibc" in " ".join(__import__("platform").libc_ver()):
         assert runtime.keep_freed_memory() is True
+
+
+@pytest.mark.parametrize("option", [["--epochs", "0"], ["--dim", "0"], ["--hops", "0"]])
+def test_impossible_settings_are_one_line_before_training(option, tmp_path):
+    r = run("train", "memn2n", "--task", "1", "--generated", *option, cwd=tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "must be at least 1" in r.stderr
+    assert "epoch" not in r.stdout and not (tmp_path / "runs").exists()
+
+
+def test_train_without_out_saves_where_it_says_and_evaluate_takes_the_folder(tmp_path):
+    r = run("train", "memn2n", "--task", "1", "--generated", "--epochs", "2", "--quiet", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    run_dir = tmp_path / "runs" / "memn2n-task1-generated"
+    assert (run_dir / "checkpoint.npz").is_file() and (run_dir / "results.json").is_file()
+    assert f"evaluate {Path('runs') / 'memn2n-task1-generated'}" in r.stdout
+    res = json.loads((run_dir / "results.json").read_text())
+    r = run("evaluate", str(run_dir), cwd=tmp_path)            # a generated checkpoint needs no --data
+    assert r.returncode == 0, r.stderr
+    assert "(generated stories)" in r.stdout and f"test error {res['test_error']:.1f}%" in r.stdout
+    r = run("evaluate", str(tmp_path), cwd=tmp_path)
+    assert r.returncode == 2 and "is a folder without a checkpoint.npz" in r.stderr
+
+
+def test_data_check_names_every_missing_file(babi_root):
+    if list((babi_root / "en-10k").glob("qa3_*_train.txt")):
+        pytest.skip("this copy of bAbI has every 10k file")
+    r = run("data", "check", "--data", str(babi_root), "--set", "10k")
+    assert r.returncode == 1
+    assert "1 missing: en-10k/qa3_*_train.txt" in r.stdout
+
+
+def test_the_task_folder_itself_is_accepted_as_data(babi_root):
+    r = run("train", "memn2n", "--task", "1", "--data", str(babi_root / "en"), "--epochs", "1", "--quiet",
+            "--no-ls", "--out", "x")
+    assert r.returncode == 0, r.stderr
+    r = run("train", "memn2n", "--task", "1", "--data", str(babi_root / "en-10k"), "--epochs", "1")
+    assert r.returncode == 2 and "add --tenk" in r.stderr
+
+
+def test_figures_without_matplotlib_stops_before_training(tmp_path):
+    code = ("import sys; sys.modules['matplotlib'] = None; from memnet_np.cli import main; "
+            f"sys.exit(main(['figures', '--out', {str(tmp_path)!r}, '--quick']))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "figures need matplotlib" in r.stderr and "Traceback" not in r.stderr
+    assert "figures from" not in r.stdout

@@ -446,6 +446,9 @@ def test_check_folder_real_10k(babi_root):
     ("1 a.\n2 b.\n3 c.\n1 d.\n2 Where? \tx\t3\n", 5, "supporting fact id 3 is not an earlier statement"),
     ("1 Mary moved.\n2 Where is Mary? \tkitchen\tone\n", 2, "supporting fact id 'one' is not an integer"),
     ("1 Mary moved.\n2 Where? \tx\t1\tzz\n", 2, "too many tab-separated fields"),
+    ("1 Mary moved to the bathroom.\n2 Where is Mary? bathroom 1\n", 2, "question line whose tabs were lost"),
+    ("1 Mary moved.\n   \t \n2 Where is Mary? \tkitchen\t1\n", 2, "a whitespace-only line; bAbI files have none"),
+    ("1 Mary moved.\n\n2 Where is Mary? \tkitchen\t1\n", 2, "a blank line"),
 ])
 def test_malformed_lines(tmp_path, text, line, message):
     path = lines_file(tmp_path, text)
@@ -456,10 +459,12 @@ def test_malformed_lines(tmp_path, text, line, message):
 
 
 def test_whole_file_errors(tmp_path):
-    for text in ("", "\n  \n"):
-        path = lines_file(tmp_path, text)
-        with pytest.raises(BabiFormatError, match=f"^{path}: file is empty$"):
-            parse_babi(path)
+    path = lines_file(tmp_path, "")
+    with pytest.raises(BabiFormatError, match=f"^{path}: file is empty$"):
+        parse_babi(path)
+    path = lines_file(tmp_path, "\n  \n")
+    with pytest.raises(BabiFormatError, match=f"^{path}:1: a blank line; bAbI files have none"):
+        parse_babi(path)
     path = lines_file(tmp_path, "1 Mary moved.\n2 John moved.\n")
     with pytest.raises(BabiFormatError, match=f"^{path}: no question lines"):
         parse_babi(path)
@@ -562,3 +567,9 @@ def test_sentence_table_rebuilds_the_stories(tiny_babi_dir):
         assert len({tuple(r) for r in split.sentences}) == len(split.sentences)   # each sentence once
     part = ds.train.take([3, 1])
     assert np.array_equal(part.sentences[part.slots], ds.train.stories[[3, 1]])
+
+
+def test_the_en_folder_itself_is_accepted(tiny_babi_dir):
+    from memnet_np.data.babi import resolve_data_dir
+    assert resolve_data_dir(tiny_babi_dir / "en") == tiny_babi_dir
+    assert load_babi(1, data_dir=tiny_babi_dir / "en").vocab == load_babi(1, data_dir=tiny_babi_dir).vocab

@@ -127,7 +127,7 @@ def _read_lines(path: Path) -> list[str]:
 
 
 def _parse(lines: Iterable[str], source: str, task: int) -> tuple[list[Question], int]:
-    """The parser proper: (questions, number of stories). Blank lines are skipped."""
+    """The parser proper: (questions, number of stories). bAbI has no blank lines: one is an error at its line."""
     questions: list[Question] = []
     n_stories = 0
     n_lines = 0
@@ -137,10 +137,11 @@ def _parse(lines: Iterable[str], source: str, task: int) -> tuple[list[Question]
     question_ids: set[int] = set()
     for lineno, line in enumerate(lines, start=1):
         line = line.rstrip("\r\n")
-        if not line.strip():
-            continue
-        n_lines += 1
         where = f"{source}:{lineno}"
+        if not line.strip():
+            raise BabiFormatError(f"{where}: a {'blank' if not line else 'whitespace-only'} line; bAbI files have "
+                                  f"none (every line is 'ID text')")
+        n_lines += 1
         head, _, rest = line.lstrip().partition(" ")
         if not (head.isascii() and head.isdigit()) and not re.fullmatch(r"[+-]?\d+", head):
             if re.match(r"[+-]?\d", head):
@@ -165,6 +166,9 @@ def _parse(lines: Iterable[str], source: str, task: int) -> tuple[list[Question]
             if text.rstrip().endswith("?"):
                 raise BabiFormatError(f"{where}: question line without answer; expected "
                                       f"'ID question?<TAB>answer<TAB>supporting ids'")
+            if "?" in text:
+                raise BabiFormatError(f"{where}: a '?' inside a statement: is this a question line whose tabs were "
+                                      f"lost? expected 'ID question?<TAB>answer<TAB>supporting ids'")
             statement_index[line_id] = len(statements)
             statements.append(tuple(tokenize(text)))
             continue
@@ -248,6 +252,8 @@ def resolve_data_dir(data: str | os.PathLike | None = None) -> Path:
         return p
     if _holds_subsets(p / FOLDER):
         return p / FOLDER
+    if p.name in SUBSETS and _holds_subsets(p.parent):       # the en/ or en-10k/ folder itself
+        return p.parent
     raise DataNotFoundError(f"{p} (from {origin}) holds neither en/ nor en-10k/ nor {FOLDER}/; point it at the "
                             f"{FOLDER} folder of the bAbI v1.2 archive, or {HOW_TO_GET_DATA}")
 
