@@ -2,13 +2,18 @@
 
 MemN2N on bAbI task 2 (two supporting facts: the hops have to look at two different sentences) — from the real
 data when --data/MEMNET_DATA points at it, from the built-in generator otherwise — plus the position-encoding
-weights. Every number behind a picture comes from seed 0.
+weights of the default model. Every number behind a picture comes from seed 0 and is also written to
+`figures.json` beside the pictures, so a test can check that the committed pictures are what this draws today
+(by their numbers, not their pixels).
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
+
+NUMBERS = "figures.json"
 
 
 def main(out_dir="figures", data_dir=None, quick: bool = False) -> int:
@@ -36,10 +41,20 @@ def main(out_dir="figures", data_dir=None, quick: bool = False) -> int:
                                              ds.vocab.words[int(pred[i])], out / "memn2n_attention.png"))
     written.append(plots.learning_curves(result.history, out / "memn2n_learning_curves.png",
                                          title=f"MemN2N on {ds.name}"))
-    x = np.array([[1] * 7])
-    written.append(plots.position_encoding_matrix(ops.position_encoding(x, 20, "paper")[0],
-                                                  out / "position_encoding.png",
-                                                  title="position encoding l_kj, a 7-word sentence, d = 20"))
+    words, L = 7, 7                                          # a 7-word sentence padded to 7, the official time word
+    J = memn2n.time_word_J(config, L)
+    l = ops.position_encoding(np.ones((1, L), int), config.d, config.encoding, J)[0]
+    written.append(plots.position_encoding_matrix(l, out / "position_encoding.png",
+                                                  title=f"position encoding l_kj ({config.encoding} formula), "
+                                                        f"a {words}-word sentence, J = {J}, d = {config.d}"))
+    numbers = {"data": ds.name, "quick": quick, "test_error": result.test_error,
+               "attention_question": q.source, "attention": np.round(info["attention"][i], 6).tolist(),
+               "train_error": [round(h.train_error, 6) for h in result.history],
+               "val_error": [round(h.val_error, 6) for h in result.history],
+               "position_encoding": np.round(l, 6).tolist()}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / NUMBERS).write_text(json.dumps(numbers, indent=1) + "\n")
+    written.append(out / NUMBERS)
     for p in written:
         print(f"wrote {p}")
     return 0

@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -67,3 +68,24 @@ def test_bench_task_option(tmp_path):
     r = subprocess.run([sys.executable, "-m", "memnet_np", "bench", "memn2n", "--task", "21"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "--task must be 1..20" in r.stderr
+
+
+@pytest.mark.slow
+def test_committed_figures_are_what_figures_draws_today(tmp_path):
+    """By the numbers behind the pictures (figures/figures.json), not their pixels: same data, seed 0, one thread."""
+    root = Path(__file__).resolve().parents[1]
+    committed = json.loads((root / "figures" / "figures.json").read_text())
+    assert not committed["quick"]
+    env = dict(os.environ, MPLBACKEND="Agg")
+    if committed["data"].startswith("bAbI"):
+        from conftest import DEFAULT_BABI
+        env.setdefault("MEMNET_DATA", str(DEFAULT_BABI))
+    r = subprocess.run([sys.executable, "-m", "memnet_np", "figures", "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=900, env=env)
+    assert r.returncode == 0, r.stderr
+    today = json.loads((tmp_path / "figures.json").read_text())
+    assert today["data"] == committed["data"] and today["attention_question"] == committed["attention_question"]
+    for key in ("attention", "train_error", "val_error", "position_encoding"):
+        assert np.allclose(today[key], committed[key], atol=1e-3), f"figures/{key} is not what figures draws now"
+    for name in ("memn2n_attention.png", "memn2n_learning_curves.png", "position_encoding.png"):
+        assert (root / "figures" / name).is_file()
