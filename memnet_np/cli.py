@@ -52,7 +52,8 @@ def _add_model_options(p):
                    help="no random noise (empty memories)")
     g.add_argument("--no-ls", dest="linear_start", action="store_false", default=None, help="no linear start")
     g.add_argument("--ls-mode", choices=["val", "fixed"],
-                   help="linear start until validation loss stops falling (val) or a fixed 20 epochs (official code)")
+                   help="linear start for a fixed 20 epochs (official code, default) or until the validation loss "
+                   "stops falling (val)")
     g.add_argument("--relu", action="store_true", default=None, help="ReLU on the state after each hop")
     g.add_argument("--mask-empty", dest="mask_empty", action="store_true", default=None,
                    help="give empty memory slots exactly zero attention (default: they take part with score 0, "

@@ -72,8 +72,10 @@ class Config:
     batch_size: int = 32         # loss summed, not averaged, over the batch
     max_grad_norm: float = 40.0  # each matrix's gradient clipped to this norm
     linear_start: bool = True    # LS
-    ls_mode: str = "val"         # "val": until the validation loss stops falling; "fixed": ls_epochs epochs (official)
-    ls_epochs: int = 20          # fixed-mode length, and the longest a "val" linear start may run
+    ls_mode: str = "fixed"       # "fixed": ls_epochs epochs (the official code); "val": until the validation loss
+                                 # stops falling. Chosen on validation error over the bAbI 1k suite (10 runs per task:
+                                 # mean validation error 14.6% fixed, 16.1% val); see the README
+    ls_epochs: int = 20          # fixed-mode length (official: 20, joint 30), and the longest a "val" start may run
     ls_patience: int = 5         # "val": the loss has stopped falling after this many epochs without a new minimum
     ls_lr: float = 0.005         # the paper's learning rate with LS (the official code keeps it after LS too)
     val_fraction: float = 0.1

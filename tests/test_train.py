@@ -18,10 +18,12 @@ def test_training_learns_generated_task_1(tiny_data):
     logs = []
     result = T.train(memn2n, tiny_data, config, np.random.default_rng(0), progress=lambda log, total: logs.append(log))
     assert result.epochs == len(result.history) == len(logs)
-    assert 1 <= result.ls_epochs <= 5
+    assert result.ls_epochs == 5                                          # the default: a fixed linear start
     assert all(h.phase == "linear start" for h in result.history[:result.ls_epochs])
     assert result.history[-1].train_loss < result.history[0].train_loss
-    assert result.test_error < 40.0, "chance on task 1 is ~83% error; training must do far better"
+    # seeds 0-3 reach 0.7-1.0% test error in 1-2 s; chance is ~83%, and a model that cannot use its memory
+    # (or reads the wrong sentence) stays far above 3%
+    assert result.test_error < 3.0 and result.train_error < 1.0
     assert set(result.test_error_by_task) == {1}
 
 
@@ -124,6 +126,6 @@ def test_linear_start_ends_when_validation_loss_stops_falling(monkeypatch, tiny_
         return loss, err, preds
     monkeypatch.setattr(T, "evaluate", fake_evaluate)
     monkeypatch.setattr(T, "run_epoch", lambda *a, **k: (1.0, 50.0))
-    config = memn2n.Config.for_data(tiny_data, epochs=1, ls_epochs=10, ls_patience=patience)
+    config = memn2n.Config.for_data(tiny_data, epochs=1, ls_epochs=10, ls_patience=patience, ls_mode="val")
     result = T.train(memn2n, tiny_data, config, np.random.default_rng(0), evaluate_test=False)
     assert result.ls_epochs == expected_ls

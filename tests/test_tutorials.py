@@ -82,3 +82,17 @@ def test_memn2n_tutorial_full_run_keeps_its_claims(tmp_path):
                        timeout=900)
     assert r.returncode == 0, f"--- stderr ---\n{r.stderr}\n--- last stdout ---\n{r.stdout[-3000:]}"
     assert "✓ long stories fail more often" in r.stdout and "✗" not in r.stdout
+
+
+@pytest.mark.parametrize("path", TUTORIALS, ids=lambda p: p.name)
+def test_tutorial_opens_as_a_notebook_with_its_cells(path):
+    """What the README promises: `pip install ".[notebook]"`, then Jupytext reads each tutorial as a notebook."""
+    jupytext = pytest.importorskip("jupytext")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    markers = [ln for ln in lines if CELL.match(ln)]
+    nb = jupytext.read(path)
+    kinds = [c.cell_type for c in nb.cells]
+    assert len(nb.cells) == len(markers), f"{path.name}: {len(markers)} '# %%' cells, the notebook has {len(nb.cells)}"
+    assert kinds == ["markdown" if MARKDOWN_CELL.match(m) else "code" for m in markers]
+    first_code = next(c for c in nb.cells if c.cell_type == "code")
+    assert "import" in first_code.source
