@@ -143,7 +143,10 @@ def _parse(lines: Iterable[str], source: str, task: int) -> tuple[list[Question]
                                   f"none (every line is 'ID text')")
         n_lines += 1
         head, _, rest = line.lstrip().partition(" ")
-        if not (head.isascii() and head.isdigit()) and not re.fullmatch(r"[+-]?\d+", head):
+        if not (head.isascii() and head.isdigit()):          # ASCII digits only: int() would take '+3' or '٣'
+            if re.fullmatch(r"[+-]?\d+", head):
+                raise BabiFormatError(f"{where}: the id {head!r} is not a plain whole number (ids count 1, 2, 3, … "
+                                      f"in each story)")
             if re.match(r"[+-]?\d", head):
                 raise BabiFormatError(f"{where}: the id {head!r} is not an integer")
             raise BabiFormatError(f"{where}: missing id; every line must start with 'ID ' "
@@ -222,6 +225,19 @@ def parse_babi(path, task: int = 0, source: str | None = None) -> list[Question]
     malformed line and DataNotFoundError for a missing file.
     """
     return _parse_any(path, task, source)[0]
+
+
+def format_babi(questions: Sequence[Question]) -> list[str]:
+    """bAbI lines that parse back to the same questions: each question as a story of its own (its statements,
+    then the question line with its answer and supporting ids). Stories, questions, answers and supporting facts
+    round-trip; the file's grouping of questions into stories and the line numbers do not."""
+    lines = []
+    for q in questions:
+        for i, s in enumerate(q.story, start=1):
+            lines.append(f"{i} {' '.join(s)}.")
+        ids = " ".join(str(j + 1) for j in q.supporting)
+        lines.append(f"{len(q.story) + 1} {' '.join(q.question)}?\t{','.join(q.answer)}\t{ids}")
+    return lines
 
 
 # ---------------------------------------------------------------------------------------------------------------
