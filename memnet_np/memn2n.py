@@ -42,7 +42,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from memnet_np import ops
+from memnet_np import ops, optim
 
 TYINGS = ("adjacent", "layerwise")
 
@@ -259,10 +259,35 @@ def example_batch(config: Config, rng: np.random.Generator, N: int = 4, M: Optio
 
 
 def _check_batch(batch: Batch, config: Config) -> None:
-    N, M, L = batch.stories.shape
-    if batch.queries.shape != (N, L) or batch.answers.shape != (N,) or batch.mask.shape != (N, M):
-        raise ValueError(f"inconsistent batch: stories {batch.stories.shape}, queries {batch.queries.shape} "
-                         f"(expected ({N}, {L})), answers {batch.answers.shape}, mask {batch.mask.shape}")
+    """The model's front door: every field of the batch, by name, with the shape and type it must have."""
+    arrays = {name: getattr(batch, name) for name in ("stories", "queries", "answers", "mask", "age")}
+    for name, a in arrays.items():
+        if not isinstance(a, np.ndarray):
+            raise ValueError(f"batch.{name} must be a numpy array, got {type(a).__name__}")
+    stories = batch.stories
+    if stories.ndim != 3 or 0 in stories.shape:
+        raise ValueError(f"batch.stories must have shape (N, M, L) with N, M, L ≥ 1 (questions, memory slots, "
+                         f"words), got {stories.shape}")
+    N, M, L = stories.shape
+    expected = {"queries": (N, L), "answers": (N,), "mask": (N, M), "age": (N, M)}
+    for name, shape in expected.items():
+        if arrays[name].shape != shape:
+            raise ValueError(f"batch.{name} must have shape {shape} to go with batch.stories {stories.shape}, "
+                             f"got {arrays[name].shape}")
+    for name in ("stories", "queries", "answers", "age"):
+        if arrays[name].dtype.kind not in "iu":
+            raise ValueError(f"batch.{name} must hold integers (word ids, ages), got dtype {arrays[name].dtype}")
+    if batch.mask.dtype != bool:
+        raise ValueError(f"batch.mask must be boolean (True: the slot holds a sentence), got dtype {batch.mask.dtype}")
+    if M > config.memory_size:
+        raise ValueError(f"batch.stories has {M} memory slots but the model's memory_size is {config.memory_size}")
+    empty = ~batch.mask.any(1)
+    if empty.any():
+        raise ValueError(f"batch.mask: example {int(np.argmax(empty))} has no sentence in its memory (an empty "
+                         f"story); a memory network needs at least one")
+    if batch.age[batch.mask].min() < 0 or batch.age[batch.mask].max() >= config.memory_size:
+        raise ValueError(f"batch.age must lie in [0, {config.memory_size}) on real slots (rows of T_A, T_C), got "
+                         f"[{batch.age[batch.mask].min()}, {batch.age[batch.mask].max()}]")
     if batch.sentences is not None and (batch.slots is None or batch.slots.shape != (N, M)
                                         or batch.sentences.shape[1:] != (L,)):
         raise ValueError(f"inconsistent batch: sentences {batch.sentences.shape} and slots "
@@ -272,6 +297,21 @@ def _check_batch(batch: Batch, config: Config) -> None:
         if a.size and (a.min() < 0 or a.max() >= config.vocab_size):
             raise ValueError(f"batch.{name} holds word ids outside [0, {config.vocab_size}) "
                              f"(min {a.min()}, max {a.max()}): was the data encoded with another vocabulary?")
+
+
+def _check_params(params, config: Config) -> None:
+    """Every parameter the config names, with its shape, and finite (one sum per array: NaN or inf shows in it)."""
+    V, d, rows = config.vocab_size, config.d, config.memory_size
+    for name in param_names(config):
+        if name not in params:
+            raise ValueError(f"params has no {name!r}; this config needs {param_names(config)}")
+        shape = (rows, d) if name.startswith("T") else (d, d) if name == "H" else (V, d)
+        if params[name].shape != shape:
+            raise ValueError(f"params[{name!r}] must have shape {shape}, got {params[name].shape}")
+        with np.errstate(over="ignore", invalid="ignore"):
+            total = params[name].sum()
+        if not np.isfinite(total) and not np.isfinite(params[name]).all():
+            raise optim.NonFiniteError(f"params[{name!r}] holds NaN or inf")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -339,6 +379,7 @@ def embed_memories(params, bags, slots, batch, keys, time_weight):
 def forward(params, batch: Batch, config: Config):
     """Returns (logits (N, V), cache)."""
     _check_batch(batch, config)
+    _check_params(params, config)
     V, d, K = config.vocab_size, config.d, config.hops
     dtype = params["A"].dtype
     sentences, slots = sentence_table(batch)                  # (U, L), (N, M)

@@ -110,12 +110,16 @@ def run_epoch(model, params, arrays, config, rng, lr: float, opt: optim.SGD):
     null_rows = model.embedding_names(config)
     opt.lr = lr
     total_loss, wrong = 0.0, 0
-    for start in range(0, n, config.batch_size):
+    for step, start in enumerate(range(0, n, config.batch_size), start=1):
         idx = order[start:start + config.batch_size]
         batch = model.make_batch(arrays, idx, config, rng, train=True)
-        loss, grads, info = model.loss_and_grads(params, batch, config)
+        try:
+            loss, grads, info = model.loss_and_grads(params, batch, config)
+        except optim.NonFiniteError as e:
+            raise optim.NonFiniteError(f"step {step} of the epoch: {e} (lr {lr}); try a smaller learning rate") from None
         if not math.isfinite(loss):
-            raise FloatingPointError(f"the training loss became {loss} (lr {lr}); try a smaller learning rate")
+            raise optim.NonFiniteError(f"step {step} of the epoch: the training loss became {loss} (lr {lr}); "
+                                       f"try a smaller learning rate")
         grads, _ = optim.clip_by_norm_per_matrix(grads, config.max_grad_norm)
         opt.step(params, grads)
         for name in null_rows:

@@ -239,3 +239,33 @@ def test_temporal_lookup_equals_the_one_hot_product_the_tutorial_teaches():
     dout = rng.standard_normal((3, 4, 5))
     _, dT = ops.temporal_backward(dout, ops.TemporalCache(ops.encode_ages(age, mask, 6)))
     assert np.allclose(ops.lookup_backward(dout, ops.lookup_forward(T, age, mask)[1]), dT)
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda b: b._replace(stories=b.stories[0]), r"batch.stories must have shape \(N, M, L\)"),
+    (lambda b: b._replace(queries=b.queries[:, :-1]), r"batch.queries must have shape \(4, 5\)"),
+    (lambda b: b._replace(answers=b.answers[:, None]), r"batch.answers must have shape \(4,\)"),
+    (lambda b: b._replace(mask=b.mask[:, :2]), r"batch.mask must have shape \(4, 4\)"),
+    (lambda b: b._replace(stories=b.stories.astype(float)), "batch.stories must hold integers"),
+    (lambda b: b._replace(mask=b.mask.astype(int)), "batch.mask must be boolean"),
+    (lambda b: b._replace(stories=list(b.stories)), "batch.stories must be a numpy array"),
+    (lambda b: b._replace(mask=np.zeros_like(b.mask)), "example 0 has no sentence in its memory"),
+    (lambda b: b._replace(age=b.age + 50), r"batch.age must lie in \[0, 6\)"),
+    (lambda b: b._replace(stories=np.concatenate([b.stories] * 2, 1), mask=np.concatenate([b.mask] * 2, 1),
+                          age=np.concatenate([b.age] * 2, 1)), "8 memory slots but the model's memory_size is 6"),
+    (lambda b: b._replace(queries=-b.queries), "batch.queries holds word ids outside"),
+])
+def test_bad_batches_are_named_at_the_front_door(change, message):
+    config, params, batch = setup(11)
+    with pytest.raises(ValueError, match=message):
+        memn2n.forward(params, change(batch), config)
+
+
+def test_bad_params_are_named_at_the_front_door():
+    config, params, batch = setup(12)
+    for bad, message in [({**params, "C1": params["C1"][:, :3]}, r"params\['C1'\] must have shape \(11, 6\)"),
+                         ({k: v for k, v in params.items() if k != "TA"}, "params has no 'TA'"),
+                         ({**params, "A": np.where(params["A"] > 0, np.nan, params["A"])},
+                          r"params\['A'\] holds NaN or inf")]:
+        with pytest.raises(ValueError, match=message):
+            memn2n.forward(bad, batch, config)
