@@ -648,11 +648,15 @@ def _call_learner(fn: Callable, target: Target, dout, cache, filename, expected_
             grads[gname] = None
             problems[gname] = f"is a {type(value).__name__}, not an array of numbers"
             continue
+        kind = np.asarray(value).dtype
         if g.shape != want:
             hint = " (transposed?)" if sorted(g.shape) == sorted(want) and g.ndim > 1 else ""
             grads[gname], problems[gname] = None, f"has shape {_shape(g.shape)}, not {_shape(want)} like {wname}{hint}"
         elif not np.all(np.isfinite(g)):
             grads[gname], problems[gname] = None, "contains NaN or inf"
+        elif kind.kind == "f" and kind.itemsize < 8:
+            grads[gname] = g                      # still compared, so the report can say how close it is
+            problems[gname] = f"is {kind.name}, not float64"
         else:
             grads[gname] = g
     return grads, problems
@@ -661,8 +665,18 @@ def _call_learner(fn: Callable, target: Target, dout, cache, filename, expected_
 def _diagnose(yours: np.ndarray, expected: np.ndarray, mask: Optional[np.ndarray]) -> list:
     """A few words on what kind of mistake a wrong gradient looks like, where one is recognisable."""
     notes = []
+    err = gc.rel_error(yours, expected)
     if not np.any(yours):
         notes.append("yours is all zeros")
+    elif err < 1e-4:                              # right but for the last digits: a precision problem, not maths
+        digits = int(-np.log10(max(err, 1e-16)))
+        if np.array_equal(yours, yours.astype(np.float32)):
+            notes.append(f"yours is right to about {digits} digits only (rel error {err:.1e}) and every value "
+                         "of it is a float32 number: it went through float32 (np.float32, dtype=np.float32, "
+                         ".astype(...)); keep everything float64")
+        else:
+            notes.append(f"yours is right to about {digits} digits only (rel error {err:.1e}): that is float32 "
+                         "round-off (is something it is made from float32?) or a tiny term missing")
     elif gc.rel_error(yours, -expected) < FD_TOLERANCE:
         notes.append("yours has the wrong sign")
     elif np.any(expected):
@@ -677,6 +691,15 @@ def _diagnose(yours: np.ndarray, expected: np.ndarray, mask: Optional[np.ndarray
     return notes
 
 
+def _dtype_notes(yours: np.ndarray, expected: np.ndarray) -> list:
+    """What to say about a gradient that came back float32 (or float16), given its values as float64."""
+    err = gc.rel_error(yours, expected)
+    close = (f"apart from that it is right: rel error {err:.1e} against the library's, the round-off of fewer "
+             f"digits" if err < 1e-4 else f"and it is wrong beyond that too: rel error {err:.1e}")
+    return ["every input is float64, so something on the way made it lower precision (np.float32, "
+            "dtype=np.float32, .astype(...)); keep everything float64", close]
+
+
 @dataclass
 class _Result:
     """The worst case seen so far for one gradient."""
@@ -689,6 +712,7 @@ class _Result:
     mask: Optional[np.ndarray] = None
     problem: Optional[str] = None
     problem_case: int = -1
+    problem_notes: list = field(default_factory=list)
     context: Any = None                             # (dout, library cache, case) of the worst case, for notes
 
     @property
@@ -752,6 +776,8 @@ def _check_target(target: Target, module, cases: list, rng: np.random.Generator,
             if gname in seen["problems"]:
                 if r.problem is None:
                     r.problem, r.problem_case = seen["problems"][gname], k
+                    if seen["grads"][gname] is not None:          # a float32 answer: say how close it is
+                        r.problem_notes = _dtype_notes(seen["grads"][gname], np.asarray(expected))
                 continue
             yours = seen["grads"][gname]
             r.fd = max(r.fd, fd[wname])
@@ -767,6 +793,15 @@ def _display_path(path: str) -> str:
     """The path relative to the working directory when it lies below it, else as it is."""
     rel = os.path.relpath(path) if os.path.splitdrive(path)[0] == os.path.splitdrive(os.getcwd())[0] else path
     return path if rel.startswith(os.pardir) else rel
+
+
+def _two_numbers(a: float, b: float) -> tuple:
+    """a and b with 6 significant digits, or as many more as it takes to show that they differ."""
+    for digits in (6, 10, 17):
+        x, y = f"{a:.{digits}g}", f"{b:.{digits}g}"
+        if x != y:
+            break
+    return x, y
 
 
 def _verdict(ok: bool) -> str:
@@ -821,11 +856,13 @@ def _check(ex: Exercise, module, out: TextIO, seed: int) -> bool:
             say(f"  {r.label}: worst in case {k + 1} of {len(cases)}, {ex.describe_case(cases[k])}")
             if r.problem:
                 say(f"      it {r.problem}")
+                for note in r.problem_notes:
+                    say(f"      {note}")
                 continue
             diff = np.abs(r.yours - r.expected)
             ix = np.unravel_index(int(np.argmax(diff)), diff.shape)
-            say(f"      furthest off at {list(int(i) for i in ix)}: yours {r.yours[ix] + 0.0:.6g}, "
-                f"expected {r.expected[ix] + 0.0:.6g}")
+            a, b = _two_numbers(r.yours[ix] + 0.0, r.expected[ix] + 0.0)
+            say(f"      furthest off at {list(int(i) for i in ix)}: yours {a}, expected {b}")
             notes = _diagnose(r.yours, r.expected, r.mask)
             target, gname = next((fr.target, g) for fr in graded for g, x in fr.grads.items() if x is r)
             if target.notes is not None:

@@ -562,3 +562,22 @@ def test_hop_cli_and_running_the_file(path, status):
         r = subprocess.run(argv, capture_output=True, text=True, timeout=120)
         assert r.returncode == status, r.stdout + r.stderr
         assert ("PASS" if status == 0 else "FAIL") in r.stdout.splitlines()[-1]
+
+
+# ================================================================================================================
+# What students hit: each mistake below was made in earnest, and each now gets a line that names it
+
+
+def test_a_float32_answer_is_a_dtype_problem_not_one_times_the_right_one(tmp_path):
+    path = variant(tmp_path, "float32", "return p * (dp - (p * dp).sum(-1, keepdims=True))",
+                   "return (p * (dp - (p * dp).sum(-1, keepdims=True))).astype(np.float32)")
+    ok, out = run_grade(path)
+    assert not ok
+    assert "times the right one" not in out, out
+    assert re.search(r"ds +is float32, not float64  WRONG$", line_for(out, "softmax_backward: ds")), out
+    assert "apart from that it is right: rel error" in out, out
+    # du and dm are float64 again but carry ds's float32 round-off: said as such, with digits that differ
+    assert "attention_read_backward: du" in out.rstrip().splitlines()[-1]
+    assert re.search(r"yours is right to about \d digits only \(rel error \S+\): that is float32 round-off", out), out
+    yours, expected = re.search(r"furthest off at \[[\d, ]+\]: yours (\S+), expected (\S+)", out).groups()
+    assert yours != expected, out
