@@ -152,6 +152,63 @@ def _describe_attention_case(case: dict) -> str:
     return f"(N, M, d) = ({N}, {M}, {d}), {padded} padded slot{'s' if padded != 1 else ''}"
 
 
+def _softmax_mistakes(dp: np.ndarray, p: np.ndarray) -> list:
+    """The usual wrong softmax backwards, as (ds (N, M), its name, why it is wrong): the grader computes each."""
+    right = "ds_i = p_i (dp_i − Σ_j p_j dp_j)"
+    return [
+        (p * dp, "ds = p ⊙ dp", f"the term −p_i Σ_j p_j dp_j is missing: ∂p_j/∂s_i = p_j (δ_ij − p_i) has two "
+                                f"terms, so {right}. A row with one real slot shows it: p = 1 there whatever the "
+                                f"score, so ds = 0, but p ⊙ dp is not"),
+        (p * (dp - (p * dp).sum(0, keepdims=True)), "Σ_j p_j dp_j summed over axis 0",
+         "axis 0 is the batch; the sum runs over the slots of one row: .sum(-1, keepdims=True)"),
+        (p * (dp - (p * dp).sum()), "Σ_j p_j dp_j summed over the whole batch",
+         "the sum runs over the slots of one row: .sum(-1, keepdims=True)"),
+        (p * (dp - dp.sum(-1, keepdims=True)), "Σ_j dp_j in place of Σ_j p_j dp_j", f"the weights p_j are missing: {right}"),
+        (dp - (p * dp).sum(-1, keepdims=True), "no factor p_i in front", f"{right}"),
+    ]
+
+
+def _matching(yours: np.ndarray, expected: np.ndarray, candidates) -> list:
+    """The descriptions of the candidates (wrong, why) that yours equals, among those that are really wrong."""
+    return [why for wrong, why in candidates
+            if np.shape(wrong) == yours.shape and gc.rel_error(yours, wrong) < FD_TOLERANCE
+            and gc.rel_error(wrong, expected) >= FD_TOLERANCE]
+
+
+def _one_slot_rows(yours: np.ndarray, expected: np.ndarray, mask: np.ndarray, gname: str) -> list:
+    """A note when yours is non-zero on a row with one real slot, where the softmax makes every ds (and so dm) 0."""
+    single = mask.sum(-1) == 1                                          # (N,)
+    bad = single & yours.reshape(len(mask), -1).any(-1) & ~expected.reshape(len(mask), -1).any(-1)
+    if not bad.any():
+        return []
+    n = int(np.flatnonzero(bad)[0])
+    return [f"yours is non-zero in row {n}, which has one real slot: p = 1 there whatever the score, so ds = 0 "
+            f"{'' if gname == 'ds' else f'and {gname} = 0 '}there (the −p_i Σ_j p_j dp_j term cancels p_i dp_i)"]
+
+
+def _softmax_notes(gname, yours, expected, dp, cache, case) -> list:
+    notes = [f"yours looks like a known mistake: {name}; {why}" for name, why in
+             _matching(yours, expected, [(ds, (name, why)) for ds, name, why in _softmax_mistakes(dp, cache.p)])]
+    return notes + _one_slot_rows(yours, expected, case["mask"], gname)
+
+
+def _wrong_ds_notes(yours, expected, candidates) -> list:
+    """Notes for a gradient computed from a wrong ds: candidates are (the gradient it gives, name, why)."""
+    found = _matching(yours, expected, [(g, (name, why)) for g, name, why in candidates])
+    return [f"yours is what {name} gives, a mistake in the softmax step; {why}" for name, why in found]
+
+
+def _attention_notes(gname, yours, expected, do, cache, case) -> list:
+    """du and dm made from a wrong ds (the softmax step), recognised by recomputing them from each wrong ds."""
+    if gname not in ("du", "dm"):
+        return []
+    dp = np.einsum("nmd,nd->nm", cache.c, do)                             # (N, M)
+    notes = _wrong_ds_notes(yours, expected, [
+        (np.einsum("nm,nmd->nd", ds, cache.m) if gname == "du" else ds[..., None] * cache.u[:, None, :], name, why)
+        for ds, name, why in _softmax_mistakes(dp, cache.p)])
+    return notes or (_one_slot_rows(yours, expected, case["mask"], gname) if gname == "dm" else [])
+
+
 _SOFTMAX_BACKWARD = Target(
     function="softmax_backward",
     grads=("ds",),
@@ -161,6 +218,7 @@ _SOFTMAX_BACKWARD = Target(
     arguments=lambda dp, cache: {"dp": dp, "p": cache.p},
     reference=lambda dp, cache: (ops.masked_softmax_backward(dp, cache),),
     slot_grads=frozenset({"ds"}),
+    notes=_softmax_notes,
 )
 
 _ATTENTION_READ_BACKWARD = Target(
@@ -172,6 +230,7 @@ _ATTENTION_READ_BACKWARD = Target(
     arguments=lambda do, cache: {"do": do, "u": cache.u, "m": cache.m, "c": cache.c, "p": cache.p},
     reference=lambda do, cache: ops.attention_read_backward(do, cache),
     slot_grads=frozenset({"dm", "dc"}),
+    notes=_attention_notes,
 )
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -334,9 +393,17 @@ def _hop_notes(gname, yours, expected, du_next, cache, case) -> list:
         if mat == "C":
             candidates.append((table(do_everywhere), "it takes dc_i = du_next on every slot: o = Σ_i p_i c_i gives "
                                                      "dc_i = p_i do"))
-    notes = [f"yours looks like a known mistake: {why}" for wrong, why in candidates
-             if np.shape(wrong) == yours.shape and gc.rel_error(yours, wrong) < FD_TOLERANCE
-             and gc.rel_error(wrong, expected) >= FD_TOLERANCE]
+    wrong_ds = []
+    if gname in ("du", "dA", "dTA"):                          # everything the scores reach: a wrong ds
+        att = cache.attention
+        dp = np.einsum("nmd,nd->nm", att.c, du_next)          # (N, M)
+        for ds, name, why in _softmax_mistakes(dp, att.p):
+            dm_wrong = ds[..., None] * att.u[:, None, :]      # (N, M, d)
+            wrong = {"du": du_next + np.einsum("nm,nmd->nd", ds, att.m), "dA": emb(dm_wrong),
+                     "dTA": table(dm_wrong)}[gname]
+            wrong_ds.append((wrong, name, why))
+    notes = [f"yours looks like a known mistake: {why}" for why in _matching(yours, expected, candidates)]
+    notes += _wrong_ds_notes(yours, expected, wrong_ds)
 
     if gname != "du":                                         # rows that take no part in the forward pass
         bad = np.flatnonzero(~expected.any(1) & yours.any(1))
@@ -651,6 +718,9 @@ def _call_learner(fn: Callable, target: Target, dout, cache, filename, expected_
         kind = np.asarray(value).dtype
         if g.shape != want:
             hint = " (transposed?)" if sorted(g.shape) == sorted(want) and g.ndim > 1 else ""
+            other = [og for og, ow in zip(target.grads, target.wrt) if og != gname and expected_shapes[ow] == g.shape]
+            if other:
+                hint = f" ({other[0]}'s shape: returned in the wrong order? return {wanted})"
             grads[gname], problems[gname] = None, f"has shape {_shape(g.shape)}, not {_shape(want)} like {wname}{hint}"
         elif not np.all(np.isfinite(g)):
             grads[gname], problems[gname] = None, "contains NaN or inf"
@@ -713,6 +783,7 @@ class _Result:
     problem: Optional[str] = None
     problem_case: int = -1
     problem_notes: list = field(default_factory=list)
+    swapped: Optional[str] = None                   # the other gradient yours is, while that one is yours
     context: Any = None                             # (dout, library cache, case) of the worst case, for notes
 
     @property
@@ -780,6 +851,12 @@ def _check_target(target: Target, module, cases: list, rng: np.random.Generator,
                         r.problem_notes = _dtype_notes(seen["grads"][gname], np.asarray(expected))
                 continue
             yours = seen["grads"][gname]
+            swapped = [o for o, e in zip(target.grads, reference) if o != gname and seen["grads"].get(o) is not None
+                       and np.shape(e) == yours.shape and gc.rel_error(yours, e) < REFERENCE_TOLERANCE
+                       and gc.rel_error(seen["grads"][o], expected) < REFERENCE_TOLERANCE
+                       and gc.rel_error(e, expected) >= FD_TOLERANCE]
+            if swapped and r.swapped is None:
+                r.swapped = swapped[0]
             r.fd = max(r.fd, fd[wname])
             err = gc.rel_error(yours, expected)
             if r.ref_case < 0 or err > r.ref:
@@ -851,6 +928,7 @@ def _check(ex: Exercise, module, out: TextIO, seed: int) -> bool:
     if wrong:
         say()
         say("What went wrong:")
+        said = set()
         for r in wrong:
             k = r.problem_case if r.problem else r.ref_case
             say(f"  {r.label}: worst in case {k + 1} of {len(cases)}, {ex.describe_case(cases[k])}")
@@ -863,11 +941,20 @@ def _check(ex: Exercise, module, out: TextIO, seed: int) -> bool:
             ix = np.unravel_index(int(np.argmax(diff)), diff.shape)
             a, b = _two_numbers(r.yours[ix] + 0.0, r.expected[ix] + 0.0)
             say(f"      furthest off at {list(int(i) for i in ix)}: yours {a}, expected {b}")
-            notes = _diagnose(r.yours, r.expected, r.mask)
             target, gname = next((fr.target, g) for fr in graded for g, x in fr.grads.items() if x is r)
-            if target.notes is not None:
-                notes += target.notes(gname, r.yours, r.expected, *r.context)
+            if r.swapped:
+                order = f"({', '.join(target.grads)})"
+                notes = [f"yours is the right {r.swapped}, and your {r.swapped} is the right {gname}: "
+                         f"return them in the forward's order, {order}"]
+            else:
+                notes = _diagnose(r.yours, r.expected, r.mask)
+                if target.notes is not None:
+                    notes += target.notes(gname, r.yours, r.expected, *r.context)
             for note in notes:
+                head, _, tail = note.partition("; ")
+                if tail and tail in said:             # an explanation already given above: not twice
+                    note = f"{head} (see above)"
+                said.add(tail)
                 say(f"      {note}")
 
     say()

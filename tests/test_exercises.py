@@ -581,3 +581,66 @@ def test_a_float32_answer_is_a_dtype_problem_not_one_times_the_right_one(tmp_pat
     assert re.search(r"yours is right to about \d digits only \(rel error \S+\): that is float32 round-off", out), out
     yours, expected = re.search(r"furthest off at \[[\d, ]+\]: yours (\S+), expected (\S+)", out).groups()
     assert yours != expected, out
+
+
+SOFTMAX_MISTAKES = {
+    # name: (exercise, replacements in its solution, gradients that must be WRONG, phrases in the report)
+    "p_times_dp": (1, [("return p * (dp - (p * dp).sum(-1, keepdims=True))", "return p * dp")],
+                   ["softmax_backward: ds", "attention_read_backward: du", "attention_read_backward: dm"],
+                   ["softmax_backward: ds: worst", "yours looks like a known mistake: ds = p ⊙ dp; the term "
+                    "−p_i Σ_j p_j dp_j is missing", "A row with one real slot shows it: p = 1 there whatever the "
+                    "score, so ds = 0", "yours is what ds = p ⊙ dp gives, a mistake in the softmax step (see above)"]),
+    "sum_over_batch_axis": (1, [("return p * (dp - (p * dp).sum(-1, keepdims=True))",
+                                 "return p * (dp - (p * dp).sum(0, keepdims=True))")],
+                            ["softmax_backward: ds", "attention_read_backward: du", "attention_read_backward: dm"],
+                            ["Σ_j p_j dp_j summed over axis 0; axis 0 is the batch; the sum runs over the slots of "
+                             "one row: .sum(-1, keepdims=True)"]),
+    "sum_over_everything": (1, [("return p * (dp - (p * dp).sum(-1, keepdims=True))",
+                                 "return p * (dp - (p * dp).sum())")],
+                            ["softmax_backward: ds", "attention_read_backward: du", "attention_read_backward: dm"],
+                            ["Σ_j p_j dp_j summed over the whole batch"]),
+    "unweighted_sum": (1, [("return p * (dp - (p * dp).sum(-1, keepdims=True))",
+                            "return p * (dp - dp.sum(-1, keepdims=True))")],
+                       ["softmax_backward: ds", "attention_read_backward: du", "attention_read_backward: dm"],
+                       ["Σ_j dp_j in place of Σ_j p_j dp_j"]),
+    "dm_dc_returned_swapped": (1, [("return du, dm, dc", "return du, dc, dm")],
+                               ["attention_read_backward: dm", "attention_read_backward: dc"],
+                               ["yours is the right dc, and your dc is the right dm: return them in the forward's "
+                                "order, (du, dm, dc)"]),
+    "du_dm_returned_swapped": (1, [("return du, dm, dc", "return dm, du, dc")],
+                               ["attention_read_backward: du", "attention_read_backward: dm"],
+                               ["has shape (2, 5, 3), not (2, 3) like u (dm's shape: returned in the wrong order? "
+                                "return (du, dm, dc))"]),
+    "hop_p_times_dp": (2, [("ds = p * (dp - (p * dp).sum(-1, keepdims=True))", "ds = p * dp")],
+                       ["hop_backward: du", "hop_backward: dA", "hop_backward: dTA"],
+                       ["yours is what ds = p ⊙ dp gives, a mistake in the softmax step; the term −p_i Σ_j p_j dp_j "
+                        "is missing", "A row with one real slot shows it"]),
+    "hop_sum_over_batch_axis": (2, [("ds = p * (dp - (p * dp).sum(-1, keepdims=True))",
+                                     "ds = p * (dp - (p * dp).sum(0, keepdims=True))")],
+                                ["hop_backward: du", "hop_backward: dA", "hop_backward: dTA"],
+                                ["yours is what Σ_j p_j dp_j summed over axis 0 gives"]),
+    "hop_dA_dC_returned_swapped": (2, [("return du, dA, dC, dTA, dTC", "return du, dC, dA, dTA, dTC")],
+                                   ["hop_backward: dA", "hop_backward: dC"],
+                                   ["yours is the right dC, and your dC is the right dA: return them in the "
+                                    "forward's order, (du, dA, dC, dTA, dTC)"]),
+}
+
+
+def graded_variant(tmp_path, name, exercise, replacements):
+    if exercise == 2:
+        return hop_variant(tmp_path, name, *replacements)
+    (old, new), = replacements
+    return variant(tmp_path, name, old, new)
+
+
+@pytest.mark.parametrize("name", sorted(SOFTMAX_MISTAKES))
+def test_softmax_mistakes_and_swapped_returns_are_named(tmp_path, name):
+    exercise, replacements, wrong, phrases = SOFTMAX_MISTAKES[name]
+    ok, out = run_grade(graded_variant(tmp_path, name, exercise, replacements))
+    assert not ok, out
+    last = out.rstrip().splitlines()[-1]
+    for label in (GRADIENTS if exercise == 1 else HOP_GRADIENTS):
+        assert (label in last) == (label in wrong), (label, out)
+    for phrase in phrases:
+        assert phrase in out, (phrase, out)
+    assert "times the right one" not in out
