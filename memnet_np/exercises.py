@@ -18,7 +18,8 @@ non-symmetric shapes; memories with padded slots) and compares every gradient yo
 printing each relative error next to the size it should have, then PASS or FAIL. A wrong gradient is named, with
 the entry where it is furthest off and, where it can tell, what kind of mistake it looks like (all zeros, wrong
 sign, off by a constant factor, non-zero on padded slots). An exception in your code is reported with your line
-number. A file that cannot be graded at all (missing, a syntax error, no EXERCISE line, a missing function) raises
+number; one that runs longer than TIME_LIMIT seconds (an endless loop) is stopped and named with the line it
+was at. A file that cannot be graded at all (missing, a syntax error, no EXERCISE line, a missing function) raises
 `ExerciseError` instead: the CLI prints its one-line message and exits with status 2.
 
 Adding an exercise means adding an `Exercise` to `EXERCISES`: the functions the learner writes (`Target`s), how
@@ -34,7 +35,9 @@ import copy
 import itertools
 import os
 import re
+import signal
 import sys
+import threading
 import traceback
 import types
 from dataclasses import dataclass, field
@@ -49,6 +52,7 @@ FD_TOLERANCE = gc.SMOOTH_TOLERANCE   # 1e-7: a correct gradient beats this again
 REFERENCE_TOLERANCE = 1e-9           # two exact formulas for the same gradient agree to round-off (~1e-15)
 FD_STEP = 1e-5                       # h of the central differences
 SEED = 0                             # the cases are drawn from default_rng(SEED): every run grades the same cases
+TIME_LIMIT = 10.0                    # seconds one call of a learner's function may take (a right one takes ms)
 
 
 class ExerciseError(Exception):
@@ -106,9 +110,11 @@ class Exercise:
         names = self.functions + tuple(t.learner_forward for t in self.targets if t.learner_forward)
         return tuple(dict.fromkeys(names))
 
-    def check(self, module, stream: Optional[TextIO] = None, seed: Optional[int] = None) -> bool:
+    def check(self, module, stream: Optional[TextIO] = None, seed: Optional[int] = None,
+              time_limit: Optional[float] = None) -> bool:
         """Grade the learner's functions in `module` (already loaded): print the report, return PASS/FAIL."""
-        return _check(self, module, sys.stdout if stream is None else stream, self.seed if seed is None else seed)
+        return _check(self, module, sys.stdout if stream is None else stream, self.seed if seed is None else seed,
+                      TIME_LIMIT if time_limit is None else time_limit)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -472,7 +478,7 @@ EXERCISES: dict = {
 _loads = itertools.count()
 
 
-def load_exercise_file(path) -> types.ModuleType:
+def load_exercise_file(path, time_limit: Optional[float] = None) -> types.ModuleType:
     """Run the file at `path` as a fresh module (a new, unique module name on every call) and return it.
 
     Nothing is written next to the file (no __pycache__). Any problem becomes an ExerciseError naming the file
@@ -499,8 +505,13 @@ def load_exercise_file(path) -> types.ModuleType:
     module = types.ModuleType(name)
     module.__file__ = full
     sys.modules[name] = module                   # for code that looks itself up while loading (dataclasses do)
+    limit = TIME_LIMIT if time_limit is None else time_limit
     try:
-        exec(code, module.__dict__)
+        with _time_limit(limit):
+            exec(code, module.__dict__)
+    except _OutOfTime as e:
+        raise ExerciseError(f"{path} was stopped after {limit:g} s while loading{_where(e, full)}: an endless "
+                            "loop at the top level of the file?") from None
     except (Exception, SystemExit) as e:
         raise ExerciseError(f"{path} raised {type(e).__name__} while loading{_where(e, full)}: "
                             f"{_first_line(e)}") from None
@@ -528,18 +539,22 @@ def exercise_for(module) -> Exercise:
     return ex
 
 
-def grade_module(module, stream: Optional[TextIO] = None, seed: Optional[int] = None) -> bool:
+def grade_module(module, stream: Optional[TextIO] = None, seed: Optional[int] = None,
+                 time_limit: Optional[float] = None) -> bool:
     """Grade an already-loaded module (or any object with EXERCISE and the functions as attributes)."""
-    return exercise_for(module).check(module, stream, seed)
+    return exercise_for(module).check(module, stream, seed, time_limit)
 
 
-def grade(path, stream: Optional[TextIO] = None, seed: Optional[int] = None) -> bool:
+def grade(path, stream: Optional[TextIO] = None, seed: Optional[int] = None,
+          time_limit: Optional[float] = None) -> bool:
     """Grade the exercise file at `path`: print the report to `stream` (default stdout), return True on PASS.
 
-    Raises ExerciseError when the file cannot be graded at all (the CLI's exit status 2).
+    Each call of a learner's function (and loading the file) may take `time_limit` seconds (default TIME_LIMIT);
+    one that takes longer is stopped and named, with the line it was at. Raises ExerciseError when the file
+    cannot be graded at all (the CLI's exit status 2).
     """
-    module = load_exercise_file(path)
-    return exercise_for(module).check(module, stream, seed)
+    module = load_exercise_file(path, time_limit)
+    return exercise_for(module).check(module, stream, seed, time_limit)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -610,11 +625,15 @@ def _changed(name: str, before, after) -> list:
         return [name]
 
 
-def _run(fn: Callable, name: str, args: dict, filename):
-    """fn(*args), with whatever it raises turned into a _LearnerFailure that names `name` and the learner's line."""
+def _run(fn: Callable, name: str, args: dict, filename, limit: float):
+    """fn(*args), with whatever it raises turned into a _LearnerFailure that names `name` and the learner's line;
+    stopped after `limit` seconds."""
     try:
-        with np.errstate(all="ignore"):           # a 0/0 shows up below as "contains NaN", the same everywhere
+        with np.errstate(all="ignore"), _time_limit(limit):   # a 0/0 shows up below as "contains NaN"
             return fn(*args.values())
+    except _OutOfTime as e:
+        raise _LearnerFailure(f"{name} was stopped after {limit:g} s{_where(e, filename)}; a right answer takes "
+                              "milliseconds: an endless loop?") from None
     except NotImplementedError as e:
         fr = _learner_frame(e, filename)
         if fr is not None and fr[1] not in (name, "<module>"):
@@ -624,6 +643,35 @@ def _run(fn: Callable, name: str, args: dict, filename):
     except Exception as e:
         raise _LearnerFailure(f"{name} raised {type(e).__name__}{_where(e, filename)}: "
                               f"{_first_line(e)}") from None
+
+
+class _OutOfTime(BaseException):
+    """Raised inside the learner's code when its time is up (a BaseException: `except Exception` lets it pass)."""
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float):
+    """Stop the code inside after `seconds` with _OutOfTime, raised where it is at that moment.
+
+    A timer signal (SIGALRM) does it, so it works where that exists and only in the main thread; elsewhere the
+    code runs unlimited. The alarm repeats every 0.1 s until the code is out, in case one is caught, and is
+    never raised into the grader's own code.
+    """
+    if not seconds or not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        if frame is not None and frame.f_code.co_filename != __file__:
+            raise _OutOfTime()
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, seconds, 0.1)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 class _ForbiddenCall(Exception):
@@ -666,14 +714,14 @@ def _forbidding(names: tuple, module, filename):
             namespace[key] = originals[name]
 
 
-def _call_learner(fn: Callable, target: Target, dout, cache, filename, expected_shapes: dict, module=None):
+def _call_learner(fn: Callable, target: Target, dout, cache, filename, expected_shapes: dict, module, limit):
     """Call the learner's function on copies of its arguments; return ({grad: array or None}, {grad: problem})."""
     named = target.arguments(dout, cache)
     copies = {k: _copy(v) for k, v in named.items()}
     failure = None
     with _forbidding(target.forbidden, module, filename) as calls:
         try:
-            result = _run(fn, target.function, copies, filename)
+            result = _run(fn, target.function, copies, filename, limit)
         except _LearnerFailure as e:
             failure = e
     if calls:
@@ -799,10 +847,10 @@ class _FunctionResult:
     not_implemented: bool = False
 
 
-def _learner_cache(module, target: Target, inputs: dict, filename):
+def _learner_cache(module, target: Target, inputs: dict, filename, limit: float):
     """Run the learner's own forward on copies of the inputs; return its cache once its output matches ours."""
     name = target.learner_forward
-    result = _run(getattr(module, name), name, {k: _copy(v) for k, v in inputs.items()}, filename)
+    result = _run(getattr(module, name), name, {k: _copy(v) for k, v in inputs.items()}, filename, limit)
     if not (isinstance(result, tuple) and len(result) == 2):
         raise _LearnerFailure(f"{name} must return (output, cache) as in the stub; it returned "
                               f"{type(result).__name__ if not isinstance(result, tuple) else f'{len(result)} values'}")
@@ -822,7 +870,8 @@ def _learner_cache(module, target: Target, inputs: dict, filename):
     return cache
 
 
-def _check_target(target: Target, module, cases: list, rng: np.random.Generator, filename) -> _FunctionResult:
+def _check_target(target: Target, module, cases: list, rng: np.random.Generator, filename,
+                  limit: float) -> _FunctionResult:
     fn = getattr(module, target.function)
     res = _FunctionResult(target, {g: _Result(f"{target.function}: {g}") for g in target.grads})
     for k, case in enumerate(cases):
@@ -831,8 +880,8 @@ def _check_target(target: Target, module, cases: list, rng: np.random.Generator,
         seen = {}
 
         def backward(dout, cache):
-            given = _learner_cache(module, target, inputs, filename) if target.learner_forward else cache
-            grads, problems = _call_learner(fn, target, dout, given, filename, shapes, module)
+            given = _learner_cache(module, target, inputs, filename, limit) if target.learner_forward else cache
+            grads, problems = _call_learner(fn, target, dout, given, filename, shapes, module, limit)
             seen.update(dout=dout, cache=cache, grads=grads, problems=problems)
             return tuple(grads[g] for g in target.grads)              # None is skipped by check_op
 
@@ -885,7 +934,7 @@ def _verdict(ok: bool) -> str:
     return "ok" if ok else "WRONG"
 
 
-def _check(ex: Exercise, module, out: TextIO, seed: int) -> bool:
+def _check(ex: Exercise, module, out: TextIO, seed: int, limit: float) -> bool:
     say = lambda s="": print(s, file=out)
     rng = np.random.default_rng(seed)
     cases = ex.make_cases(rng)
@@ -897,7 +946,7 @@ def _check(ex: Exercise, module, out: TextIO, seed: int) -> bool:
     for k, case in enumerate(cases):
         say(f"  case {k + 1}  {ex.describe_case(case)}")
 
-    results = [_check_target(t, module, cases, rng, filename) for t in ex.targets]
+    results = [_check_target(t, module, cases, rng, filename, limit) for t in ex.targets]
     width = max(len(r.label) for fr in results for r in fr.grads.values())
 
     failed = [fr for fr in results if fr.failure]

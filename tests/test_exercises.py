@@ -1,6 +1,7 @@
 """The exercise grader: it passes the reference solution, fails an unfilled stub and every kind of wrong gradient
 (naming the gradient), and turns files it cannot grade into one clear ExerciseError."""
 import io
+import os
 import re
 import subprocess
 import sys
@@ -644,3 +645,35 @@ def test_softmax_mistakes_and_swapped_returns_are_named(tmp_path, name):
     for phrase in phrases:
         assert phrase in out, (phrase, out)
     assert "times the right one" not in out
+
+
+ENDLESS = "    while True:\n        try:\n            dp = dp + 0\n        except Exception:\n            pass"
+
+
+def test_an_endless_loop_is_stopped_and_named_with_its_line(tmp_path):
+    path = variant(tmp_path, "endless", "    return p * (dp - (p * dp).sum(-1, keepdims=True))", ENDLESS)
+    first = line_of(path, "while True:")
+    ok, out = run_grade(path, time_limit=0.3)
+    assert not ok
+    for fn in ("softmax_backward", "attention_read_backward"):
+        line = re.search(rf"{fn} was stopped after 0.3 s \(your line (\d+), in softmax_backward\); a right answer "
+                         r"takes milliseconds: an endless loop\?", out)
+        assert line and first <= int(line.group(1)) <= first + 4, out
+    assert out.rstrip().splitlines()[-1] == "FAIL  (softmax_backward, attention_read_backward: see above)"
+    assert run_grade(SOLUTION, time_limit=0.3)[0]                 # the limit leaves a right answer alone
+
+
+def test_an_endless_loop_while_loading_is_stopped(tmp_path):
+    path = variant(tmp_path, "endless_top", "import numpy as np\n", "import numpy as np\nwhile True:\n    pass\n")
+    first = line_of(path, "while True:")
+    with pytest.raises(E.ExerciseError, match=r"endless_top\.py was stopped after 0\.3 s while loading \(your line "
+                                              rf"({first}|{first + 1})\): an endless loop at the top level"):
+        E.grade(path, stream=io.StringIO(), time_limit=0.3)
+
+
+def test_check_has_a_time_limit_on_the_command_line(tmp_path):
+    path = variant(tmp_path, "endless", "    return p * (dp - (p * dp).sum(-1, keepdims=True))", ENDLESS)
+    r = subprocess.run([sys.executable, "-m", "memnet_np", "check", str(path), "--time-limit", "0.5"],
+                       capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "softmax_backward was stopped after 0.5 s" in r.stdout, r.stdout
