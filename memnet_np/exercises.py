@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import inspect
 import itertools
 import os
 import re
@@ -590,6 +591,60 @@ def _where(e: BaseException, filename: Optional[str]) -> str:
     return f" (your line {line})" if func == "<module>" else f" (your line {line}, in {func})"
 
 
+def _assigned_at(frame, var: str, before: int) -> Optional[int]:
+    """The last line of frame's function before line `before` that assigns `var` (`var = ...`, `a, var = ...`)."""
+    try:
+        lines, start = inspect.getsourcelines(frame.f_code)
+    except (OSError, TypeError):
+        return None
+    pattern = re.compile(rf"^\s*(\w+\s*,\s*)*{re.escape(var)}\s*(,\s*\w+\s*)*([-+*/@]?=)(?!=)")
+    hits = [start + i for i, text in enumerate(lines) if start + i < before and pattern.match(text)]
+    return hits[-1] if hits else None
+
+
+def _wrong_shape(e: BaseException, filename: Optional[str]) -> str:
+    """When the learner's code failed on an array of the wrong shape, which array, and where it was made.
+
+    By the naming convention a gradient dX has the shape of X. The learner's frames of the traceback, outermost
+    first, are searched for a dX whose X is there too with another shape; the function that made dX (the one
+    where it is not an argument) is the one to blame, which need not be the one that raised (a right
+    softmax_backward fails on the wrong-shaped dp its caller hands it).
+    """
+    if not filename:
+        return ""
+    tbs = []
+    tb = e.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == filename:
+            tbs.append(tb)
+        tb = tb.tb_next
+    for tb in reversed(tbs):                                   # the innermost frame first: what it was given
+        frame = tb.tb_frame
+        names = dict(frame.f_locals)
+        for var, value in names.items():
+            base = names.get(var[1:]) if var.startswith("d") else None
+            if not (isinstance(value, np.ndarray) and isinstance(base, np.ndarray) and value.shape != base.shape):
+                continue
+            maker, line, made_as = frame, tb.tb_lineno, var    # follow the array out to where it was made
+            args = frame.f_code.co_varnames[:frame.f_code.co_argcount]
+            for outer in reversed(tbs[:tbs.index(tb)]):
+                if made_as not in args:
+                    break
+                held = [k for k, v in outer.tb_frame.f_locals.items() if v is value]
+                if not held:
+                    break
+                maker, line, made_as = outer.tb_frame, outer.tb_lineno, held[0]
+                args = maker.f_code.co_varnames[:maker.f_code.co_argcount]
+            at = _assigned_at(maker, made_as, line)
+            made = f" ({made_as} is made at your line {at})" if at else ""
+            wrong = f"{_shape(value.shape)}, not {_shape(base.shape)} like {var[1:]}"
+            if maker is frame:
+                return f"\n      {var} has shape {wrong}{made}"
+            return (f"\n      the mistake is in {maker.f_code.co_name}, not in {frame.f_code.co_name}: it passes "
+                    f"{frame.f_code.co_name} a {var} of shape {wrong}{made}")
+    return ""
+
+
 def _shape(shape) -> str:
     return "(" + ", ".join(str(n) for n in shape) + ("," if len(shape) == 1 else "") + ")"
 
@@ -642,7 +697,7 @@ def _run(fn: Callable, name: str, args: dict, filename, limit: float):
         raise _LearnerFailure(f"not implemented yet: {name}", not_implemented=True) from None
     except Exception as e:
         raise _LearnerFailure(f"{name} raised {type(e).__name__}{_where(e, filename)}: "
-                              f"{_first_line(e)}") from None
+                              f"{_first_line(e)}{_wrong_shape(e, filename)}") from None
 
 
 class _OutOfTime(BaseException):

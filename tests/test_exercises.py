@@ -677,3 +677,23 @@ def test_check_has_a_time_limit_on_the_command_line(tmp_path):
                        capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert r.returncode == 1, r.stdout + r.stderr
     assert "softmax_backward was stopped after 0.5 s" in r.stdout, r.stdout
+
+
+def test_a_wrong_shaped_intermediate_blames_the_function_that_made_it(tmp_path):
+    """dp made with the wrong sum: the right softmax_backward raises on it, but attention_read_backward is to blame."""
+    path = variant(tmp_path, "dp_shape", 'dp = np.einsum("nmd,nd->nm", c, do)', "dp = (c * do[:, None, :]).sum(1)")
+    ok, out = run_grade(path)
+    assert not ok
+    made = line_of(path, "dp = (c * do[:, None, :]).sum(1)")
+    assert (f"the mistake is in attention_read_backward, not in softmax_backward: it passes softmax_backward a dp "
+            f"of shape (2, 3), not (2, 5) like p (dp is made at your line {made})") in out, out
+    assert line_for(out, "softmax_backward: ds").rstrip().endswith("ok")
+    assert out.rstrip().splitlines()[-1] == "FAIL  (attention_read_backward: see above)"
+
+
+def test_a_wrong_shaped_intermediate_in_the_hop_is_named_with_its_line(tmp_path):
+    path = hop_variant(tmp_path, "dm_shape", ("dm = ds[..., None] * u[:, None, :]", "dm = ds[:, None, :] * u[:, :, None]"))
+    ok, out = run_grade(path)
+    assert not ok
+    made = line_of(path, "dm = ds[:, None, :] * u[:, :, None]")
+    assert f"dm has shape (2, 3, 5), not (2, 5, 3) like m (dm is made at your line {made})" in out, out
