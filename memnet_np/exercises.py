@@ -99,6 +99,8 @@ class Exercise:
     make_cases: Callable[[np.random.Generator], list]   # rng -> list of case dicts (each with a "mask")
     describe_case: Callable[[dict], str]            # case -> "(N, M, d) = (2, 5, 3)"
     seed: int = SEED
+    shared: tuple = ()                              # (labels, where to look): when exactly the gradients `labels`
+    #                                                 are wrong, the step of the backward they all come from
 
     @property
     def functions(self) -> tuple:
@@ -458,6 +460,13 @@ EXERCISES: dict = {
         targets=(_SOFTMAX_BACKWARD, _ATTENTION_READ_BACKWARD),
         make_cases=_attention_cases,
         describe_case=_describe_attention_case,
+        shared=(
+            ({"softmax_backward: ds", "attention_read_backward: du", "attention_read_backward: dm"},
+             "du and dm are made from your softmax_backward's ds, so fix softmax_backward first"),
+            ({"attention_read_backward: du", "attention_read_backward: dm"},
+             "what they share is ds, and softmax_backward is right on its own: look at the dp you hand it "
+             "(dp_i = c_iᵀ do)"),
+        ),
     ),
     "memn2n_hop_backward": Exercise(
         name="memn2n_hop_backward",
@@ -468,6 +477,14 @@ EXERCISES: dict = {
         targets=(_HOP_BACKWARD,),
         make_cases=_hop_cases,
         describe_case=_describe_hop_case,
+        shared=tuple(({f"hop_backward: {g}" for g in grads}, where) for grads, where in [
+            (("du", "dA", "dTA"), "look at the softmax step (ds_i = p_i (dp_i − Σ_j p_j dp_j)) and at dp before it: "
+                                  "everything the scores reach is wrong, everything else right"),
+            (("dA", "dTA"), "what they share is dm (dm_i = ds_i u); du is right, so ds is"),
+            (("dC", "dTC"), "what they share is dc (dc_i = p_i do)"),
+            (("dA", "dC"), "what they share is the embedding step, dX = Σ_r (W_rᵀ dY) ⊙ b_r"),
+            (("dTA", "dTC"), "what they share is the temporal step, dT = Eᵀ dY"),
+        ]),
     ),
 }
 
@@ -1033,6 +1050,13 @@ def _check(ex: Exercise, module, out: TextIO, seed: int, limit: float) -> bool:
         say()
         say("What went wrong:")
         said = set()
+        right = [r for fr in graded for r in fr.grads.values() if r.ok]
+        labels = {r.label for r in wrong}
+        for together, where in ex.shared:
+            if len(wrong) > 1 and labels == together and not any(r.swapped for r in wrong):
+                short = lambda rs: ", ".join(r.label.split(": ")[-1] for r in rs)
+                say(f"  {short(wrong)} wrong" + (f", {short(right)} right" if right else "") + f": {where}")
+                break
         for r in wrong:
             k = r.problem_case if r.problem else r.ref_case
             say(f"  {r.label}: worst in case {k + 1} of {len(cases)}, {ex.describe_case(cases[k])}")

@@ -697,3 +697,36 @@ def test_a_wrong_shaped_intermediate_in_the_hop_is_named_with_its_line(tmp_path)
     assert not ok
     made = line_of(path, "dm = ds[:, None, :] * u[:, :, None]")
     assert f"dm has shape (2, 3, 5), not (2, 5, 3) like m (dm is made at your line {made})" in out, out
+
+
+SHARED = {
+    # name: (exercise, replacements, the line that names what the wrong gradients share)
+    "softmax": (1, [("return p * (dp - (p * dp).sum(-1, keepdims=True))", "return p * dp")],
+                "  ds, du, dm wrong, dc right: du and dm are made from your softmax_backward's ds, so fix "
+                "softmax_backward first"),
+    "dp": (1, [('dp = np.einsum("nmd,nd->nm", c, do)', 'dp = np.einsum("nmd,nd->nm", m, do)')],
+           "  du, dm wrong, ds, dc right: what they share is ds, and softmax_backward is right on its own: look at the "
+           "dp you hand it (dp_i = c_iᵀ do)"),
+    "hop_softmax": (2, [("ds = p * (dp - (p * dp).sum(-1, keepdims=True))", "ds = p * dp")],
+                    "  du, dA, dTA wrong, dC, dTC right: look at the softmax step"),
+    "hop_dm": (2, [("dm = ds[..., None] * u[:, None, :]", "dm = ds[..., None] * u[:, None, :] ** 2")],
+               "  dA, dTA wrong, du, dC, dTC right: what they share is dm (dm_i = ds_i u); du is right, so ds is"),
+    "hop_dc": (2, [("dc = p[..., None] * do[:, None, :]", "dc = np.broadcast_to(do[:, None, :], c.shape)")],
+               "  dC, dTC wrong, du, dA, dTA right: what they share is dc (dc_i = p_i do)"),
+    "hop_embedding": (2, [("return (dY * bags.b[:, None, :]).sum(0)", "return dY.sum(0)")],
+                      "  dA, dC wrong, du, dTA, dTC right: what they share is the embedding step"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHARED))
+def test_several_wrong_gradients_are_traced_to_what_they_share(tmp_path, name):
+    exercise, replacements, line = SHARED[name]
+    ok, out = run_grade(graded_variant(tmp_path, name, exercise, replacements))
+    assert not ok
+    lines = out.splitlines()
+    assert lines[lines.index("What went wrong:") + 1].startswith(line), out
+
+
+def test_swapped_gradients_are_not_traced_to_a_shared_step(tmp_path):
+    ok, out = run_grade(hop_variant(tmp_path, "swap", ("return du, dA, dC, dTA, dTC", "return du, dC, dA, dTA, dTC")))
+    assert not ok and "what they share" not in out, out
