@@ -31,6 +31,7 @@ mistakes (`notes`).
 from __future__ import annotations
 
 import contextlib
+import ast
 import copy
 import inspect
 import itertools
@@ -38,6 +39,7 @@ import os
 import re
 import signal
 import sys
+import textwrap
 import threading
 import traceback
 import types
@@ -987,6 +989,35 @@ def _check_target(target: Target, module, cases: list, rng: np.random.Generator,
     return res
 
 
+def _python_loops(fn: Callable, filename: Optional[str], others: tuple = ()) -> list:
+    """(line, function, text) of every Python loop (for, while, comprehension) in fn and in the functions of the
+    same file that it calls, directly or through one another, except those named in `others` (graded on their
+    own). Functions whose source cannot be read are skipped."""
+    if not filename:
+        return []
+    todo, seen, loops = [fn], set(), []
+    while todo:
+        f = todo.pop()
+        code = getattr(f, "__code__", None)
+        if code is None or code.co_filename != filename or code in seen:
+            continue
+        seen.add(code)
+        try:
+            lines, start = inspect.getsourcelines(f)
+            tree = ast.parse(textwrap.dedent("".join(lines)))
+        except (OSError, TypeError, SyntaxError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.For, ast.While, ast.comprehension)):
+                at = node.lineno if not isinstance(node, ast.comprehension) else node.target.lineno
+                loops.append((start + at - 1, f.__name__, lines[at - 1].split("  #")[0].strip()))
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id not in others:
+                called = (getattr(f, "__globals__", {}) or {}).get(node.id)
+                if callable(called):
+                    todo.append(called)
+    return sorted(set(loops))
+
+
 def _display_path(path: str) -> str:
     """The path relative to the working directory when it lies below it, else as it is."""
     rel = os.path.relpath(path) if os.path.splitdrive(path)[0] == os.path.splitdrive(os.getcwd())[0] else path
@@ -1023,9 +1054,21 @@ def _check(ex: Exercise, module, out: TextIO, seed: int, limit: float) -> bool:
 
     failed = [fr for fr in results if fr.failure]
     graded = [fr for fr in results if not fr.failure]
+    looped = {}                                   # function -> its first Python loop, (line, text)
+    for fr in results:
+        loops = [] if fr.not_implemented else _python_loops(getattr(module, fr.target.function), filename,
+                                                            ex.functions)
+        if loops:
+            looped[fr.target.function] = loops[0]
     say()
     for fr in failed:
         say(f"  {fr.failure}")
+    for name, (line, inside, text) in looped.items():
+        where = f"your line {line}" + (f", in {inside}" if inside != name else "")
+        say(f"  {name} has a Python loop ({where}: {text}); the exercise asks for it batched: "
+            "broadcasting, einsum and sums over an axis, no loops")
+    if looped and not failed:
+        say()
     if failed and graded:
         say()
     if graded:
@@ -1088,7 +1131,7 @@ def _check(ex: Exercise, module, out: TextIO, seed: int, limit: float) -> bool:
     say()
     missing = [fr.target.function for fr in failed if fr.not_implemented]
     broken = [fr.target.function for fr in failed if not fr.not_implemented]
-    if not (wrong or missing or broken):
+    if not (wrong or missing or broken or looped):
         n = sum(len(fr.grads) for fr in results)
         say(f"PASS  (all {n} gradients right on all {len(cases)} cases)")
         return True
@@ -1101,5 +1144,7 @@ def _check(ex: Exercise, module, out: TextIO, seed: int, limit: float) -> bool:
         why.append(f"{', '.join(broken)}: see above")
     if wrong:
         why.append(f"wrong: {', '.join(r.label for r in wrong)}")
+    if looped:
+        why.append(f"Python loops in {', '.join(looped)}")
     say(f"FAIL  ({'; '.join(why)})")
     return False

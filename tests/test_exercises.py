@@ -659,7 +659,8 @@ def test_an_endless_loop_is_stopped_and_named_with_its_line(tmp_path):
         line = re.search(rf"{fn} was stopped after 0.3 s \(your line (\d+), in softmax_backward\); a right answer "
                          r"takes milliseconds: an endless loop\?", out)
         assert line and first <= int(line.group(1)) <= first + 4, out
-    assert out.rstrip().splitlines()[-1] == "FAIL  (softmax_backward, attention_read_backward: see above)"
+    assert out.rstrip().splitlines()[-1] == ("FAIL  (softmax_backward, attention_read_backward: see above; "
+                                             "Python loops in softmax_backward)")
     assert run_grade(SOLUTION, time_limit=0.3)[0]                 # the limit leaves a right answer alone
 
 
@@ -730,3 +731,26 @@ def test_several_wrong_gradients_are_traced_to_what_they_share(tmp_path, name):
 def test_swapped_gradients_are_not_traced_to_a_shared_step(tmp_path):
     ok, out = run_grade(hop_variant(tmp_path, "swap", ("return du, dA, dC, dTA, dTC", "return du, dC, dA, dTA, dTC")))
     assert not ok and "what they share" not in out, out
+
+
+def test_the_stubs_forbid_python_loops_and_the_grader_checks(tmp_path):
+    """What the stubs forbid is what the grader fails: a loop, even in a helper, even with right gradients."""
+    assert "the checker looks" in STUB.read_text(encoding="utf-8")
+    assert "The checker looks" in HOP_STUB.read_text(encoding="utf-8")
+    path = variant(tmp_path, "loop", "    return p * (dp - (p * dp).sum(-1, keepdims=True))     # (N, M)",
+                   "    ds = np.zeros_like(p)\n    for n in range(len(p)):\n        ds[n] = p[n] * (dp[n] - p[n] @ dp[n])\n"
+                   "    return ds")
+    ok, out = run_grade(path)
+    assert not ok
+    assert (f"softmax_backward has a Python loop (your line {line_of(path, 'for n in range')}: for n in "
+            "range(len(p)):); the exercise asks for it batched") in out, out
+    assert "attention_read_backward has a Python loop" not in out      # it calls softmax_backward: said once
+    assert "WRONG" not in out                                           # the gradients themselves are graded
+    assert out.rstrip().splitlines()[-1] == "FAIL  (Python loops in softmax_backward)"
+
+    path = hop_variant(tmp_path, "hop_loop", ("return (dY * bags.b[:, None, :]).sum(0)",
+                                              "return sum(dY[r] * bags.b[r] for r in range(R))"))
+    ok, out = run_grade(path)
+    assert not ok
+    assert (f"hop_backward has a Python loop (your line {line_of(path, 'for r in range(R)')}, in embed_backward: "
+            "return sum(dY[r] * bags.b[r] for r in range(R))); the exercise asks for it batched") in out, out
