@@ -225,7 +225,7 @@ def cmd_figures(args):
 
 def cmd_check(args):
     from memnet_np import exercises
-    ok = exercises.grade(args.file, stream=sys.stdout)
+    ok = exercises.grade(args.file, stream=sys.stdout, time_limit=args.time_limit)
     return 0 if ok else 1
 
 
@@ -323,6 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("check", help="grade a gradient-check exercise you filled in")
     s.add_argument("file", help="e.g. tutorials/exercises/01_softmax_attention_backward.py")
+    s.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
+                   help="stop a function of yours that runs longer than this (default 10; a right one takes ms)")
     s.set_defaults(func=cmd_check)
 
     s = sub.add_parser("data", help="check, download or generate bAbI data")

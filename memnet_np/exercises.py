@@ -18,7 +18,8 @@ non-symmetric shapes; memories with padded slots) and compares every gradient yo
 printing each relative error next to the size it should have, then PASS or FAIL. A wrong gradient is named, with
 the entry where it is furthest off and, where it can tell, what kind of mistake it looks like (all zeros, wrong
 sign, off by a constant factor, non-zero on padded slots). An exception in your code is reported with your line
-number. A file that cannot be graded at all (missing, a syntax error, no EXERCISE line, a missing function) raises
+number; one that runs longer than TIME_LIMIT seconds (an endless loop) is stopped and named with the line it
+was at. A file that cannot be graded at all (missing, a syntax error, no EXERCISE line, a missing function) raises
 `ExerciseError` instead: the CLI prints its one-line message and exits with status 2.
 
 Adding an exercise means adding an `Exercise` to `EXERCISES`: the functions the learner writes (`Target`s), how
@@ -30,11 +31,16 @@ mistakes (`notes`).
 from __future__ import annotations
 
 import contextlib
+import ast
 import copy
+import inspect
 import itertools
 import os
 import re
+import signal
 import sys
+import textwrap
+import threading
 import traceback
 import types
 from dataclasses import dataclass, field
@@ -49,6 +55,7 @@ FD_TOLERANCE = gc.SMOOTH_TOLERANCE   # 1e-7: a correct gradient beats this again
 REFERENCE_TOLERANCE = 1e-9           # two exact formulas for the same gradient agree to round-off (~1e-15)
 FD_STEP = 1e-5                       # h of the central differences
 SEED = 0                             # the cases are drawn from default_rng(SEED): every run grades the same cases
+TIME_LIMIT = 10.0                    # seconds one call of a learner's function may take (a right one takes ms)
 
 
 class ExerciseError(Exception):
@@ -94,6 +101,8 @@ class Exercise:
     make_cases: Callable[[np.random.Generator], list]   # rng -> list of case dicts (each with a "mask")
     describe_case: Callable[[dict], str]            # case -> "(N, M, d) = (2, 5, 3)"
     seed: int = SEED
+    shared: tuple = ()                              # (labels, where to look): when exactly the gradients `labels`
+    #                                                 are wrong, the step of the backward they all come from
 
     @property
     def functions(self) -> tuple:
@@ -106,9 +115,11 @@ class Exercise:
         names = self.functions + tuple(t.learner_forward for t in self.targets if t.learner_forward)
         return tuple(dict.fromkeys(names))
 
-    def check(self, module, stream: Optional[TextIO] = None, seed: Optional[int] = None) -> bool:
+    def check(self, module, stream: Optional[TextIO] = None, seed: Optional[int] = None,
+              time_limit: Optional[float] = None) -> bool:
         """Grade the learner's functions in `module` (already loaded): print the report, return PASS/FAIL."""
-        return _check(self, module, sys.stdout if stream is None else stream, self.seed if seed is None else seed)
+        return _check(self, module, sys.stdout if stream is None else stream, self.seed if seed is None else seed,
+                      TIME_LIMIT if time_limit is None else time_limit)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -152,6 +163,63 @@ def _describe_attention_case(case: dict) -> str:
     return f"(N, M, d) = ({N}, {M}, {d}), {padded} padded slot{'s' if padded != 1 else ''}"
 
 
+def _softmax_mistakes(dp: np.ndarray, p: np.ndarray) -> list:
+    """The usual wrong softmax backwards, as (ds (N, M), its name, why it is wrong): the grader computes each."""
+    right = "ds_i = p_i (dp_i − Σ_j p_j dp_j)"
+    return [
+        (p * dp, "ds = p ⊙ dp", f"the term −p_i Σ_j p_j dp_j is missing: ∂p_j/∂s_i = p_j (δ_ij − p_i) has two "
+                                f"terms, so {right}. A row with one real slot shows it: p = 1 there whatever the "
+                                f"score, so ds = 0, but p ⊙ dp is not"),
+        (p * (dp - (p * dp).sum(0, keepdims=True)), "Σ_j p_j dp_j summed over axis 0",
+         "axis 0 is the batch; the sum runs over the slots of one row: .sum(-1, keepdims=True)"),
+        (p * (dp - (p * dp).sum()), "Σ_j p_j dp_j summed over the whole batch",
+         "the sum runs over the slots of one row: .sum(-1, keepdims=True)"),
+        (p * (dp - dp.sum(-1, keepdims=True)), "Σ_j dp_j in place of Σ_j p_j dp_j", f"the weights p_j are missing: {right}"),
+        (dp - (p * dp).sum(-1, keepdims=True), "no factor p_i in front", f"{right}"),
+    ]
+
+
+def _matching(yours: np.ndarray, expected: np.ndarray, candidates) -> list:
+    """The descriptions of the candidates (wrong, why) that yours equals, among those that are really wrong."""
+    return [why for wrong, why in candidates
+            if np.shape(wrong) == yours.shape and gc.rel_error(yours, wrong) < FD_TOLERANCE
+            and gc.rel_error(wrong, expected) >= FD_TOLERANCE]
+
+
+def _one_slot_rows(yours: np.ndarray, expected: np.ndarray, mask: np.ndarray, gname: str) -> list:
+    """A note when yours is non-zero on a row with one real slot, where the softmax makes every ds (and so dm) 0."""
+    single = mask.sum(-1) == 1                                          # (N,)
+    bad = single & yours.reshape(len(mask), -1).any(-1) & ~expected.reshape(len(mask), -1).any(-1)
+    if not bad.any():
+        return []
+    n = int(np.flatnonzero(bad)[0])
+    return [f"yours is non-zero in row {n}, which has one real slot: p = 1 there whatever the score, so ds = 0 "
+            f"{'' if gname == 'ds' else f'and {gname} = 0 '}there (the −p_i Σ_j p_j dp_j term cancels p_i dp_i)"]
+
+
+def _softmax_notes(gname, yours, expected, dp, cache, case) -> list:
+    notes = [f"yours looks like a known mistake: {name}; {why}" for name, why in
+             _matching(yours, expected, [(ds, (name, why)) for ds, name, why in _softmax_mistakes(dp, cache.p)])]
+    return notes + _one_slot_rows(yours, expected, case["mask"], gname)
+
+
+def _wrong_ds_notes(yours, expected, candidates) -> list:
+    """Notes for a gradient computed from a wrong ds: candidates are (the gradient it gives, name, why)."""
+    found = _matching(yours, expected, [(g, (name, why)) for g, name, why in candidates])
+    return [f"yours is what {name} gives, a mistake in the softmax step; {why}" for name, why in found]
+
+
+def _attention_notes(gname, yours, expected, do, cache, case) -> list:
+    """du and dm made from a wrong ds (the softmax step), recognised by recomputing them from each wrong ds."""
+    if gname not in ("du", "dm"):
+        return []
+    dp = np.einsum("nmd,nd->nm", cache.c, do)                             # (N, M)
+    notes = _wrong_ds_notes(yours, expected, [
+        (np.einsum("nm,nmd->nd", ds, cache.m) if gname == "du" else ds[..., None] * cache.u[:, None, :], name, why)
+        for ds, name, why in _softmax_mistakes(dp, cache.p)])
+    return notes or (_one_slot_rows(yours, expected, case["mask"], gname) if gname == "dm" else [])
+
+
 _SOFTMAX_BACKWARD = Target(
     function="softmax_backward",
     grads=("ds",),
@@ -161,6 +229,7 @@ _SOFTMAX_BACKWARD = Target(
     arguments=lambda dp, cache: {"dp": dp, "p": cache.p},
     reference=lambda dp, cache: (ops.masked_softmax_backward(dp, cache),),
     slot_grads=frozenset({"ds"}),
+    notes=_softmax_notes,
 )
 
 _ATTENTION_READ_BACKWARD = Target(
@@ -172,6 +241,7 @@ _ATTENTION_READ_BACKWARD = Target(
     arguments=lambda do, cache: {"do": do, "u": cache.u, "m": cache.m, "c": cache.c, "p": cache.p},
     reference=lambda do, cache: ops.attention_read_backward(do, cache),
     slot_grads=frozenset({"dm", "dc"}),
+    notes=_attention_notes,
 )
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -334,9 +404,17 @@ def _hop_notes(gname, yours, expected, du_next, cache, case) -> list:
         if mat == "C":
             candidates.append((table(do_everywhere), "it takes dc_i = du_next on every slot: o = Σ_i p_i c_i gives "
                                                      "dc_i = p_i do"))
-    notes = [f"yours looks like a known mistake: {why}" for wrong, why in candidates
-             if np.shape(wrong) == yours.shape and gc.rel_error(yours, wrong) < FD_TOLERANCE
-             and gc.rel_error(wrong, expected) >= FD_TOLERANCE]
+    wrong_ds = []
+    if gname in ("du", "dA", "dTA"):                          # everything the scores reach: a wrong ds
+        att = cache.attention
+        dp = np.einsum("nmd,nd->nm", att.c, du_next)          # (N, M)
+        for ds, name, why in _softmax_mistakes(dp, att.p):
+            dm_wrong = ds[..., None] * att.u[:, None, :]      # (N, M, d)
+            wrong = {"du": du_next + np.einsum("nm,nmd->nd", ds, att.m), "dA": emb(dm_wrong),
+                     "dTA": table(dm_wrong)}[gname]
+            wrong_ds.append((wrong, name, why))
+    notes = [f"yours looks like a known mistake: {why}" for why in _matching(yours, expected, candidates)]
+    notes += _wrong_ds_notes(yours, expected, wrong_ds)
 
     if gname != "du":                                         # rows that take no part in the forward pass
         bad = np.flatnonzero(~expected.any(1) & yours.any(1))
@@ -384,6 +462,13 @@ EXERCISES: dict = {
         targets=(_SOFTMAX_BACKWARD, _ATTENTION_READ_BACKWARD),
         make_cases=_attention_cases,
         describe_case=_describe_attention_case,
+        shared=(
+            ({"softmax_backward: ds", "attention_read_backward: du", "attention_read_backward: dm"},
+             "du and dm are made from your softmax_backward's ds, so fix softmax_backward first"),
+            ({"attention_read_backward: du", "attention_read_backward: dm"},
+             "what they share is ds, and softmax_backward is right on its own: look at the dp you hand it "
+             "(dp_i = c_iᵀ do)"),
+        ),
     ),
     "memn2n_hop_backward": Exercise(
         name="memn2n_hop_backward",
@@ -394,6 +479,14 @@ EXERCISES: dict = {
         targets=(_HOP_BACKWARD,),
         make_cases=_hop_cases,
         describe_case=_describe_hop_case,
+        shared=tuple(({f"hop_backward: {g}" for g in grads}, where) for grads, where in [
+            (("du", "dA", "dTA"), "look at the softmax step (ds_i = p_i (dp_i − Σ_j p_j dp_j)) and at dp before it: "
+                                  "everything the scores reach is wrong, everything else right"),
+            (("dA", "dTA"), "what they share is dm (dm_i = ds_i u); du is right, so ds is"),
+            (("dC", "dTC"), "what they share is dc (dc_i = p_i do)"),
+            (("dA", "dC"), "what they share is the embedding step, dX = Σ_r (W_rᵀ dY) ⊙ b_r"),
+            (("dTA", "dTC"), "what they share is the temporal step, dT = Eᵀ dY"),
+        ]),
     ),
 }
 
@@ -405,7 +498,7 @@ EXERCISES: dict = {
 _loads = itertools.count()
 
 
-def load_exercise_file(path) -> types.ModuleType:
+def load_exercise_file(path, time_limit: Optional[float] = None) -> types.ModuleType:
     """Run the file at `path` as a fresh module (a new, unique module name on every call) and return it.
 
     Nothing is written next to the file (no __pycache__). Any problem becomes an ExerciseError naming the file
@@ -432,8 +525,13 @@ def load_exercise_file(path) -> types.ModuleType:
     module = types.ModuleType(name)
     module.__file__ = full
     sys.modules[name] = module                   # for code that looks itself up while loading (dataclasses do)
+    limit = TIME_LIMIT if time_limit is None else time_limit
     try:
-        exec(code, module.__dict__)
+        with _time_limit(limit):
+            exec(code, module.__dict__)
+    except _OutOfTime as e:
+        raise ExerciseError(f"{path} was stopped after {limit:g} s while loading{_where(e, full)}: an endless "
+                            "loop at the top level of the file?") from None
     except (Exception, SystemExit) as e:
         raise ExerciseError(f"{path} raised {type(e).__name__} while loading{_where(e, full)}: "
                             f"{_first_line(e)}") from None
@@ -461,18 +559,22 @@ def exercise_for(module) -> Exercise:
     return ex
 
 
-def grade_module(module, stream: Optional[TextIO] = None, seed: Optional[int] = None) -> bool:
+def grade_module(module, stream: Optional[TextIO] = None, seed: Optional[int] = None,
+                 time_limit: Optional[float] = None) -> bool:
     """Grade an already-loaded module (or any object with EXERCISE and the functions as attributes)."""
-    return exercise_for(module).check(module, stream, seed)
+    return exercise_for(module).check(module, stream, seed, time_limit)
 
 
-def grade(path, stream: Optional[TextIO] = None, seed: Optional[int] = None) -> bool:
+def grade(path, stream: Optional[TextIO] = None, seed: Optional[int] = None,
+          time_limit: Optional[float] = None) -> bool:
     """Grade the exercise file at `path`: print the report to `stream` (default stdout), return True on PASS.
 
-    Raises ExerciseError when the file cannot be graded at all (the CLI's exit status 2).
+    Each call of a learner's function (and loading the file) may take `time_limit` seconds (default TIME_LIMIT);
+    one that takes longer is stopped and named, with the line it was at. Raises ExerciseError when the file
+    cannot be graded at all (the CLI's exit status 2).
     """
-    module = load_exercise_file(path)
-    return exercise_for(module).check(module, stream, seed)
+    module = load_exercise_file(path, time_limit)
+    return exercise_for(module).check(module, stream, seed, time_limit)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -506,6 +608,60 @@ def _where(e: BaseException, filename: Optional[str]) -> str:
         return ""
     line, func = fr
     return f" (your line {line})" if func == "<module>" else f" (your line {line}, in {func})"
+
+
+def _assigned_at(frame, var: str, before: int) -> Optional[int]:
+    """The last line of frame's function before line `before` that assigns `var` (`var = ...`, `a, var = ...`)."""
+    try:
+        lines, start = inspect.getsourcelines(frame.f_code)
+    except (OSError, TypeError):
+        return None
+    pattern = re.compile(rf"^\s*(\w+\s*,\s*)*{re.escape(var)}\s*(,\s*\w+\s*)*([-+*/@]?=)(?!=)")
+    hits = [start + i for i, text in enumerate(lines) if start + i < before and pattern.match(text)]
+    return hits[-1] if hits else None
+
+
+def _wrong_shape(e: BaseException, filename: Optional[str]) -> str:
+    """When the learner's code failed on an array of the wrong shape, which array, and where it was made.
+
+    By the naming convention a gradient dX has the shape of X. The learner's frames of the traceback, outermost
+    first, are searched for a dX whose X is there too with another shape; the function that made dX (the one
+    where it is not an argument) is the one to blame, which need not be the one that raised (a right
+    softmax_backward fails on the wrong-shaped dp its caller hands it).
+    """
+    if not filename:
+        return ""
+    tbs = []
+    tb = e.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == filename:
+            tbs.append(tb)
+        tb = tb.tb_next
+    for tb in reversed(tbs):                                   # the innermost frame first: what it was given
+        frame = tb.tb_frame
+        names = dict(frame.f_locals)
+        for var, value in names.items():
+            base = names.get(var[1:]) if var.startswith("d") else None
+            if not (isinstance(value, np.ndarray) and isinstance(base, np.ndarray) and value.shape != base.shape):
+                continue
+            maker, line, made_as = frame, tb.tb_lineno, var    # follow the array out to where it was made
+            args = frame.f_code.co_varnames[:frame.f_code.co_argcount]
+            for outer in reversed(tbs[:tbs.index(tb)]):
+                if made_as not in args:
+                    break
+                held = [k for k, v in outer.tb_frame.f_locals.items() if v is value]
+                if not held:
+                    break
+                maker, line, made_as = outer.tb_frame, outer.tb_lineno, held[0]
+                args = maker.f_code.co_varnames[:maker.f_code.co_argcount]
+            at = _assigned_at(maker, made_as, line)
+            made = f" ({made_as} is made at your line {at})" if at else ""
+            wrong = f"{_shape(value.shape)}, not {_shape(base.shape)} like {var[1:]}"
+            if maker is frame:
+                return f"\n      {var} has shape {wrong}{made}"
+            return (f"\n      the mistake is in {maker.f_code.co_name}, not in {frame.f_code.co_name}: it passes "
+                    f"{frame.f_code.co_name} a {var} of shape {wrong}{made}")
+    return ""
 
 
 def _shape(shape) -> str:
@@ -543,11 +699,15 @@ def _changed(name: str, before, after) -> list:
         return [name]
 
 
-def _run(fn: Callable, name: str, args: dict, filename):
-    """fn(*args), with whatever it raises turned into a _LearnerFailure that names `name` and the learner's line."""
+def _run(fn: Callable, name: str, args: dict, filename, limit: float):
+    """fn(*args), with whatever it raises turned into a _LearnerFailure that names `name` and the learner's line;
+    stopped after `limit` seconds."""
     try:
-        with np.errstate(all="ignore"):           # a 0/0 shows up below as "contains NaN", the same everywhere
+        with np.errstate(all="ignore"), _time_limit(limit):   # a 0/0 shows up below as "contains NaN"
             return fn(*args.values())
+    except _OutOfTime as e:
+        raise _LearnerFailure(f"{name} was stopped after {limit:g} s{_where(e, filename)}; a right answer takes "
+                              "milliseconds: an endless loop?") from None
     except NotImplementedError as e:
         fr = _learner_frame(e, filename)
         if fr is not None and fr[1] not in (name, "<module>"):
@@ -556,7 +716,36 @@ def _run(fn: Callable, name: str, args: dict, filename):
         raise _LearnerFailure(f"not implemented yet: {name}", not_implemented=True) from None
     except Exception as e:
         raise _LearnerFailure(f"{name} raised {type(e).__name__}{_where(e, filename)}: "
-                              f"{_first_line(e)}") from None
+                              f"{_first_line(e)}{_wrong_shape(e, filename)}") from None
+
+
+class _OutOfTime(BaseException):
+    """Raised inside the learner's code when its time is up (a BaseException: `except Exception` lets it pass)."""
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float):
+    """Stop the code inside after `seconds` with _OutOfTime, raised where it is at that moment.
+
+    A timer signal (SIGALRM) does it, so it works where that exists and only in the main thread; elsewhere the
+    code runs unlimited. The alarm repeats every 0.1 s until the code is out, in case one is caught, and is
+    never raised into the grader's own code.
+    """
+    if not seconds or not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        if frame is not None and frame.f_code.co_filename != __file__:
+            raise _OutOfTime()
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, seconds, 0.1)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 class _ForbiddenCall(Exception):
@@ -599,14 +788,14 @@ def _forbidding(names: tuple, module, filename):
             namespace[key] = originals[name]
 
 
-def _call_learner(fn: Callable, target: Target, dout, cache, filename, expected_shapes: dict, module=None):
+def _call_learner(fn: Callable, target: Target, dout, cache, filename, expected_shapes: dict, module, limit):
     """Call the learner's function on copies of its arguments; return ({grad: array or None}, {grad: problem})."""
     named = target.arguments(dout, cache)
     copies = {k: _copy(v) for k, v in named.items()}
     failure = None
     with _forbidding(target.forbidden, module, filename) as calls:
         try:
-            result = _run(fn, target.function, copies, filename)
+            result = _run(fn, target.function, copies, filename, limit)
         except _LearnerFailure as e:
             failure = e
     if calls:
@@ -648,11 +837,18 @@ def _call_learner(fn: Callable, target: Target, dout, cache, filename, expected_
             grads[gname] = None
             problems[gname] = f"is a {type(value).__name__}, not an array of numbers"
             continue
+        kind = np.asarray(value).dtype
         if g.shape != want:
             hint = " (transposed?)" if sorted(g.shape) == sorted(want) and g.ndim > 1 else ""
+            other = [og for og, ow in zip(target.grads, target.wrt) if og != gname and expected_shapes[ow] == g.shape]
+            if other:
+                hint = f" ({other[0]}'s shape: returned in the wrong order? return {wanted})"
             grads[gname], problems[gname] = None, f"has shape {_shape(g.shape)}, not {_shape(want)} like {wname}{hint}"
         elif not np.all(np.isfinite(g)):
             grads[gname], problems[gname] = None, "contains NaN or inf"
+        elif kind.kind == "f" and kind.itemsize < 8:
+            grads[gname] = g                      # still compared, so the report can say how close it is
+            problems[gname] = f"is {kind.name}, not float64"
         else:
             grads[gname] = g
     return grads, problems
@@ -661,8 +857,18 @@ def _call_learner(fn: Callable, target: Target, dout, cache, filename, expected_
 def _diagnose(yours: np.ndarray, expected: np.ndarray, mask: Optional[np.ndarray]) -> list:
     """A few words on what kind of mistake a wrong gradient looks like, where one is recognisable."""
     notes = []
+    err = gc.rel_error(yours, expected)
     if not np.any(yours):
         notes.append("yours is all zeros")
+    elif err < 1e-4:                              # right but for the last digits: a precision problem, not maths
+        digits = int(-np.log10(max(err, 1e-16)))
+        if np.array_equal(yours, yours.astype(np.float32)):
+            notes.append(f"yours is right to about {digits} digits only (rel error {err:.1e}) and every value "
+                         "of it is a float32 number: it went through float32 (np.float32, dtype=np.float32, "
+                         ".astype(...)); keep everything float64")
+        else:
+            notes.append(f"yours is right to about {digits} digits only (rel error {err:.1e}): that is float32 "
+                         "round-off (is something it is made from float32?) or a tiny term missing")
     elif gc.rel_error(yours, -expected) < FD_TOLERANCE:
         notes.append("yours has the wrong sign")
     elif np.any(expected):
@@ -677,6 +883,15 @@ def _diagnose(yours: np.ndarray, expected: np.ndarray, mask: Optional[np.ndarray
     return notes
 
 
+def _dtype_notes(yours: np.ndarray, expected: np.ndarray) -> list:
+    """What to say about a gradient that came back float32 (or float16), given its values as float64."""
+    err = gc.rel_error(yours, expected)
+    close = (f"apart from that it is right: rel error {err:.1e} against the library's, the round-off of fewer "
+             f"digits" if err < 1e-4 else f"and it is wrong beyond that too: rel error {err:.1e}")
+    return ["every input is float64, so something on the way made it lower precision (np.float32, "
+            "dtype=np.float32, .astype(...)); keep everything float64", close]
+
+
 @dataclass
 class _Result:
     """The worst case seen so far for one gradient."""
@@ -689,6 +904,8 @@ class _Result:
     mask: Optional[np.ndarray] = None
     problem: Optional[str] = None
     problem_case: int = -1
+    problem_notes: list = field(default_factory=list)
+    swapped: Optional[str] = None                   # the other gradient yours is, while that one is yours
     context: Any = None                             # (dout, library cache, case) of the worst case, for notes
 
     @property
@@ -704,10 +921,10 @@ class _FunctionResult:
     not_implemented: bool = False
 
 
-def _learner_cache(module, target: Target, inputs: dict, filename):
+def _learner_cache(module, target: Target, inputs: dict, filename, limit: float):
     """Run the learner's own forward on copies of the inputs; return its cache once its output matches ours."""
     name = target.learner_forward
-    result = _run(getattr(module, name), name, {k: _copy(v) for k, v in inputs.items()}, filename)
+    result = _run(getattr(module, name), name, {k: _copy(v) for k, v in inputs.items()}, filename, limit)
     if not (isinstance(result, tuple) and len(result) == 2):
         raise _LearnerFailure(f"{name} must return (output, cache) as in the stub; it returned "
                               f"{type(result).__name__ if not isinstance(result, tuple) else f'{len(result)} values'}")
@@ -727,7 +944,8 @@ def _learner_cache(module, target: Target, inputs: dict, filename):
     return cache
 
 
-def _check_target(target: Target, module, cases: list, rng: np.random.Generator, filename) -> _FunctionResult:
+def _check_target(target: Target, module, cases: list, rng: np.random.Generator, filename,
+                  limit: float) -> _FunctionResult:
     fn = getattr(module, target.function)
     res = _FunctionResult(target, {g: _Result(f"{target.function}: {g}") for g in target.grads})
     for k, case in enumerate(cases):
@@ -736,8 +954,8 @@ def _check_target(target: Target, module, cases: list, rng: np.random.Generator,
         seen = {}
 
         def backward(dout, cache):
-            given = _learner_cache(module, target, inputs, filename) if target.learner_forward else cache
-            grads, problems = _call_learner(fn, target, dout, given, filename, shapes, module)
+            given = _learner_cache(module, target, inputs, filename, limit) if target.learner_forward else cache
+            grads, problems = _call_learner(fn, target, dout, given, filename, shapes, module, limit)
             seen.update(dout=dout, cache=cache, grads=grads, problems=problems)
             return tuple(grads[g] for g in target.grads)              # None is skipped by check_op
 
@@ -752,8 +970,16 @@ def _check_target(target: Target, module, cases: list, rng: np.random.Generator,
             if gname in seen["problems"]:
                 if r.problem is None:
                     r.problem, r.problem_case = seen["problems"][gname], k
+                    if seen["grads"][gname] is not None:          # a float32 answer: say how close it is
+                        r.problem_notes = _dtype_notes(seen["grads"][gname], np.asarray(expected))
                 continue
             yours = seen["grads"][gname]
+            swapped = [o for o, e in zip(target.grads, reference) if o != gname and seen["grads"].get(o) is not None
+                       and np.shape(e) == yours.shape and gc.rel_error(yours, e) < REFERENCE_TOLERANCE
+                       and gc.rel_error(seen["grads"][o], expected) < REFERENCE_TOLERANCE
+                       and gc.rel_error(e, expected) >= FD_TOLERANCE]
+            if swapped and r.swapped is None:
+                r.swapped = swapped[0]
             r.fd = max(r.fd, fd[wname])
             err = gc.rel_error(yours, expected)
             if r.ref_case < 0 or err > r.ref:
@@ -763,17 +989,55 @@ def _check_target(target: Target, module, cases: list, rng: np.random.Generator,
     return res
 
 
+def _python_loops(fn: Callable, filename: Optional[str], others: tuple = ()) -> list:
+    """(line, function, text) of every Python loop (for, while, comprehension) in fn and in the functions of the
+    same file that it calls, directly or through one another, except those named in `others` (graded on their
+    own). Functions whose source cannot be read are skipped."""
+    if not filename:
+        return []
+    todo, seen, loops = [fn], set(), []
+    while todo:
+        f = todo.pop()
+        code = getattr(f, "__code__", None)
+        if code is None or code.co_filename != filename or code in seen:
+            continue
+        seen.add(code)
+        try:
+            lines, start = inspect.getsourcelines(f)
+            tree = ast.parse(textwrap.dedent("".join(lines)))
+        except (OSError, TypeError, SyntaxError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.For, ast.While, ast.comprehension)):
+                at = node.lineno if not isinstance(node, ast.comprehension) else node.target.lineno
+                loops.append((start + at - 1, f.__name__, lines[at - 1].split("  #")[0].strip()))
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id not in others:
+                called = (getattr(f, "__globals__", {}) or {}).get(node.id)
+                if callable(called):
+                    todo.append(called)
+    return sorted(set(loops))
+
+
 def _display_path(path: str) -> str:
     """The path relative to the working directory when it lies below it, else as it is."""
     rel = os.path.relpath(path) if os.path.splitdrive(path)[0] == os.path.splitdrive(os.getcwd())[0] else path
     return path if rel.startswith(os.pardir) else rel
 
 
+def _two_numbers(a: float, b: float) -> tuple:
+    """a and b with 6 significant digits, or as many more as it takes to show that they differ."""
+    for digits in (6, 10, 17):
+        x, y = f"{a:.{digits}g}", f"{b:.{digits}g}"
+        if x != y:
+            break
+    return x, y
+
+
 def _verdict(ok: bool) -> str:
     return "ok" if ok else "WRONG"
 
 
-def _check(ex: Exercise, module, out: TextIO, seed: int) -> bool:
+def _check(ex: Exercise, module, out: TextIO, seed: int, limit: float) -> bool:
     say = lambda s="": print(s, file=out)
     rng = np.random.default_rng(seed)
     cases = ex.make_cases(rng)
@@ -785,14 +1049,26 @@ def _check(ex: Exercise, module, out: TextIO, seed: int) -> bool:
     for k, case in enumerate(cases):
         say(f"  case {k + 1}  {ex.describe_case(case)}")
 
-    results = [_check_target(t, module, cases, rng, filename) for t in ex.targets]
+    results = [_check_target(t, module, cases, rng, filename, limit) for t in ex.targets]
     width = max(len(r.label) for fr in results for r in fr.grads.values())
 
     failed = [fr for fr in results if fr.failure]
     graded = [fr for fr in results if not fr.failure]
+    looped = {}                                   # function -> its first Python loop, (line, text)
+    for fr in results:
+        loops = [] if fr.not_implemented else _python_loops(getattr(module, fr.target.function), filename,
+                                                            ex.functions)
+        if loops:
+            looped[fr.target.function] = loops[0]
     say()
     for fr in failed:
         say(f"  {fr.failure}")
+    for name, (line, inside, text) in looped.items():
+        where = f"your line {line}" + (f", in {inside}" if inside != name else "")
+        say(f"  {name} has a Python loop ({where}: {text}); the exercise asks for it batched: "
+            "broadcasting, einsum and sums over an axis, no loops")
+    if looped and not failed:
+        say()
     if failed and graded:
         say()
     if graded:
@@ -816,27 +1092,46 @@ def _check(ex: Exercise, module, out: TextIO, seed: int) -> bool:
     if wrong:
         say()
         say("What went wrong:")
+        said = set()
+        right = [r for fr in graded for r in fr.grads.values() if r.ok]
+        labels = {r.label for r in wrong}
+        for together, where in ex.shared:
+            if len(wrong) > 1 and labels == together and not any(r.swapped for r in wrong):
+                short = lambda rs: ", ".join(r.label.split(": ")[-1] for r in rs)
+                say(f"  {short(wrong)} wrong" + (f", {short(right)} right" if right else "") + f": {where}")
+                break
         for r in wrong:
             k = r.problem_case if r.problem else r.ref_case
             say(f"  {r.label}: worst in case {k + 1} of {len(cases)}, {ex.describe_case(cases[k])}")
             if r.problem:
                 say(f"      it {r.problem}")
+                for note in r.problem_notes:
+                    say(f"      {note}")
                 continue
             diff = np.abs(r.yours - r.expected)
             ix = np.unravel_index(int(np.argmax(diff)), diff.shape)
-            say(f"      furthest off at {list(int(i) for i in ix)}: yours {r.yours[ix] + 0.0:.6g}, "
-                f"expected {r.expected[ix] + 0.0:.6g}")
-            notes = _diagnose(r.yours, r.expected, r.mask)
+            a, b = _two_numbers(r.yours[ix] + 0.0, r.expected[ix] + 0.0)
+            say(f"      furthest off at {list(int(i) for i in ix)}: yours {a}, expected {b}")
             target, gname = next((fr.target, g) for fr in graded for g, x in fr.grads.items() if x is r)
-            if target.notes is not None:
-                notes += target.notes(gname, r.yours, r.expected, *r.context)
+            if r.swapped:
+                order = f"({', '.join(target.grads)})"
+                notes = [f"yours is the right {r.swapped}, and your {r.swapped} is the right {gname}: "
+                         f"return them in the forward's order, {order}"]
+            else:
+                notes = _diagnose(r.yours, r.expected, r.mask)
+                if target.notes is not None:
+                    notes += target.notes(gname, r.yours, r.expected, *r.context)
             for note in notes:
+                head, _, tail = note.partition("; ")
+                if tail and tail in said:             # an explanation already given above: not twice
+                    note = f"{head} (see above)"
+                said.add(tail)
                 say(f"      {note}")
 
     say()
     missing = [fr.target.function for fr in failed if fr.not_implemented]
     broken = [fr.target.function for fr in failed if not fr.not_implemented]
-    if not (wrong or missing or broken):
+    if not (wrong or missing or broken or looped):
         n = sum(len(fr.grads) for fr in results)
         say(f"PASS  (all {n} gradients right on all {len(cases)} cases)")
         return True
@@ -849,5 +1144,7 @@ def _check(ex: Exercise, module, out: TextIO, seed: int) -> bool:
         why.append(f"{', '.join(broken)}: see above")
     if wrong:
         why.append(f"wrong: {', '.join(r.label for r in wrong)}")
+    if looped:
+        why.append(f"Python loops in {', '.join(looped)}")
     say(f"FAIL  ({'; '.join(why)})")
     return False

@@ -1,6 +1,7 @@
 """The exercise grader: it passes the reference solution, fails an unfilled stub and every kind of wrong gradient
 (naming the gradient), and turns files it cannot grade into one clear ExerciseError."""
 import io
+import os
 import re
 import subprocess
 import sys
@@ -562,3 +563,194 @@ def test_hop_cli_and_running_the_file(path, status):
         r = subprocess.run(argv, capture_output=True, text=True, timeout=120)
         assert r.returncode == status, r.stdout + r.stderr
         assert ("PASS" if status == 0 else "FAIL") in r.stdout.splitlines()[-1]
+
+
+# ================================================================================================================
+# What students hit: each mistake below was made in earnest, and each now gets a line that names it
+
+
+def test_a_float32_answer_is_a_dtype_problem_not_one_times_the_right_one(tmp_path):
+    path = variant(tmp_path, "float32", "return p * (dp - (p * dp).sum(-1, keepdims=True))",
+                   "return (p * (dp - (p * dp).sum(-1, keepdims=True))).astype(np.float32)")
+    ok, out = run_grade(path)
+    assert not ok
+    assert "times the right one" not in out, out
+    assert re.search(r"ds +is float32, not float64  WRONG$", line_for(out, "softmax_backward: ds")), out
+    assert "apart from that it is right: rel error" in out, out
+    # du and dm are float64 again but carry ds's float32 round-off: said as such, with digits that differ
+    assert "attention_read_backward: du" in out.rstrip().splitlines()[-1]
+    assert re.search(r"yours is right to about \d digits only \(rel error \S+\): that is float32 round-off", out), out
+    yours, expected = re.search(r"furthest off at \[[\d, ]+\]: yours (\S+), expected (\S+)", out).groups()
+    assert yours != expected, out
+
+
+SOFTMAX_MISTAKES = {
+    # name: (exercise, replacements in its solution, gradients that must be WRONG, phrases in the report)
+    "p_times_dp": (1, [("return p * (dp - (p * dp).sum(-1, keepdims=True))", "return p * dp")],
+                   ["softmax_backward: ds", "attention_read_backward: du", "attention_read_backward: dm"],
+                   ["softmax_backward: ds: worst", "yours looks like a known mistake: ds = p ⊙ dp; the term "
+                    "−p_i Σ_j p_j dp_j is missing", "A row with one real slot shows it: p = 1 there whatever the "
+                    "score, so ds = 0", "yours is what ds = p ⊙ dp gives, a mistake in the softmax step (see above)"]),
+    "sum_over_batch_axis": (1, [("return p * (dp - (p * dp).sum(-1, keepdims=True))",
+                                 "return p * (dp - (p * dp).sum(0, keepdims=True))")],
+                            ["softmax_backward: ds", "attention_read_backward: du", "attention_read_backward: dm"],
+                            ["Σ_j p_j dp_j summed over axis 0; axis 0 is the batch; the sum runs over the slots of "
+                             "one row: .sum(-1, keepdims=True)"]),
+    "sum_over_everything": (1, [("return p * (dp - (p * dp).sum(-1, keepdims=True))",
+                                 "return p * (dp - (p * dp).sum())")],
+                            ["softmax_backward: ds", "attention_read_backward: du", "attention_read_backward: dm"],
+                            ["Σ_j p_j dp_j summed over the whole batch"]),
+    "unweighted_sum": (1, [("return p * (dp - (p * dp).sum(-1, keepdims=True))",
+                            "return p * (dp - dp.sum(-1, keepdims=True))")],
+                       ["softmax_backward: ds", "attention_read_backward: du", "attention_read_backward: dm"],
+                       ["Σ_j dp_j in place of Σ_j p_j dp_j"]),
+    "dm_dc_returned_swapped": (1, [("return du, dm, dc", "return du, dc, dm")],
+                               ["attention_read_backward: dm", "attention_read_backward: dc"],
+                               ["yours is the right dc, and your dc is the right dm: return them in the forward's "
+                                "order, (du, dm, dc)"]),
+    "du_dm_returned_swapped": (1, [("return du, dm, dc", "return dm, du, dc")],
+                               ["attention_read_backward: du", "attention_read_backward: dm"],
+                               ["has shape (2, 5, 3), not (2, 3) like u (dm's shape: returned in the wrong order? "
+                                "return (du, dm, dc))"]),
+    "hop_p_times_dp": (2, [("ds = p * (dp - (p * dp).sum(-1, keepdims=True))", "ds = p * dp")],
+                       ["hop_backward: du", "hop_backward: dA", "hop_backward: dTA"],
+                       ["yours is what ds = p ⊙ dp gives, a mistake in the softmax step; the term −p_i Σ_j p_j dp_j "
+                        "is missing", "A row with one real slot shows it"]),
+    "hop_sum_over_batch_axis": (2, [("ds = p * (dp - (p * dp).sum(-1, keepdims=True))",
+                                     "ds = p * (dp - (p * dp).sum(0, keepdims=True))")],
+                                ["hop_backward: du", "hop_backward: dA", "hop_backward: dTA"],
+                                ["yours is what Σ_j p_j dp_j summed over axis 0 gives"]),
+    "hop_dA_dC_returned_swapped": (2, [("return du, dA, dC, dTA, dTC", "return du, dC, dA, dTA, dTC")],
+                                   ["hop_backward: dA", "hop_backward: dC"],
+                                   ["yours is the right dC, and your dC is the right dA: return them in the "
+                                    "forward's order, (du, dA, dC, dTA, dTC)"]),
+}
+
+
+def graded_variant(tmp_path, name, exercise, replacements):
+    if exercise == 2:
+        return hop_variant(tmp_path, name, *replacements)
+    (old, new), = replacements
+    return variant(tmp_path, name, old, new)
+
+
+@pytest.mark.parametrize("name", sorted(SOFTMAX_MISTAKES))
+def test_softmax_mistakes_and_swapped_returns_are_named(tmp_path, name):
+    exercise, replacements, wrong, phrases = SOFTMAX_MISTAKES[name]
+    ok, out = run_grade(graded_variant(tmp_path, name, exercise, replacements))
+    assert not ok, out
+    last = out.rstrip().splitlines()[-1]
+    for label in (GRADIENTS if exercise == 1 else HOP_GRADIENTS):
+        assert (label in last) == (label in wrong), (label, out)
+    for phrase in phrases:
+        assert phrase in out, (phrase, out)
+    assert "times the right one" not in out
+
+
+ENDLESS = "    while True:\n        try:\n            dp = dp + 0\n        except Exception:\n            pass"
+
+
+def test_an_endless_loop_is_stopped_and_named_with_its_line(tmp_path):
+    path = variant(tmp_path, "endless", "    return p * (dp - (p * dp).sum(-1, keepdims=True))", ENDLESS)
+    first = line_of(path, "while True:")
+    ok, out = run_grade(path, time_limit=0.3)
+    assert not ok
+    for fn in ("softmax_backward", "attention_read_backward"):
+        line = re.search(rf"{fn} was stopped after 0.3 s \(your line (\d+), in softmax_backward\); a right answer "
+                         r"takes milliseconds: an endless loop\?", out)
+        assert line and first <= int(line.group(1)) <= first + 4, out
+    assert out.rstrip().splitlines()[-1] == ("FAIL  (softmax_backward, attention_read_backward: see above; "
+                                             "Python loops in softmax_backward)")
+    assert run_grade(SOLUTION, time_limit=0.3)[0]                 # the limit leaves a right answer alone
+
+
+def test_an_endless_loop_while_loading_is_stopped(tmp_path):
+    path = variant(tmp_path, "endless_top", "import numpy as np\n", "import numpy as np\nwhile True:\n    pass\n")
+    first = line_of(path, "while True:")
+    with pytest.raises(E.ExerciseError, match=r"endless_top\.py was stopped after 0\.3 s while loading \(your line "
+                                              rf"({first}|{first + 1})\): an endless loop at the top level"):
+        E.grade(path, stream=io.StringIO(), time_limit=0.3)
+
+
+def test_check_has_a_time_limit_on_the_command_line(tmp_path):
+    path = variant(tmp_path, "endless", "    return p * (dp - (p * dp).sum(-1, keepdims=True))", ENDLESS)
+    r = subprocess.run([sys.executable, "-m", "memnet_np", "check", str(path), "--time-limit", "0.5"],
+                       capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "softmax_backward was stopped after 0.5 s" in r.stdout, r.stdout
+
+
+def test_a_wrong_shaped_intermediate_blames_the_function_that_made_it(tmp_path):
+    """dp made with the wrong sum: the right softmax_backward raises on it, but attention_read_backward is to blame."""
+    path = variant(tmp_path, "dp_shape", 'dp = np.einsum("nmd,nd->nm", c, do)', "dp = (c * do[:, None, :]).sum(1)")
+    ok, out = run_grade(path)
+    assert not ok
+    made = line_of(path, "dp = (c * do[:, None, :]).sum(1)")
+    assert (f"the mistake is in attention_read_backward, not in softmax_backward: it passes softmax_backward a dp "
+            f"of shape (2, 3), not (2, 5) like p (dp is made at your line {made})") in out, out
+    assert line_for(out, "softmax_backward: ds").rstrip().endswith("ok")
+    assert out.rstrip().splitlines()[-1] == "FAIL  (attention_read_backward: see above)"
+
+
+def test_a_wrong_shaped_intermediate_in_the_hop_is_named_with_its_line(tmp_path):
+    path = hop_variant(tmp_path, "dm_shape", ("dm = ds[..., None] * u[:, None, :]", "dm = ds[:, None, :] * u[:, :, None]"))
+    ok, out = run_grade(path)
+    assert not ok
+    made = line_of(path, "dm = ds[:, None, :] * u[:, :, None]")
+    assert f"dm has shape (2, 3, 5), not (2, 5, 3) like m (dm is made at your line {made})" in out, out
+
+
+SHARED = {
+    # name: (exercise, replacements, the line that names what the wrong gradients share)
+    "softmax": (1, [("return p * (dp - (p * dp).sum(-1, keepdims=True))", "return p * dp")],
+                "  ds, du, dm wrong, dc right: du and dm are made from your softmax_backward's ds, so fix "
+                "softmax_backward first"),
+    "dp": (1, [('dp = np.einsum("nmd,nd->nm", c, do)', 'dp = np.einsum("nmd,nd->nm", m, do)')],
+           "  du, dm wrong, ds, dc right: what they share is ds, and softmax_backward is right on its own: look at the "
+           "dp you hand it (dp_i = c_iᵀ do)"),
+    "hop_softmax": (2, [("ds = p * (dp - (p * dp).sum(-1, keepdims=True))", "ds = p * dp")],
+                    "  du, dA, dTA wrong, dC, dTC right: look at the softmax step"),
+    "hop_dm": (2, [("dm = ds[..., None] * u[:, None, :]", "dm = ds[..., None] * u[:, None, :] ** 2")],
+               "  dA, dTA wrong, du, dC, dTC right: what they share is dm (dm_i = ds_i u); du is right, so ds is"),
+    "hop_dc": (2, [("dc = p[..., None] * do[:, None, :]", "dc = np.broadcast_to(do[:, None, :], c.shape)")],
+               "  dC, dTC wrong, du, dA, dTA right: what they share is dc (dc_i = p_i do)"),
+    "hop_embedding": (2, [("return (dY * bags.b[:, None, :]).sum(0)", "return dY.sum(0)")],
+                      "  dA, dC wrong, du, dTA, dTC right: what they share is the embedding step"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHARED))
+def test_several_wrong_gradients_are_traced_to_what_they_share(tmp_path, name):
+    exercise, replacements, line = SHARED[name]
+    ok, out = run_grade(graded_variant(tmp_path, name, exercise, replacements))
+    assert not ok
+    lines = out.splitlines()
+    assert lines[lines.index("What went wrong:") + 1].startswith(line), out
+
+
+def test_swapped_gradients_are_not_traced_to_a_shared_step(tmp_path):
+    ok, out = run_grade(hop_variant(tmp_path, "swap", ("return du, dA, dC, dTA, dTC", "return du, dC, dA, dTA, dTC")))
+    assert not ok and "what they share" not in out, out
+
+
+def test_the_stubs_forbid_python_loops_and_the_grader_checks(tmp_path):
+    """What the stubs forbid is what the grader fails: a loop, even in a helper, even with right gradients."""
+    assert "the checker looks" in STUB.read_text(encoding="utf-8")
+    assert "The checker looks" in HOP_STUB.read_text(encoding="utf-8")
+    path = variant(tmp_path, "loop", "    return p * (dp - (p * dp).sum(-1, keepdims=True))     # (N, M)",
+                   "    ds = np.zeros_like(p)\n    for n in range(len(p)):\n        ds[n] = p[n] * (dp[n] - p[n] @ dp[n])\n"
+                   "    return ds")
+    ok, out = run_grade(path)
+    assert not ok
+    assert (f"softmax_backward has a Python loop (your line {line_of(path, 'for n in range')}: for n in "
+            "range(len(p)):); the exercise asks for it batched") in out, out
+    assert "attention_read_backward has a Python loop" not in out      # it calls softmax_backward: said once
+    assert "WRONG" not in out                                           # the gradients themselves are graded
+    assert out.rstrip().splitlines()[-1] == "FAIL  (Python loops in softmax_backward)"
+
+    path = hop_variant(tmp_path, "hop_loop", ("return (dY * bags.b[:, None, :]).sum(0)",
+                                              "return sum(dY[r] * bags.b[r] for r in range(R))"))
+    ok, out = run_grade(path)
+    assert not ok
+    assert (f"hop_backward has a Python loop (your line {line_of(path, 'for r in range(R)')}, in embed_backward: "
+            "return sum(dY[r] * bags.b[r] for r in range(R))); the exercise asks for it batched") in out, out

@@ -13,7 +13,8 @@ Shape letters: N batch, M memory slots, d embedding size.
 Your job: write the two backward functions below, the ones that `raise NotImplementedError`. A backward takes the
 gradient of the loss with respect to the forward's output (dp, do) and returns the gradients with respect to the
 forward's inputs (ds; du, dm, dc), each with the shape of the thing it is the gradient of. Everything is batched:
-no Python loops over examples or slots. Then check your work:
+no Python loops (for, while, comprehensions) in what you write; the checker looks, and fails a file with one,
+after grading its gradients. Then check your work:
 
     python -m memnet_np check tutorials/exercises/01_softmax_attention_backward.py
 

@@ -26,7 +26,8 @@ The ages come in one-hot: ages.E (N, M, rows) has E[n, i, age] = 1 on a real slo
 so T_A(age) = E T_A. Both are made once per batch, from the data alone, by ops.encode_bags and ops.encode_ages.
 
 The rules:
-  - no Python loops over examples, slots or words: it is all matrix products, einsum and broadcasting;
+  - no Python loops (for, while, comprehensions) in hop_backward or the helpers it calls: it is all matrix
+    products, einsum and broadcasting. The checker looks, and fails a file with one (after grading it);
   - leave the arguments as they are (no `x -= ...` on them, nor on the cache's arrays);
   - do NOT call the library's backward of any of the pieces: memnet_np.ops.attention_read_backward,
     masked_softmax_backward, bag_embed_backward, temporal_backward or embed_sentences_backward (or
