@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from memnet_np import runtime
 
@@ -113,8 +114,12 @@ def cmd_train(args):
                                        f"{'-10k' if spec.tenk else ''}{'-generated' if spec.generated else ''}")
     print(f"training {args.model} on {spec.describe()}, {args.runs} run(s) from seed {args.seed}; "
           f"results go to {out_dir}", flush=True)
+    if args.resume:
+        saved = sorted(p.name for p in Path(out_dir).glob("state-seed*.npz"))
+        print(f"resuming from {', '.join(saved)} in {out_dir}" if saved else
+              f"nothing to resume in {out_dir}: starting afresh", flush=True)
     out = E.train_runs(args.model, spec, runs=args.runs, seed=args.seed, jobs=args.jobs,
-                       overrides=_overrides(args), verbose=not args.quiet)
+                       overrides=_overrides(args), verbose=not args.quiet, state_dir=out_dir, resume=args.resume)
     res, best = out["results"], out["best"]
     ckpt = T.save_checkpoint(os.path.join(out_dir, "checkpoint.npz"), args.model, best.params, config,
                              ds.vocab.to_list(), meta={"data": spec.describe(), "task": task, "tenk": spec.tenk,
@@ -284,7 +289,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--runs", type=int, default=1, help="seeds to train; the lowest training error is selected")
     s.add_argument("--jobs", type=int, default=1, help="parallel processes for --runs")
     s.add_argument("--seed", type=int, default=0, help="first seed")
-    s.add_argument("--out", help="folder for results.json and checkpoint.npz (default: runs/MODEL-taskN)")
+    s.add_argument("--out", help="folder for results.json and checkpoint.npz (default: runs/MODEL-taskN); the "
+                   "training state is saved there after every epoch")
+    s.add_argument("--resume", action="store_true", help="continue an interrupted run from the state saved in --out "
+                   "(same arguments: the result is the same, bit for bit)")
     s.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     _add_model_options(s)
     s.set_defaults(func=cmd_train)

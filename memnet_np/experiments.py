@@ -96,21 +96,25 @@ class RunResult:
 
 
 def run_one(model_name: str, spec: DataSpec, seed: int, overrides: Optional[dict] = None,
-            progress: Optional[Callable] = None, keep_params: bool = True) -> RunResult:
-    """Train one seed and score it. Top-level so a process pool can call it."""
+            progress: Optional[Callable] = None, keep_params: bool = True, state_dir=None,
+            resume: bool = False) -> RunResult:
+    """Train one seed and score it. Top-level so a process pool can call it. With state_dir, the training state
+    is saved there after every epoch (state-seed{seed}.npz), and resume=True continues from it."""
     from memnet_np import train as T
     model = get_model(model_name)
     ds = load_data(spec)
     config = make_config(model, ds, overrides)
-    result = T.train(model, ds, config, np.random.default_rng(seed), progress=progress)
+    state_path = None if state_dir is None else Path(state_dir) / f"state-seed{seed}.npz"
+    result = T.train(model, ds, config, np.random.default_rng(seed), progress=progress, state_path=state_path,
+                     resume=resume)
     history = [dataclasses.asdict(h) for h in result.history]
     return RunResult(seed, result.summary(), result.params if keep_params else None, history)
 
 
 def _run_job(job):
-    model_name, spec, seed, overrides = job
+    model_name, spec, seed, overrides, *state = job
     try:
-        return spec, run_one(model_name, spec, seed, overrides), None
+        return spec, run_one(model_name, spec, seed, overrides, None, True, *state), None
     except Exception as e:                                   # reported per job; one failure must not sink a suite
         return spec, None, f"{type(e).__name__}: {e}"
 
@@ -147,8 +151,10 @@ def run_summary(run: RunResult) -> dict:
 
 
 def train_runs(model_name: str, spec: DataSpec, runs: int = 1, seed: int = 0, jobs: int = 1,
-               overrides: Optional[dict] = None, verbose: bool = True, echo=say) -> dict:
-    """Train `runs` seeds (seed, seed+1, ...) and select as the paper did. Returns a results dict and params."""
+               overrides: Optional[dict] = None, verbose: bool = True, echo=say, state_dir=None,
+               resume: bool = False) -> dict:
+    """Train `runs` seeds (seed, seed+1, ...) and select as the paper did. Returns a results dict and params.
+    state_dir / resume: each seed's training state is saved there after every epoch, and picked up again."""
     from memnet_np import train as T
     t0 = time.perf_counter()
     results: list[RunResult] = []
@@ -156,7 +162,7 @@ def train_runs(model_name: str, spec: DataSpec, runs: int = 1, seed: int = 0, jo
         for r in range(runs):
             prefix = f"[run {r + 1}/{runs}] " if runs > 1 else ""
             progress = T.Progress(0, quiet=not verbose, prefix=prefix)
-            results.append(run_one(model_name, spec, seed + r, overrides, progress))
+            results.append(run_one(model_name, spec, seed + r, overrides, progress, True, state_dir, resume))
             _echo_run(echo, results[-1], r + 1, runs, t0)
     else:
         errors = []
@@ -168,7 +174,7 @@ def train_runs(model_name: str, spec: DataSpec, runs: int = 1, seed: int = 0, jo
                 return
             results.append(run)
             _echo_run(echo, run, len(results), runs, t0)
-        pool_map([(model_name, spec, seed + r, overrides) for r in range(runs)], jobs, done)
+        pool_map([(model_name, spec, seed + r, overrides, state_dir, resume) for r in range(runs)], jobs, done)
         if not results:
             raise RuntimeError("every run failed: " + "; ".join(errors))
     results.sort(key=lambda r: r.seed)

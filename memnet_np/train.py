@@ -16,10 +16,14 @@ On the bAbI 1k suite the fixed reading gives the lower validation error (the REA
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import os
 import sys
 import time
+import zipfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
@@ -130,15 +134,27 @@ def run_epoch(model, params, arrays, config, rng, lr: float, opt: optim.SGD):
 
 
 def train(model, dataset, config, rng: np.random.Generator, params: Optional[dict] = None,
-          progress: Optional[Callable] = None, evaluate_test: bool = True) -> TrainResult:
-    """Train `model` on dataset.train, validate on dataset.val each epoch, score the final model on all splits."""
+          progress: Optional[Callable] = None, evaluate_test: bool = True, state_path=None,
+          resume: bool = False) -> TrainResult:
+    """Train `model` on dataset.train, validate on dataset.val each epoch, score the final model on all splits.
+
+    state_path: after every epoch the whole training state (parameters, optimizer, the random generator,
+    history, linear-start progress) is written there atomically. resume=True continues from that file when it
+    exists, and gives the same parameters and results, bit for bit, as a run that was never interrupted.
+    """
     t0 = time.perf_counter()
-    params = model.init_params(config, rng) if params is None else params
     opt = optim.SGD(lr=config.lr)
-    history: list[EpochLog] = []
     ls = getattr(config, "linear_start", False)
-    ls_max = config.ls_epochs if ls else 0
-    progress = progress or Progress(config.epochs + ls_max, quiet=True)
+    lin = dataclasses.replace(config, attention="linear") if ls else None
+    lr0 = config.ls_lr if ls else config.lr
+    # where training stands: linear-start epochs done (and whether that phase is over), main epochs done
+    st = {"ls_done": 0, "ls_over": not ls, "best": math.inf, "since_best": 0, "main_done": 0}
+    history: list[EpochLog] = []
+    if resume and state_path is not None and Path(state_path).is_file():
+        params, st, history = load_training_state(state_path, config, rng, opt)
+    elif params is None:
+        params = model.init_params(config, rng)
+    progress = progress or Progress(config.epochs + (config.ls_epochs if ls else 0), quiet=True)
 
     def one_epoch(cfg, lr, phase):
         e0 = time.perf_counter()
@@ -149,27 +165,28 @@ def train(model, dataset, config, rng: np.random.Generator, params: Optional[dic
         history.append(log)
         return log
 
-    ls_done = 0
-    if ls:
-        lin = dataclasses.replace(config, attention="linear")
-        best, since_best = math.inf, 0
-        for _ in range(config.ls_epochs):
+    while True:
+        if not st["ls_over"]:                                 # linear start: the softmax removed, lr = ls_lr
             log = one_epoch(lin, config.ls_lr, "linear start")
-            ls_done += 1
-            progress(log, config.epochs + config.ls_epochs)
-            if log.val_loss < best:
-                best, since_best = log.val_loss, 0
+            st["ls_done"] += 1
+            if log.val_loss < st["best"]:
+                st["best"], st["since_best"] = log.val_loss, 0
             else:
-                since_best += 1
-            if config.ls_mode == "val" and since_best >= config.ls_patience:   # the loss stopped falling
-                break
-    lr0 = config.ls_lr if ls else config.lr
-    for epoch in range(config.epochs):
-        lr = lr0 * 0.5 ** (epoch // config.decay_every)
-        log = one_epoch(config, lr, "main")
-        progress(log, config.epochs + ls_done)
+                st["since_best"] += 1
+            stopped = config.ls_mode == "val" and st["since_best"] >= config.ls_patience   # the loss stopped falling
+            st["ls_over"] = stopped or st["ls_done"] >= config.ls_epochs
+            progress(log, config.epochs + config.ls_epochs)
+        elif st["main_done"] < config.epochs:
+            lr = lr0 * 0.5 ** (st["main_done"] // config.decay_every)
+            log = one_epoch(config, lr, "main")
+            st["main_done"] += 1
+            progress(log, config.epochs + st["ls_done"])
+        else:
+            break
+        if state_path is not None:
+            save_training_state(state_path, params, opt, rng, st, history, config)
 
-    result = TrainResult(params, config, history, epochs=len(history), ls_epochs=ls_done)
+    result = TrainResult(params, config, history, epochs=len(history), ls_epochs=st["ls_done"])
     _, result.train_error, _ = evaluate(model, params, dataset.train, config)
     _, result.val_error, _ = evaluate(model, params, dataset.val, config)
     if evaluate_test:
@@ -177,6 +194,58 @@ def train(model, dataset, config, rng: np.random.Generator, params: Optional[dic
         result.test_error_by_task = error_by_task(dataset.test, preds)
     result.seconds = time.perf_counter() - t0
     return result
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The training state, saved after every epoch so an interrupted run can go on: parameters, optimizer state, the
+# random generator's state, the history and where training stands, in one .npz with a JSON header.
+
+STATE_VERSION = 1
+
+
+def save_training_state(path, params, opt, rng, st, history, config) -> None:
+    header = {"format": "memnet_np training state", "version": STATE_VERSION,
+              "config": dataclasses.asdict(config), "progress": st, "rng": rng.bit_generator.state,
+              "history": [dataclasses.asdict(h) for h in history]}
+    arrays = {f"param/{k}": v for k, v in params.items()}
+    arrays.update({f"opt/{k}": np.asarray(v) for k, v in opt.state_dict().items()})
+    arrays["header"] = np.array(json.dumps(header))
+    _write_npz_atomically(Path(path), arrays)
+
+
+def load_training_state(path, config, rng, opt):
+    """(params, progress, history) from a saved state; the generator and optimizer are restored in place."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            header = json.loads(str(z["header"]))
+            params = {k[len("param/"):]: z[k] for k in z.files if k.startswith("param/")}
+            opt_state = {k[len("opt/"):]: z[k] for k in z.files if k.startswith("opt/")}
+    except (zipfile.BadZipFile, OSError, ValueError, KeyError, EOFError) as e:
+        raise CheckpointError(f"{path}: not a readable training state ({type(e).__name__}: {e})") from None
+    if header.get("format") != "memnet_np training state" or header.get("version") != STATE_VERSION:
+        raise CheckpointError(f"{path}: not a memnet_np training state of version {STATE_VERSION}")
+    if header["config"] != json.loads(json.dumps(dataclasses.asdict(config))):
+        changed = sorted(k for k, v in dataclasses.asdict(config).items() if header["config"].get(k) != v)
+        raise CheckpointError(f"{path}: saved by a run with other settings ({', '.join(changed)}); resume with the "
+                              f"same arguments, or start afresh without --resume")
+    rng.bit_generator.state = header["rng"]
+    opt.load_state_dict(opt_state)
+    st = header["progress"]
+    st["best"] = float(st["best"])
+    return params, st, [EpochLog(**h) for h in header["history"]]
+
+
+def _write_npz_atomically(path: Path, arrays: dict) -> Path:
+    """Write to a temporary file, flush it to disk, then rename: a crash leaves the old file or none, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return path
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -201,28 +270,15 @@ class Checkpoint:
 
 def save_checkpoint(path, model_name: str, params: dict, config, vocab_words, meta: Optional[dict] = None):
     """Write params + JSON header to `path` (.npz) atomically: a crash leaves the old file or none, never half."""
-    import json
-    import os
-    from pathlib import Path
     path = Path(path)
     header = {"format": "memnet_np checkpoint", "version": CHECKPOINT_VERSION, "model": model_name,
               "config": dataclasses.asdict(config), "vocab": list(vocab_words), "meta": meta or {}}
     arrays = {f"param/{k}": v for k, v in params.items()}
     arrays["header"] = np.array(json.dumps(header))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return path
+    return _write_npz_atomically(path, arrays)
 
 
 def load_checkpoint(path, model_name: Optional[str] = None) -> Checkpoint:
-    import json
-    import zipfile
-    from pathlib import Path
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")

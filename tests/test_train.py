@@ -129,3 +129,82 @@ def test_linear_start_ends_when_validation_loss_stops_falling(monkeypatch, tiny_
     config = memn2n.Config.for_data(tiny_data, epochs=1, ls_epochs=10, ls_patience=patience, ls_mode="val")
     result = T.train(memn2n, tiny_data, config, np.random.default_rng(0), evaluate_test=False)
     assert result.ls_epochs == expected_ls
+
+
+def _cli(*args, cwd):
+    import os
+    import subprocess
+    import sys
+    return subprocess.Popen([sys.executable, "-m", "memnet_np", *args], cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, MPLBACKEND="Agg"))
+
+
+def test_a_killed_run_resumes_to_the_same_result_bit_for_bit(tmp_path):
+    """SIGKILL a training process mid-run, resume it, and get what an uninterrupted run gets."""
+    import signal
+    import time
+    args = ["train", "memn2n", "--task", "1", "--generated", "--epochs", "12", "--quiet"]
+    whole = _cli(*args, "--out", "whole", cwd=tmp_path)
+    assert whole.wait(timeout=300) == 0, whole.stderr.read()
+    killed = _cli(*args, "--out", "cut", cwd=tmp_path)
+    state = tmp_path / "cut" / "state-seed0.npz"
+    deadline = time.time() + 120
+    while time.time() < deadline:                        # wait for a few epochs' states, then kill -9
+        if state.is_file() and _epochs_saved(state) >= 5:
+            break
+        time.sleep(0.02)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(timeout=30)
+    assert killed.returncode == -signal.SIGKILL
+    saved = _epochs_saved(state)
+    assert 5 <= saved < 32, saved                        # 20 linear-start + 12 main epochs in all
+    assert not (tmp_path / "cut" / "results.json").exists()
+    resumed = _cli(*args, "--out", "cut", "--resume", cwd=tmp_path)
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    assert "resuming from state-seed0.npz" in out
+    a = T.load_checkpoint(tmp_path / "whole" / "checkpoint.npz")
+    b = T.load_checkpoint(tmp_path / "cut" / "checkpoint.npz")
+    assert a.params.keys() == b.params.keys()
+    assert all(np.array_equal(a.params[k], b.params[k]) for k in a.params), "parameters differ after resuming"
+    ra = json.loads((tmp_path / "whole" / "results.json").read_text())
+    rb = json.loads((tmp_path / "cut" / "results.json").read_text())
+    for key in ("train_error", "val_error", "test_error", "epochs", "ls_epochs"):
+        assert ra[key] == rb[key], key
+
+
+def _epochs_saved(path):
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return len(json.loads(str(z["header"]))["history"])
+    except Exception:                                    # being replaced this very moment: try again
+        return 0
+
+
+def test_resume_refuses_a_state_saved_with_other_settings(tmp_path, tiny_data):
+    config = memn2n.Config.for_data(tiny_data, epochs=2, ls_epochs=1)
+    T.train(memn2n, tiny_data, config, np.random.default_rng(0), state_path=tmp_path / "s.npz", evaluate_test=False)
+    other = memn2n.replace(config, epochs=3)
+    with pytest.raises(T.CheckpointError, match=r"saved by a run with other settings \(epochs\)"):
+        T.train(memn2n, tiny_data, other, np.random.default_rng(0), state_path=tmp_path / "s.npz", resume=True)
+    (tmp_path / "bad.npz").write_bytes(b"junk")
+    with pytest.raises(T.CheckpointError, match="not a readable training state"):
+        T.train(memn2n, tiny_data, config, np.random.default_rng(0), state_path=tmp_path / "bad.npz", resume=True)
+
+
+def test_resuming_in_process_equals_one_run(tmp_path, tiny_data):
+    config = memn2n.Config.for_data(tiny_data, epochs=3, ls_epochs=2)
+    whole = T.train(memn2n, tiny_data, config, np.random.default_rng(3))
+    part = memn2n.replace(config)
+    calls = []
+
+    def stop_after_three(log, total):
+        calls.append(log.epoch)
+        if log.epoch == 3:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        T.train(memn2n, tiny_data, part, np.random.default_rng(3), progress=stop_after_three,
+                state_path=tmp_path / "s.npz")
+    again = T.train(memn2n, tiny_data, part, np.random.default_rng(3), state_path=tmp_path / "s.npz", resume=True)
+    assert all(np.array_equal(whole.params[k], again.params[k]) for k in whole.params)
+    assert (whole.test_error, whole.epochs) == (again.test_error, again.epochs)
