@@ -269,10 +269,17 @@ def cmd_data(args):
 # Parser
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line on stderr (with where to find help) and exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="memnet", description="Memory networks in pure NumPy: train, evaluate, "
-                                "reproduce the papers, benchmark, plot, and check your own gradients.")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    p = _OneLineParser(prog="memnet", description="Memory networks in pure NumPy: train, evaluate, "
+                       "reproduce the papers, benchmark, plot, and check your own gradients.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_OneLineParser)
 
     s = sub.add_parser("demo", help="train MemN2N on generated stories (no download) and draw its attention")
     s.add_argument("--out", default="memnet_demo", help="folder for the heatmap and results (default: %(default)s)")
@@ -336,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_check)
 
     s = sub.add_parser("data", help="check, download or generate bAbI data")
-    dsub = s.add_subparsers(dest="data_command", metavar="DATA_COMMAND")
+    dsub = s.add_subparsers(dest="data_command", metavar="DATA_COMMAND", parser_class=_OneLineParser)
     d = dsub.add_parser("check", help="validate a bAbI folder and print per-task statistics")
     d.add_argument("--data", metavar="DIR", help="default: $MEMNET_DATA")
     d.add_argument("--set", choices=["1k", "10k", "both"], default="both")

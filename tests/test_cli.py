@@ -43,6 +43,23 @@ def test_no_command_prints_help_and_exits_2(capsys):
     (["data", "check", "--data", "/no/such/folder"], "/no/such/folder"),
     (["data", "generate", "--task", "5", "--out", "x"], "the generator makes tasks"),
     (["check", "no_such_exercise.py"], "no_such_exercise.py"),
+    (["no-such-command"], "invalid choice: 'no-such-command'"),
+    (["train", "memn2n", "--task", "x"], "argument --task: invalid int value: 'x'"),
+    (["train", "memn2n", "--task", "1", "--generated", "--runs", "0"], "--runs and --jobs must be at least 1"),
+    (["train", "memn2n", "--task", "1", "--generated", "--data", "x"], "--generated makes its own stories"),
+    (["train", "memn2n", "--task", "1", "--generated", "--encoding", "sinusoid"], "argument --encoding"),
+    (["train", "memn2n", "--task", "1", "--generated", "--epochs", "-3"], "epochs must be at least 1"),
+    (["evaluate"], "the following arguments are required: checkpoint"),
+    (["evaluate", "."], "is a folder without a checkpoint.npz"),
+    (["reproduce", "memn2n", "--suite", "nope"], "argument --suite: invalid choice"),
+    (["reproduce", "memn2n", "--suite", "babi-1k", "--data", "/no/such/folder"], "/no/such/folder"),
+    (["bench", "memn2n", "--task", "0"], "--task must be 1..20"),
+    (["bench", "lstm"], "unknown model 'lstm'"),
+    (["figures", "--bogus"], "unrecognized arguments: --bogus"),
+    (["demo", "--epochs", "x"], "argument --epochs: invalid int value"),
+    (["data", "generate", "--task", "1"], "the following arguments are required"),
+    (["data", "download", "--dir"], "argument --dir: expected one argument"),
+    (["check"], "the following arguments are required: file"),
 ])
 def test_user_errors_exit_2_with_one_line(args, message, tmp_path):
     r = run(*args, cwd=tmp_path)
