@@ -165,26 +165,32 @@ def train(model, dataset, config, rng: np.random.Generator, params: Optional[dic
         history.append(log)
         return log
 
-    while True:
-        if not st["ls_over"]:                                 # linear start: the softmax removed, lr = ls_lr
-            log = one_epoch(lin, config.ls_lr, "linear start")
-            st["ls_done"] += 1
-            if log.val_loss < st["best"]:
-                st["best"], st["since_best"] = log.val_loss, 0
+    try:                                                      # linear start until it is over, then the schedule
+        while True:
+            if not st["ls_over"]:                                 # linear start: the softmax removed, lr = ls_lr
+                log = one_epoch(lin, config.ls_lr, "linear start")
+                st["ls_done"] += 1
+                if log.val_loss < st["best"]:
+                    st["best"], st["since_best"] = log.val_loss, 0
+                else:
+                    st["since_best"] += 1
+                stopped = config.ls_mode == "val" and st["since_best"] >= config.ls_patience   # the loss stopped falling
+                st["ls_over"] = stopped or st["ls_done"] >= config.ls_epochs
+                progress(log, config.epochs + config.ls_epochs)
+            elif st["main_done"] < config.epochs:
+                lr = lr0 * 0.5 ** (st["main_done"] // config.decay_every)
+                log = one_epoch(config, lr, "main")
+                st["main_done"] += 1
+                progress(log, config.epochs + st["ls_done"])
             else:
-                st["since_best"] += 1
-            stopped = config.ls_mode == "val" and st["since_best"] >= config.ls_patience   # the loss stopped falling
-            st["ls_over"] = stopped or st["ls_done"] >= config.ls_epochs
-            progress(log, config.epochs + config.ls_epochs)
-        elif st["main_done"] < config.epochs:
-            lr = lr0 * 0.5 ** (st["main_done"] // config.decay_every)
-            log = one_epoch(config, lr, "main")
-            st["main_done"] += 1
-            progress(log, config.epochs + st["ls_done"])
-        else:
-            break
-        if state_path is not None:
-            save_training_state(state_path, params, opt, rng, st, history, config)
+                break
+            if state_path is not None:
+                save_training_state(state_path, params, opt, rng, st, history, config)
+    except optim.NonFiniteError as e:
+        if state_path is not None and Path(state_path).is_file():
+            raise optim.NonFiniteError(f"epoch {len(history) + 1}, {e}; the last good state (after epoch "
+                                       f"{len(history)}) is kept in {state_path}") from None
+        raise
 
     result = TrainResult(params, config, history, epochs=len(history), ls_epochs=st["ls_done"])
     _, result.train_error, _ = evaluate(model, params, dataset.train, config)

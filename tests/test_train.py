@@ -208,3 +208,23 @@ def test_resuming_in_process_equals_one_run(tmp_path, tiny_data):
     again = T.train(memn2n, tiny_data, part, np.random.default_rng(3), state_path=tmp_path / "s.npz", resume=True)
     assert all(np.array_equal(whole.params[k], again.params[k]) for k in whole.params)
     assert (whole.test_error, whole.epochs) == (again.test_error, again.epochs)
+
+
+def test_a_blow_up_names_the_epoch_and_keeps_the_last_good_state(tmp_path, tiny_data, monkeypatch):
+    config = memn2n.Config.for_data(tiny_data, epochs=3, ls_epochs=1)
+    real = T.run_epoch
+    calls = []
+
+    def blow_up_in_the_third(model, params, *a, **k):
+        calls.append(1)
+        if len(calls) == 3:
+            params["C1"][2, 1] = np.nan
+        return real(model, params, *a, **k)
+    monkeypatch.setattr(T, "run_epoch", blow_up_in_the_third)
+    with pytest.raises(FloatingPointError, match=r"epoch 3, step 1 of the epoch: params\['C1'\] holds NaN or inf.*"
+                                                 r"the last good state \(after epoch 2\) is kept in"):
+        with np.errstate(all="ignore"):
+            T.train(memn2n, tiny_data, config, np.random.default_rng(0), state_path=tmp_path / "s.npz")
+    params, st, history = T.load_training_state(tmp_path / "s.npz", config, np.random.default_rng(0),
+                                                T.optim.SGD(0.01))
+    assert len(history) == 2 and all(np.isfinite(v).all() for v in params.values())

@@ -21,6 +21,9 @@
 # %%
 import os
 
+from memnet_np import runtime
+
+runtime.one_blas_thread()                               # before numpy is imported: small matrices, one thread
 import numpy as np
 
 from memnet_np import gradcheck as gc
