@@ -33,6 +33,13 @@ that long), oldest first; `age` (0 = newest) selects the row of T_A, T_C. A slot
 memory: zero vectors, score 0. By default it takes part in the softmax as in the official code that produced
 the paper's tables (on bAbI 1k task 6 this is 7% test error against 22% with empty slots masked out);
 `mask_empty=True` gives such slots exactly zero attention. Shape letters: N batch, M slots, L words, d embedding, V vocabulary, K hops.
+
+How the vectorised code is organised (what makes a bAbI step fast; `forward_naive` at the end is the same model
+written one example at a time, by lookup, and the tests hold the two equal):
+- a batch's distinct sentences (U of them) are embedded once, and each slot reads its sentence's row;
+- every distinct memory the hops use, (A, T_A), (C1, T_C1), …, is embedded in one product, side by side;
+- the memory gradients are outer products, ∂loss/∂m_i = ds_i uᵏ and ∂loss/∂c_i = p_i ∂loss/∂oᵏ: they are summed
+  per distinct sentence as one small product (ops.per_row_sums), never written out as N·M·d numbers.
 """
 from __future__ import annotations
 
@@ -386,7 +393,7 @@ def forward(params, batch: Batch, config: Config):
     J = time_word_J(config, sentences.shape[1])
     U = sentences.shape[0]
     both = ops.encode_bags(np.concatenate([sentences, batch.queries]), V, d, config.encoding, dtype, J)
-    bags, qbags = both._replace(W=both.W[:U]), both._replace(W=both.W[U:])   # (U, R·V) story sentences, (N, R·V) questions
+    bags, qbags = both._replace(W=both.W[:U]), both._replace(W=both.W[U:])   # (U, R·V) sentences, (N, R·V) questions
     time_weight = None if J is None else ops.official_pe_column(d, J, J).astype(dtype)   # (d,) l_J
     B, W = question_and_answer_names(config)
     u, _ = ops.bag_embed_forward(qbags, params[B])            # (N, d) u¹ = Σ_j l_j ⊙ B q_j
