@@ -9,7 +9,8 @@ from memnet_np import memnn
 from memnet_np.data import build_vocab, parse_babi, vectorize
 from memnet_np.gradcheck import check_gradients, eval_numerical_gradient, format_report, rel_error
 
-COMBOS = list(itertools.product([True, False], [3, 0], ["ordered", "sum"]))   # time features, negatives, R input
+# time features, negatives (sampled, all), R's input, adaptive hops (AM)
+COMBOS = list(itertools.product([True, False], [3, 0], ["ordered", "sum"], [False, True]))
 
 
 def setup(seed=0, **kw):
@@ -35,11 +36,11 @@ STORY = ["1 mary went to the kitchen.", "2 john went to the garden.", "3 mary go
 
 
 @pytest.mark.gradcheck
-@pytest.mark.parametrize("time_features,negatives,answer_input", COMBOS)
-def test_every_parameter_gradient(time_features, negatives, answer_input):
-    for seed in (1, 2):
+@pytest.mark.parametrize("time_features,negatives,answer_input,adaptive", COMBOS)
+def test_every_parameter_gradient(time_features, negatives, answer_input, adaptive):
+    for seed in (1,) if adaptive else (1, 2):
         config, params, batch = setup(seed, time_features=time_features, negatives=negatives,
-                                      answer_input=answer_input)
+                                      answer_input=answer_input, adaptive=adaptive, hops=3 if adaptive else 2)
         report = check_gradients(lambda p: memnn.loss_and_grads(p, batch, config), params, max_entries=None)
         assert set(report) == set(memnn.param_names(config))
         for r in report.values():
@@ -74,12 +75,13 @@ def test_score_gradient_is_U_times_ab_plus_ba():
 # the vectorised model against the per-example one written from the paper
 
 
-@pytest.mark.parametrize("time_features,negatives,answer_input", COMBOS)
-def test_vectorised_loss_grads_and_argmax_equal_the_per_example_model(time_features, negatives, answer_input):
+@pytest.mark.parametrize("time_features,negatives,answer_input,adaptive", COMBOS)
+def test_vectorised_loss_grads_and_argmax_equal_the_per_example_model(time_features, negatives, answer_input,
+                                                                      adaptive):
     for seed in range(5):
         rng = np.random.default_rng(seed)
         config = memnn.Config.tiny(time_features=time_features, negatives=negatives, answer_input=answer_input,
-                                   init_std=0.5)
+                                   adaptive=adaptive, hops=2 + seed % 2, init_std=0.5)
         params = memnn.init_params(config, rng)
         batch = memnn.example_batch(config, rng, N=6, M=6)
         loss, grads, info = memnn.loss_and_grads(params, batch, config)
@@ -199,6 +201,40 @@ def test_hop_targets_repeat_the_last_fact_and_keep_the_files_order():
     assert targets.tolist() == [[4, 1, 1], [2, 2, 2], [0, 0, 0]] and known.tolist() == [True, True, False]
 
 
+def test_am_targets_end_with_stop_and_only_those_hops_are_trained():
+    targets, active, known = memnn.stop_targets(np.array([[4, 1], [2, -1], [0, -2]]), hops=4, stop=9)
+    assert targets.tolist() == [[4, 1, 9, 9], [2, 9, 9, 9], [0, 0, 0, 0]]
+    assert active.tolist() == [[True, True, True, False], [True, True, False, False], [True, True, True, False]]
+    assert known.tolist() == [True, True, False]
+    with pytest.raises(ValueError, match=r"2 supporting facts but the model has only 2 hops \(STOP included\); "
+                                         r"use hops >= 3"):
+        memnn.stop_targets(np.array([[4, 1]]), hops=2, stop=9)
+    targets, active, _ = memnn.stop_targets(np.array([[4, 1]]), hops=2, stop=9, extra_facts="first")
+    assert targets.tolist() == [[4, 9]] and active.tolist() == [[True, True]]
+
+
+def test_am_stop_is_a_negative_candidate_and_ends_inference():
+    config, params, batch = setup(10, adaptive=True, hops=3, negatives=50)
+    M = batch.mask.shape[1]
+    assert batch.neg_memories.shape[-1] == M + 1
+    for n in range(len(batch.answers)):
+        k = int(batch.active[n].sum()) - 1                          # the STOP hop
+        assert batch.targets[n, k] == M and batch.neg_memories[n, k, M] == 0
+        assert batch.neg_memories[n, 0, M] > 0                       # STOP is a wrong answer for the first hop
+        assert np.all(batch.neg_memories[n, k + 1:] * batch.active[n, k + 1:, None] == 0)
+    _, chosen, _, _ = memnn.infer(params, batch, config)
+    first = np.where((chosen == M).any(1), (chosen == M).argmax(1), config.hops)
+    assert all(np.all(chosen[n, first[n]:] == M) for n in range(len(chosen)))   # after a STOP, only STOP
+    # every question word embeds to v, memories to 0, and STOP's column is v: s(x, STOP) = |q|·|v|² > 0 = s(x, m_i)
+    v = np.arange(1.0, config.d + 1)
+    params = {name: np.zeros_like(p) for name, p in params.items()}
+    params["U_O"][:, :config.vocab_size] = v[:, None]
+    params["S_O"][:, 0] = v
+    _, chosen, _, _ = memnn.infer(params, batch, config)
+    assert np.all(chosen == M)
+    assert np.array_equal(chosen, memnn.predict_naive(params, batch, config)[1])
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # bad input
 
@@ -231,6 +267,8 @@ def test_more_supporting_facts_than_hops_is_an_error_unless_asked_for():
 
 
 def test_bad_configs_and_batches_say_what_is_wrong():
+    with pytest.raises(ValueError, match="adaptive hops need hops >= 2"):
+        memnn.Config(adaptive=True, hops=1)
     with pytest.raises(ValueError, match="answer_input must be one of"):
         memnn.Config(answer_input="concat")
     with pytest.raises(ValueError, match="negatives must be >= 0"):
