@@ -55,6 +55,8 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
+from memnet_np import ops
+
 EXTRA_FACTS = ("error", "first")
 ANSWER_INPUTS = ("ordered", "sum")
 
@@ -67,6 +69,8 @@ class Config:
     hops: int = 2                # k
     memory_size: int = 50        # G's capacity: a longer story forgets its oldest sentences
     time_features: bool = True   # write-time features and the pairwise-winner loop (2014 §3.4)
+    nonlinear: bool = False      # NL (2015 appendix): every embedding UΦ becomes W tanh(UΦ), a two-layer tanh
+                                 # network; W_O, W_R are d × d
     adaptive: bool = False       # AM (2015 appendix): a learned STOP memory ends the hops; `hops` is then the most
                                  # hops, STOP included (the paper allows 10)
     margin: float = 0.1          # γ
@@ -126,7 +130,7 @@ class Config:
 
 def param_names(config: Config) -> list[str]:
     return (["U_O"] + (["S_O"] if config.adaptive else []) + (["T_O"] if config.time_features else [])
-            + ["U_R"])
+            + ["U_R"] + (["W_O", "W_R"] if config.nonlinear else []))
 
 
 def answer_copies(config: Config) -> int:
@@ -147,12 +151,14 @@ def embedding_names(config: Config) -> list[str]:
 
 def init_params(config: Config, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """U_O (d, 3V), S_O (d, 1) the STOP memory's column, T_O (d, 3), U_R (d, (2 + answer_copies)·V), every
-    entry ~ N(0, init_std²)."""
+    entry ~ N(0, init_std²); NL's second layers W_O, W_R (d, d) ~ N(0, 1/d)."""
     if config.vocab_size < 3:
         raise ValueError(f"vocab_size must be at least 3 (null word + two words), got {config.vocab_size}")
     V, dtype = config.vocab_size, np.dtype(config.dtype)
     shapes = {"U_O": (config.d, 3 * V), "S_O": (config.d, 1), "T_O": (config.d, 3), "U_R": (config.d, (2 + answer_copies(config)) * V)}
-    return {name: (rng.standard_normal(shapes[name]) * config.init_std).astype(dtype)
+    shapes.update(W_O=(config.d, config.d), W_R=(config.d, config.d))
+    std = {"W_O": config.d ** -0.5, "W_R": config.d ** -0.5}
+    return {name: (rng.standard_normal(shapes[name]) * std.get(name, config.init_std)).astype(dtype)
             for name in param_names(config)}
 
 
@@ -406,6 +412,22 @@ def embed_answer_input_backward(der, q, memories, dU):
         dU[:, (1 + c) * V:(2 + c) * V] += der.T @ m
 
 
+def nonlinear_forward(pre, W):
+    """NL: e = W tanh(pre) for pre = UΦ (..., d). Without NL (W is None) e = pre. Returns (e, cache)."""
+    if W is None:
+        return pre, None
+    h, act = ops.tanh_forward(pre)                            # (..., d)
+    return h @ W.T, act
+
+
+def nonlinear_backward(de, cache, W, dW):
+    """∂loss/∂pre from ∂loss/∂e; accumulates ∂loss/∂W into dW."""
+    if W is None:
+        return de
+    dW += de.reshape(-1, de.shape[-1]).T @ cache.y.reshape(-1, cache.y.shape[-1])   # (d, d)
+    return ops.tanh_backward(de @ W, cache)                   # (..., d)
+
+
 class Scores(NamedTuple):
     memory: np.ndarray            # (N, K, M) s_O(x_k, m_i): x_k = [x, f1, …, f(k−1)] built from the TRUE facts
     time: Optional[np.ndarray]    # (N, K, 3) (U_O Φx_k)ᵀ T_O: the weight of each write-time feature at hop k
@@ -416,15 +438,20 @@ class Cache(NamedTuple):
     q: np.ndarray                 # (N, V) question counts
     bags: np.ndarray              # (N, M', V) memory counts (AM: slot M is STOP, no words)
     chosen: list                  # K × (N, V) counts of the facts already chosen, before each hop
-    ex: list                      # K × (N, d) U_O Φx at each hop
+    ex: list                      # K × (N, d) U_O Φx at each hop (NL: W_O tanh(U_O Φx))
+    ex_nl: list                   # K × NL caches (None without NL)
     ey: np.ndarray                # (N, M', d) U_O Φy(m_i) (AM: slot M is S_O)
+    ey_nl: Optional[ops.ActCache]
     r_memories: list              # R's memory copies: [Σ_k f_k] or [f_1, …, f_K], each (N, V) counts
     er: np.ndarray                # (N, d) U_R Φx([x, f1, …, fK])
+    er_nl: Optional[ops.ActCache]
+    ew: np.ndarray                # (V, d) U_R Φy(w) of every word w
+    ew_nl: Optional[ops.ActCache]
 
 
 def memory_candidates(params, batch: Batch, config: Config):
-    """Counts (N, M', V) and U_O Φy (N, M', d) of every memory; with AM one more, the STOP memory: no words, its
-    own feature, whose column of U_O is S_O."""
+    """Counts (N, M', V), U_O Φy (N, M', d) and its NL cache for every memory; with AM one more, the STOP memory:
+    no words, its own feature, whose column of U_O is S_O."""
     V = config.vocab_size
     bags = bag_of_words(batch.stories, V, params["U_O"].dtype)   # (N, M, V)
     ey = embed_candidates(params["U_O"], bags)                # (N, M, d)
@@ -432,7 +459,17 @@ def memory_candidates(params, batch: Batch, config: Config):
         N, _, d = ey.shape
         bags = np.concatenate([bags, np.zeros((N, 1, V), bags.dtype)], 1)                   # (N, M + 1, V)
         ey = np.concatenate([ey, np.broadcast_to(params["S_O"][:, 0], (N, 1, d))], 1)      # (N, M + 1, d)
-    return bags, ey
+    ey, nl = nonlinear_forward(ey, params.get("W_O"))         # (N, M', d)
+    return bags, ey, nl
+
+
+def answer_embeddings(params, q, facts, config: Config):
+    """R's input U_R Φx([x, m_o1, …]) (N, d) and every word's U_R Φy(w) (V, d), with their NL caches."""
+    V = config.vocab_size
+    er, er_nl = nonlinear_forward(embed_answer_input(params["U_R"], q, answer_memories(facts, config)),
+                                  params.get("W_R"))         # (N, d)
+    ew, ew_nl = nonlinear_forward(params["U_R"][:, -V:].T, params.get("W_R"))   # (V, d) Φy(w) is one-hot
+    return er, er_nl, ew, ew_nl
 
 
 def forward(params, batch: Batch, config: Config):
@@ -443,11 +480,12 @@ def forward(params, batch: Batch, config: Config):
     N = batch.answers.shape[0]
     rows = np.arange(N)
     q = bag_of_words(batch.queries, V, dtype)                 # (N, V)
-    bags, ey = memory_candidates(params, batch, config)       # (N, M', V), (N, M', d)
+    bags, ey, ey_nl = memory_candidates(params, batch, config)   # (N, M', V), (N, M', d)
     c = np.zeros((N, V), dtype)                               # (N, V) no memory chosen yet
-    chosen, exs, s_mem, s_time, facts = [], [], [], [], []
+    chosen, exs, ex_nls, s_mem, s_time, facts = [], [], [], [], [], []
     for k in range(K):
-        ex = embed_input(params["U_O"], q, c)                 # (N, d)
+        ex, ex_nl = nonlinear_forward(embed_input(params["U_O"], q, c), params.get("W_O"))   # (N, d)
+        ex_nls.append(ex_nl)
         s_mem.append(np.einsum("nd,nmd->nm", ex, ey))         # (N, M) s_O(x_k, m_i)
         if config.time_features:
             s_time.append(ex @ params["T_O"])                 # (N, 3)
@@ -455,11 +493,11 @@ def forward(params, batch: Batch, config: Config):
         exs.append(ex)
         facts.append(bags[rows, batch.targets[:, k]])         # (N, V) the true fact f_k
         c = c + facts[-1]
-    r_memories = answer_memories(facts, config)
-    er = embed_answer_input(params["U_R"], q, r_memories)    # (N, d)
-    s_ans = er @ params["U_R"][:, -V:]                        # (N, V) s_R(x, w) = (U_R Φx)ᵀ U_R Φy(w), Φy(w) one-hot
+    er, er_nl, ew, ew_nl = answer_embeddings(params, q, facts, config)   # (N, d), (V, d)
+    s_ans = er @ ew.T                                         # (N, V) s_R(x, w) = (U_R Φx)ᵀ U_R Φy(w)
     scores = Scores(np.stack(s_mem, 1), np.stack(s_time, 1) if s_time else None, s_ans)
-    return scores, Cache(q, bags, chosen, exs, ey, r_memories, er)
+    return scores, Cache(q, bags, chosen, exs, ex_nls, ey, ey_nl, answer_memories(facts, config), er, er_nl, ew,
+                         ew_nl)
 
 
 def backward(dscores: Scores, cache: Cache, params, config: Config) -> dict[str, np.ndarray]:
@@ -475,7 +513,9 @@ def backward(dscores: Scores, cache: Cache, params, config: Config) -> dict[str,
         if config.time_features:
             grads["T_O"] += cache.ex[k].T @ dscores.time[:, k]      # (d, 3)
             dex += dscores.time[:, k] @ params["T_O"].T             # (N, d)
+        dex = nonlinear_backward(dex, cache.ex_nl[k], params.get("W_O"), grads.get("W_O"))
         embed_input_backward(dex, cache.q, cache.chosen[k], grads["U_O"])
+    dey = nonlinear_backward(dey, cache.ey_nl, params.get("W_O"), grads.get("W_O"))   # (N, M', d)
     if config.adaptive:
         grads["S_O"] += dey[:, -1].sum(0)[:, None]            # (d, 1) the STOP memory's column
         dey, bags = dey[:, :-1], cache.bags[:, :-1]
@@ -483,8 +523,10 @@ def backward(dscores: Scores, cache: Cache, params, config: Config) -> dict[str,
         bags = cache.bags
     embed_candidates_backward(dey, bags, grads["U_O"])
     dans = dscores.answer                                     # (N, V)
-    grads["U_R"][:, -V:] += cache.er.T @ dans                 # (d, V) the answer words' side
-    embed_answer_input_backward(dans @ params["U_R"][:, -V:].T, cache.q, cache.r_memories, grads["U_R"])
+    dew = nonlinear_backward(dans.T @ cache.er, cache.ew_nl, params.get("W_R"), grads.get("W_R"))   # (V, d)
+    grads["U_R"][:, -V:] += dew.T                             # (d, V) the answer words' side
+    der = nonlinear_backward(dans @ cache.ew, cache.er_nl, params.get("W_R"), grads.get("W_R"))    # (N, d)
+    embed_answer_input_backward(der, cache.q, cache.r_memories, grads["U_R"])
     return grads
 
 
@@ -587,14 +629,14 @@ def infer(params, batch: Batch, config: Config):
     N, M = batch.mask.shape
     rows = np.arange(N)
     q = bag_of_words(batch.queries, V, dtype)                 # (N, V)
-    bags, ey = memory_candidates(params, batch, config)       # (N, M', V), (N, M', d)
+    bags, ey, _ = memory_candidates(params, batch, config)    # (N, M', V), (N, M', d)
     mask = np.concatenate([batch.mask, np.ones((N, 1), bool)], 1) if config.adaptive else batch.mask   # (N, M')
     c = np.zeros((N, V), dtype)
     t_x = np.full(N, mask.shape[1])                           # the question comes after every memory
     stopped = np.zeros(N, bool)
     chosen, hop_scores, facts = [], [], []
     for _ in range(K):
-        ex = embed_input(params["U_O"], q, c)                 # (N, d)
+        ex, _ = nonlinear_forward(embed_input(params["U_O"], q, c), params.get("W_O"))   # (N, d)
         s = np.einsum("nd,nmd->nm", ex, ey)                   # (N, M')
         if config.time_features:
             o = winner_loop(s, ex @ params["T_O"], t_x, mask)
@@ -608,8 +650,8 @@ def infer(params, batch: Batch, config: Config):
         facts.append(bags[rows, o])                           # (N, V)
         c = c + facts[-1]
         t_x = o
-    er = embed_answer_input(params["U_R"], q, answer_memories(facts, config))   # (N, d)
-    s_ans = er @ params["U_R"][:, -V:]                        # (N, V)
+    er, _, ew, _ = answer_embeddings(params, q, facts, config)   # (N, d), (V, d)
+    s_ans = er @ ew.T                                         # (N, V)
     answers = 1 + np.argmax(s_ans[:, 1:], 1)                  # the null word is never an answer
     return answers, np.stack(chosen, 1), np.stack(hop_scores, 1), s_ans
 
@@ -679,15 +721,35 @@ def _phi_y(batch, n, i, P: _Paper, stop_slot):
     return _phi(batch.stories[n, i], 2, P.D, P.V)
 
 
+def _paper_scores(params, config: Config, P: _Paper):
+    """s(U, a, b) = aᵀUᵀUb, and s_Ot(x, Φy(y), Φy(y'), Φy(y) − Φy(y') + Φt) = Φxᵀ U_Otᵀ U_Ot (…); with NL
+    e(v) = W tanh(Uv) replaces Uv: s = e(a)ᵀe(b) and s_Ot = e(x)ᵀ(e(y) − e(y') + T_O Φt)."""
+    W = {id(P.U): params.get("W_O"), id(params["U_R"]): params.get("W_R")}
+
+    def e(U, v):
+        return U @ v if W[id(U)] is None else W[id(U)] @ np.tanh(U @ v)
+
+    def s(U, a, b):
+        return e(U, a) @ e(U, b)
+
+    def s_ot(x, b_y, b_y2, b):
+        if W[id(P.U)] is None:
+            return s(P.U, x, b)
+        return e(P.U, x) @ (e(P.U, b_y) - e(P.U, b_y2) + params["T_O"] @ b[P.D - 3:])
+
+    return s, s_ot
+
+
 def loss_and_grads_naive(params, batch: Batch, config: Config):
-    """The loss and its gradients one example and one hinge at a time, each active term adding ± U(abᵀ + baᵀ)."""
+    """The loss and its gradients one example and one hinge at a time, each active term adding ± U(abᵀ + baᵀ).
+
+    With NL the score is e(a)ᵀe(b), e(v) = W tanh(Uv) (and s_Ot = e(x)ᵀ(e(y) − e(y') + T_O Φt)); the naive
+    gradient is the linear model's only, so the NL gradients are checked against differences of this loss."""
     P = _paper(params, config)
     V, K, g, time = P.V, config.hops, config.margin, config.time_features
     U_O, U_R = P.U, params["U_R"]
     dU_O, dU_R = np.zeros_like(U_O), np.zeros_like(U_R)
-
-    def s(U, a, b):
-        return a @ U.T @ U @ b
+    s, s_ot = _paper_scores(params, config, P)
 
     def ds_dU(U, a, b):
         return U @ (np.outer(a, b) + np.outer(b, a))
@@ -718,9 +780,10 @@ def loss_and_grads_naive(params, batch: Batch, config: Config):
                         dU_O += c * (ds_dU(U_O, x, b_j) - ds_dU(U_O, x, b_f))
                     continue
                 for y, y2, sign in ((f, j, -1.0), (j, f, +1.0)):     # γ − s_Ot(x, f, f̄), γ + s_Ot(x, f̄, f)
-                    b = _phi_y(batch, n, y, P, stop_slot) - _phi_y(batch, n, y2, P, stop_slot)
+                    b_y, b_y2 = _phi_y(batch, n, y, P, stop_slot), _phi_y(batch, n, y2, P, stop_slot)
+                    b = b_y - b_y2
                     b[P.D - 3:] = [t_x < y, t_x < y2, y < y2]        # Φt(x, y, y')
-                    h = g + sign * s(U_O, x, b)
+                    h = g + sign * s_ot(x, b_y, b_y2, b)
                     if h > 0:
                         loss += c * h
                         dU_O += c * sign * ds_dU(U_O, x, b)
@@ -739,6 +802,8 @@ def loss_and_grads_naive(params, batch: Batch, config: Config):
             if h > 0:
                 loss += c * h
                 dU_R += c * (ds_dU(U_R, x_r, b_w) - ds_dU(U_R, x_r, b_r))
+    if config.nonlinear:
+        return loss, None
     grads = {"U_O": dU_O[:, :3 * V], "U_R": dU_R}
     if config.adaptive:
         grads["S_O"] = dU_O[:, 3 * V:3 * V + 1]
@@ -753,6 +818,7 @@ def predict_naive(params, batch: Batch, config: Config):
     P = _paper(params, config)
     V, K, time = P.V, config.hops, config.time_features
     U_O, U_R = P.U, params["U_R"]
+    s, s_ot = _paper_scores(params, config, P)
     M = batch.mask.shape[1]
     stop_slot = M if config.adaptive else None
     answers, chosen = [], []
@@ -765,12 +831,13 @@ def predict_naive(params, batch: Batch, config: Config):
             if time:
                 best = candidates[0]
                 for i in candidates[1:]:                      # y = the winner so far, y' = the next memory
-                    b = _phi_y(batch, n, best, P, stop_slot) - _phi_y(batch, n, i, P, stop_slot)
+                    b_y, b_y2 = _phi_y(batch, n, best, P, stop_slot), _phi_y(batch, n, i, P, stop_slot)
+                    b = b_y - b_y2
                     b[P.D - 3:] = [t_x < best, t_x < i, best < i]
-                    if not x @ U_O.T @ U_O @ b > 0:
+                    if not s_ot(x, b_y, b_y2, b) > 0:
                         best = i
             else:
-                scores = [x @ U_O.T @ U_O @ _phi_y(batch, n, i, P, stop_slot) for i in candidates]
+                scores = [s(U_O, x, _phi_y(batch, n, i, P, stop_slot)) for i in candidates]
                 best = candidates[int(np.argmax(scores))]
             picks.append(best)
             if best == stop_slot:                             # STOP: the remaining hops do nothing
@@ -779,7 +846,11 @@ def predict_naive(params, batch: Batch, config: Config):
             x = x + _phi(batch.stories[n, best], 1, P.D, V)
             x_r = x_r + _phi(batch.stories[n, best], 1 + min(k, P.C - 1), P.D_R, V)
             t_x = best
-        word_scores = [x_r @ U_R.T @ U_R[:, (1 + P.C) * V + w] for w in range(1, V)]
+        word_scores = []
+        for w in range(1, V):
+            b_w = np.zeros(P.D_R)
+            b_w[(1 + P.C) * V + w] = 1.0
+            word_scores.append(s(U_R, x_r, b_w))
         answers.append(1 + int(np.argmax(word_scores)))
         chosen.append(picks)
     return np.array(answers), np.array(chosen)

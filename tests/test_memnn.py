@@ -9,8 +9,9 @@ from memnet_np import memnn
 from memnet_np.data import build_vocab, parse_babi, vectorize
 from memnet_np.gradcheck import check_gradients, eval_numerical_gradient, format_report, rel_error
 
-# time features, negatives (sampled, all), R's input, adaptive hops (AM)
-COMBOS = list(itertools.product([True, False], [3, 0], ["ordered", "sum"], [False, True]))
+# time features, negatives (sampled, all), R's input, adaptive hops (AM), nonlinear embedding (NL)
+COMBOS = list(itertools.product([True, False], [3, 0], ["ordered", "sum"], [False, True], [False, True]))
+GRAD_COMBOS = [c for c in COMBOS if (c[1] == 3) == (c[2] == "ordered")]   # every option on and off, half the runs
 
 
 def setup(seed=0, **kw):
@@ -36,11 +37,12 @@ STORY = ["1 mary went to the kitchen.", "2 john went to the garden.", "3 mary go
 
 
 @pytest.mark.gradcheck
-@pytest.mark.parametrize("time_features,negatives,answer_input,adaptive", COMBOS)
-def test_every_parameter_gradient(time_features, negatives, answer_input, adaptive):
-    for seed in (1,) if adaptive else (1, 2):
+@pytest.mark.parametrize("time_features,negatives,answer_input,adaptive,nonlinear", GRAD_COMBOS)
+def test_every_parameter_gradient(time_features, negatives, answer_input, adaptive, nonlinear):
+    for seed in (1,) if adaptive or nonlinear else (1, 2):
         config, params, batch = setup(seed, time_features=time_features, negatives=negatives,
-                                      answer_input=answer_input, adaptive=adaptive, hops=3 if adaptive else 2)
+                                      answer_input=answer_input, adaptive=adaptive, nonlinear=nonlinear,
+                                      hops=3 if adaptive else 2)
         report = check_gradients(lambda p: memnn.loss_and_grads(p, batch, config), params, max_entries=None)
         assert set(report) == set(memnn.param_names(config))
         for r in report.values():
@@ -75,20 +77,29 @@ def test_score_gradient_is_U_times_ab_plus_ba():
 # the vectorised model against the per-example one written from the paper
 
 
-@pytest.mark.parametrize("time_features,negatives,answer_input,adaptive", COMBOS)
+@pytest.mark.parametrize("time_features,negatives,answer_input,adaptive,nonlinear", COMBOS)
 def test_vectorised_loss_grads_and_argmax_equal_the_per_example_model(time_features, negatives, answer_input,
-                                                                      adaptive):
-    for seed in range(5):
+                                                                      adaptive, nonlinear):
+    for seed in range(4):
         rng = np.random.default_rng(seed)
         config = memnn.Config.tiny(time_features=time_features, negatives=negatives, answer_input=answer_input,
-                                   adaptive=adaptive, hops=2 + seed % 2, init_std=0.5)
+                                   adaptive=adaptive, nonlinear=nonlinear, hops=2 + seed % 2, init_std=0.5)
         params = memnn.init_params(config, rng)
         batch = memnn.example_batch(config, rng, N=6, M=6)
         loss, grads, info = memnn.loss_and_grads(params, batch, config)
         loss_n, grads_n = memnn.loss_and_grads_naive(params, batch, config)
         assert loss > 0 and np.isclose(loss, loss_n, rtol=1e-12, atol=0)
-        for name in grads:
-            assert np.allclose(grads[name], grads_n[name], rtol=1e-10, atol=1e-12), name
+        if nonlinear:                                   # the naive gradient is the linear model's: differences
+            assert grads_n is None
+            if seed == 0:
+                small = batch._replace(**{f: getattr(batch, f)[:3] for f in batch._fields})
+                report = check_gradients(lambda p: (memnn.loss_and_grads_naive(p, small, config)[0],
+                                                    memnn.loss_and_grads(p, small, config)[1]), params,
+                                         max_entries=4)
+                assert all(r.rel_error < 1e-7 for r in report.values()), format_report(report)
+        else:
+            for name in grads:
+                assert np.allclose(grads[name], grads_n[name], rtol=1e-10, atol=1e-12), name
         answers_n, chosen_n = memnn.predict_naive(params, batch, config)
         assert np.array_equal(info["predictions"], answers_n)
         assert np.array_equal(info["chosen"], chosen_n)
