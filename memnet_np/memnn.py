@@ -58,6 +58,7 @@ import numpy as np
 from memnet_np import ops
 
 EXTRA_FACTS = ("error", "first")
+NGRAM_PRIMES = (1, 1009, 1018081)   # NG: the n-gram (w_1, …, w_n) goes to bucket (7919·n + Σ_i w_i·p_i) mod B
 ANSWER_INPUTS = ("ordered", "sum")
 
 
@@ -69,6 +70,8 @@ class Config:
     hops: int = 2                # k
     memory_size: int = 50        # G's capacity: a longer story forgets its oldest sentences
     time_features: bool = True   # write-time features and the pairwise-winner loop (2014 §3.4)
+    ngrams: int = 1              # NG (2015 appendix): 2 or 3 adds each sentence's 2-grams (and 3-grams), hashed
+    ngram_buckets: int = 128     # into this many features after the |W| word features
     nonlinear: bool = False      # NL (2015 appendix): every embedding UΦ becomes W tanh(UΦ), a two-layer tanh
                                  # network; W_O, W_R are d × d
     adaptive: bool = False       # AM (2015 appendix): a learned STOP memory ends the hops; `hops` is then the most
@@ -95,6 +98,10 @@ class Config:
         for name in ("d", "hops", "memory_size", "batch_size", "epochs", "decay_every"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.ngrams not in (1, 2, 3):
+            problems.append(f"ngrams must be 1, 2 or 3, got {self.ngrams}")
+        if self.ngram_buckets < 1:
+            problems.append(f"ngram_buckets must be at least 1, got {self.ngram_buckets}")
         if self.adaptive and self.hops < 2:
             problems.append(f"adaptive hops need hops >= 2 (a fact, then STOP), got {self.hops}")
         if self.negatives < 0:
@@ -150,12 +157,14 @@ def embedding_names(config: Config) -> list[str]:
 
 
 def init_params(config: Config, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """U_O (d, 3V), S_O (d, 1) the STOP memory's column, T_O (d, 3), U_R (d, (2 + answer_copies)·V), every
+    """U_O (d, 3F), S_O (d, 1) the STOP memory's column, T_O (d, 3), U_R (d, (1 + answer_copies)·F + V) with F the
+    features of a sentence (|W|, plus the n-gram buckets with NG), every
     entry ~ N(0, init_std²); NL's second layers W_O, W_R (d, d) ~ N(0, 1/d)."""
     if config.vocab_size < 3:
         raise ValueError(f"vocab_size must be at least 3 (null word + two words), got {config.vocab_size}")
-    V, dtype = config.vocab_size, np.dtype(config.dtype)
-    shapes = {"U_O": (config.d, 3 * V), "S_O": (config.d, 1), "T_O": (config.d, 3), "U_R": (config.d, (2 + answer_copies(config)) * V)}
+    V, F, dtype = config.vocab_size, feature_size(config), np.dtype(config.dtype)
+    shapes = {"U_O": (config.d, 3 * F), "S_O": (config.d, 1), "T_O": (config.d, 3),
+              "U_R": (config.d, (1 + answer_copies(config)) * F + V)}
     shapes.update(W_O=(config.d, config.d), W_R=(config.d, config.d))
     std = {"W_O": config.d ** -0.5, "W_R": config.d ** -0.5}
     return {name: (rng.standard_normal(shapes[name]) * std.get(name, config.init_std)).astype(dtype)
@@ -172,6 +181,26 @@ def bag_of_words(x: np.ndarray, V: int, dtype=np.float64) -> np.ndarray:
     S = int(np.prod(lead))                                    # number of sentences
     flat = (np.arange(S)[:, None] * V + x.reshape(S, L))[x.reshape(S, L) != 0]   # (words,) flat index into (S, V)
     return np.bincount(flat, minlength=S * V).reshape(lead + (V,)).astype(dtype)
+
+
+def feature_size(config: Config) -> int:
+    """F: features of one copy, the |W| words and, with NG, the n-gram buckets."""
+    return config.vocab_size + (config.ngram_buckets if config.ngrams > 1 else 0)
+
+
+def features(x: np.ndarray, config: Config, dtype=np.float64) -> np.ndarray:
+    """I: counts (..., F) of the words of sentences x (..., L) and, with NG, of their hashed 2- and 3-grams."""
+    bags = bag_of_words(x, config.vocab_size, dtype)          # (..., V)
+    if config.ngrams == 1:
+        return bags
+    B, L = config.ngram_buckets, x.shape[-1]
+    grams = []
+    for n in range(2, config.ngrams + 1):
+        win = np.stack([x[..., i:L - n + 1 + i] for i in range(n)], -1)   # (..., L−n+1, n) consecutive words
+        h = 7919 * n + (win * np.array(NGRAM_PRIMES[:n])).sum(-1)        # (..., L−n+1)
+        grams.append(np.where((win != 0).all(-1), 1 + h % B, 0))         # bucket + 1; 0 = not an n-gram
+    counts = bag_of_words(np.concatenate(grams, -1), B + 1, dtype)[..., 1:]   # (..., B)
+    return np.concatenate([bags, counts], -1)                 # (..., V + B)
 
 
 def write_memory(stories: np.ndarray, mask: np.ndarray, capacity: int):
@@ -382,9 +411,9 @@ def embed_candidates(U, y):
 
 
 def embed_answer_input(U, q, memories):
-    """U_R Φx([x, m_o1, …]) with the question in copy 1 and memories[c] (N, V) in copy c + 2. (N, d)"""
-    V = q.shape[-1]
-    return q @ U[:, :V].T + sum(m @ U[:, (1 + c) * V:(2 + c) * V].T for c, m in enumerate(memories))
+    """U_R Φx([x, m_o1, …]) with the question in copy 1 and memories[c] (N, F) in copy c + 2. (N, d)"""
+    F = q.shape[-1]
+    return q @ U[:, :F].T + sum(m @ U[:, (1 + c) * F:(2 + c) * F].T for c, m in enumerate(memories))
 
 
 def answer_memories(facts: list, config: Config) -> list:
@@ -406,10 +435,10 @@ def embed_candidates_backward(dey, y, dU):
 
 
 def embed_answer_input_backward(der, q, memories, dU):
-    V = q.shape[-1]
-    dU[:, :V] += der.T @ q
+    F = q.shape[-1]
+    dU[:, :F] += der.T @ q
     for c, m in enumerate(memories):
-        dU[:, (1 + c) * V:(2 + c) * V] += der.T @ m
+        dU[:, (1 + c) * F:(2 + c) * F] += der.T @ m
 
 
 def nonlinear_forward(pre, W):
@@ -452,12 +481,11 @@ class Cache(NamedTuple):
 def memory_candidates(params, batch: Batch, config: Config):
     """Counts (N, M', V), U_O Φy (N, M', d) and its NL cache for every memory; with AM one more, the STOP memory:
     no words, its own feature, whose column of U_O is S_O."""
-    V = config.vocab_size
-    bags = bag_of_words(batch.stories, V, params["U_O"].dtype)   # (N, M, V)
+    bags = features(batch.stories, config, params["U_O"].dtype)  # (N, M, F)
     ey = embed_candidates(params["U_O"], bags)                # (N, M, d)
     if config.adaptive:
         N, _, d = ey.shape
-        bags = np.concatenate([bags, np.zeros((N, 1, V), bags.dtype)], 1)                   # (N, M + 1, V)
+        bags = np.concatenate([bags, np.zeros((N, 1, bags.shape[-1]), bags.dtype)], 1)      # (N, M + 1, F)
         ey = np.concatenate([ey, np.broadcast_to(params["S_O"][:, 0], (N, 1, d))], 1)      # (N, M + 1, d)
     ey, nl = nonlinear_forward(ey, params.get("W_O"))         # (N, M', d)
     return bags, ey, nl
@@ -479,9 +507,9 @@ def forward(params, batch: Batch, config: Config):
     dtype = params["U_O"].dtype
     N = batch.answers.shape[0]
     rows = np.arange(N)
-    q = bag_of_words(batch.queries, V, dtype)                 # (N, V)
-    bags, ey, ey_nl = memory_candidates(params, batch, config)   # (N, M', V), (N, M', d)
-    c = np.zeros((N, V), dtype)                               # (N, V) no memory chosen yet
+    q = features(batch.queries, config, dtype)                # (N, F)
+    bags, ey, ey_nl = memory_candidates(params, batch, config)   # (N, M', F), (N, M', d)
+    c = np.zeros_like(q)                                      # (N, F) no memory chosen yet
     chosen, exs, ex_nls, s_mem, s_time, facts = [], [], [], [], [], []
     for k in range(K):
         ex, ex_nl = nonlinear_forward(embed_input(params["U_O"], q, c), params.get("W_O"))   # (N, d)
@@ -628,10 +656,10 @@ def infer(params, batch: Batch, config: Config):
     dtype = params["U_O"].dtype
     N, M = batch.mask.shape
     rows = np.arange(N)
-    q = bag_of_words(batch.queries, V, dtype)                 # (N, V)
-    bags, ey, _ = memory_candidates(params, batch, config)    # (N, M', V), (N, M', d)
+    q = features(batch.queries, config, dtype)                # (N, F)
+    bags, ey, _ = memory_candidates(params, batch, config)    # (N, M', F), (N, M', d)
     mask = np.concatenate([batch.mask, np.ones((N, 1), bool)], 1) if config.adaptive else batch.mask   # (N, M')
-    c = np.zeros((N, V), dtype)
+    c = np.zeros_like(q)
     t_x = np.full(N, mask.shape[1])                           # the question comes after every memory
     stopped = np.zeros(N, bool)
     chosen, hop_scores, facts = [], [], []
@@ -686,9 +714,11 @@ def predict(params, batch: Batch, config: Config):
 
 
 class _Paper(NamedTuple):
-    """The paper's feature space for one configuration: O's D = 3|W| (+1 STOP feature with AM, +3 write-time
-    features), R's (2 + C)|W|, and U_Ot = [U_O | S_O | T_O] as one d × D matrix."""
+    """The paper's feature space for one configuration: O's D = 3F (+1 STOP feature with AM, +3 write-time
+    features), R's (1 + C)F + |W|, and U_Ot = [U_O | S_O | T_O] as one d × D matrix. F = |W| (+ n-gram buckets)."""
     V: int
+    F: int
+    ngrams: int
     D: int
     U: np.ndarray
     C: int                        # copies of R's input that hold the chosen memories
@@ -696,19 +726,25 @@ class _Paper(NamedTuple):
 
 
 def _paper(params, config: Config) -> _Paper:
-    V = config.vocab_size
+    V, F = config.vocab_size, config.vocab_size + (config.ngram_buckets if config.ngrams > 1 else 0)
     blocks = [params["U_O"]] + ([params["S_O"]] if config.adaptive else []) + \
         ([params["T_O"]] if config.time_features else [])
     C = config.hops if config.answer_input == "ordered" else 1
-    return _Paper(V, 3 * V + config.adaptive + 3 * config.time_features, np.hstack(blocks), C, (2 + C) * V)
+    return _Paper(V, F, config.ngrams, 3 * F + config.adaptive + 3 * config.time_features, np.hstack(blocks), C,
+                  (1 + C) * F + V)
 
 
-def _phi(words, copy, size, V):
-    """A bag of words in copy 0, 1, 2, … of the vocabulary, in a vector of `size` zeros."""
+def _phi(words, copy, size, P: _Paper):
+    """A sentence's bag of words (and, with NG, of its 2- and 3-grams, each in its bucket after the |W| words) in
+    copy 0, 1, 2, … of the F features, in a vector of `size` zeros."""
     v = np.zeros(size)
-    for w in np.ravel(words):
-        if w != 0:
-            v[copy * V + w] += 1.0
+    words = [int(w) for w in np.ravel(words) if w != 0]      # padding comes last: the rest are consecutive
+    for w in words:
+        v[copy * P.F + w] += 1.0
+    for n in range(2, P.ngrams + 1):
+        for j in range(len(words) - n + 1):
+            h = 7919 * n + sum(w * p for w, p in zip(words[j:j + n], NGRAM_PRIMES))
+            v[copy * P.F + P.V + h % (P.F - P.V)] += 1.0
     return v
 
 
@@ -716,9 +752,9 @@ def _phi_y(batch, n, i, P: _Paper, stop_slot):
     """Φy(m_i) of example n: its words in copy 3, or the STOP memory's own feature (column 3|W|)."""
     if i == stop_slot:
         v = np.zeros(P.D)
-        v[3 * P.V] = 1.0
+        v[3 * P.F] = 1.0
         return v
-    return _phi(batch.stories[n, i], 2, P.D, P.V)
+    return _phi(batch.stories[n, i], 2, P.D, P)
 
 
 def _paper_scores(params, config: Config, P: _Paper):
@@ -760,8 +796,8 @@ def loss_and_grads_naive(params, batch: Batch, config: Config):
     for n in range(len(batch.answers)):
         if batch.weight[n] == 0:
             continue
-        x = _phi(batch.queries[n], 0, P.D, V)
-        x_r = _phi(batch.queries[n], 0, P.D_R, V)
+        x = _phi(batch.queries[n], 0, P.D, P)
+        x_r = _phi(batch.queries[n], 0, P.D_R, P)
         candidates = [i for i in range(M) if batch.mask[n, i]] + ([stop_slot] if config.adaptive else [])
         t_x = M + config.adaptive                             # the question: after every memory (and STOP)
         for k in range(K):
@@ -788,8 +824,8 @@ def loss_and_grads_naive(params, batch: Batch, config: Config):
                         loss += c * h
                         dU_O += c * sign * ds_dU(U_O, x, b)
             if f != stop_slot:
-                x = x + _phi(batch.stories[n, f], 1, P.D, V)          # [x, f_k]: the fact's words in copy 2
-                x_r = x_r + _phi(batch.stories[n, f], 1 + min(k, P.C - 1), P.D_R, V)   # R: copy 2, or k + 2
+                x = x + _phi(batch.stories[n, f], 1, P.D, P)          # [x, f_k]: the fact's words in copy 2
+                x_r = x_r + _phi(batch.stories[n, f], 1 + min(k, P.C - 1), P.D_R, P)   # R: copy 2, or k + 2
             t_x = f
         r = batch.answers[n]
         for w in range(1, V):
@@ -797,16 +833,16 @@ def loss_and_grads_naive(params, batch: Batch, config: Config):
             if w == r or c == 0:
                 continue
             b_r, b_w = np.zeros(P.D_R), np.zeros(P.D_R)
-            b_r[(1 + P.C) * V + r] = b_w[(1 + P.C) * V + w] = 1.0
+            b_r[(1 + P.C) * P.F + r] = b_w[(1 + P.C) * P.F + w] = 1.0
             h = g - s(U_R, x_r, b_r) + s(U_R, x_r, b_w)
             if h > 0:
                 loss += c * h
                 dU_R += c * (ds_dU(U_R, x_r, b_w) - ds_dU(U_R, x_r, b_r))
     if config.nonlinear:
         return loss, None
-    grads = {"U_O": dU_O[:, :3 * V], "U_R": dU_R}
+    grads = {"U_O": dU_O[:, :3 * P.F], "U_R": dU_R}
     if config.adaptive:
-        grads["S_O"] = dU_O[:, 3 * V:3 * V + 1]
+        grads["S_O"] = dU_O[:, 3 * P.F:3 * P.F + 1]
     if time:
         grads["T_O"] = dU_O[:, P.D - 3:]
     return loss, grads
@@ -823,8 +859,8 @@ def predict_naive(params, batch: Batch, config: Config):
     stop_slot = M if config.adaptive else None
     answers, chosen = [], []
     for n in range(len(batch.answers)):
-        x = _phi(batch.queries[n], 0, P.D, V)
-        x_r = _phi(batch.queries[n], 0, P.D_R, V)
+        x = _phi(batch.queries[n], 0, P.D, P)
+        x_r = _phi(batch.queries[n], 0, P.D_R, P)
         candidates = [i for i in range(M) if batch.mask[n, i]] + ([stop_slot] if config.adaptive else [])
         t_x, picks = M + config.adaptive, []
         for k in range(K):
@@ -843,13 +879,13 @@ def predict_naive(params, batch: Batch, config: Config):
             if best == stop_slot:                             # STOP: the remaining hops do nothing
                 picks += [stop_slot] * (K - 1 - k)
                 break
-            x = x + _phi(batch.stories[n, best], 1, P.D, V)
-            x_r = x_r + _phi(batch.stories[n, best], 1 + min(k, P.C - 1), P.D_R, V)
+            x = x + _phi(batch.stories[n, best], 1, P.D, P)
+            x_r = x_r + _phi(batch.stories[n, best], 1 + min(k, P.C - 1), P.D_R, P)
             t_x = best
         word_scores = []
         for w in range(1, V):
             b_w = np.zeros(P.D_R)
-            b_w[(1 + P.C) * V + w] = 1.0
+            b_w[(1 + P.C) * P.F + w] = 1.0
             word_scores.append(s(U_R, x_r, b_w))
         answers.append(1 + int(np.argmax(word_scores)))
         chosen.append(picks)

@@ -130,6 +130,35 @@ def test_loss_is_zero_once_every_margin_is_met_and_examples_of_weight_zero_count
     assert memnn.margin_loss_forward(scores, none, config)[0] == 0.0
 
 
+@pytest.mark.gradcheck
+@pytest.mark.parametrize("time_features,adaptive,nonlinear", [(True, False, False), (False, True, False),
+                                                              (True, True, True)])
+def test_ngram_features_gradients_and_per_example_model(time_features, adaptive, nonlinear):
+    config, params, batch = setup(11, ngrams=3, ngram_buckets=7, time_features=time_features, adaptive=adaptive,
+                                  nonlinear=nonlinear, hops=3 if adaptive else 2)
+    assert params["U_O"].shape == (config.d, 3 * (config.vocab_size + 7))
+    report = check_gradients(lambda p: memnn.loss_and_grads(p, batch, config), params, max_entries=None)
+    assert all(r.rel_error < 1e-7 for r in report.values()), format_report(report)
+    loss, grads, info = memnn.loss_and_grads(params, batch, config)
+    loss_n, grads_n = memnn.loss_and_grads_naive(params, batch, config)
+    assert np.isclose(loss, loss_n, rtol=1e-12, atol=0)
+    if grads_n is not None:
+        assert all(np.allclose(grads[k], grads_n[k], rtol=1e-10, atol=1e-12) for k in grads)
+    answers_n, chosen_n = memnn.predict_naive(params, batch, config)
+    assert np.array_equal(info["predictions"], answers_n) and np.array_equal(info["chosen"], chosen_n)
+
+
+def test_ngram_features_tell_word_order_apart():
+    config = memnn.Config(vocab_size=10, ngrams=3, ngram_buckets=1000)
+    x = np.array([[3, 5, 7, 0], [5, 3, 7, 0]])
+    f = memnn.features(x, config)                                   # (2, 10 + 1000)
+    assert f.shape == (2, 1010) and np.array_equal(f[0, :10], f[1, :10])   # the same bag of words ...
+    assert f[0, 10:].sum() == 3 and f[1, 10:].sum() == 3            # two 2-grams and one 3-gram each ...
+    bigram = 10 + (7919 * 2 + 3 * 1 + 5 * 1009) % 1000              # (3, 5) by the documented hash
+    assert f[0, bigram] == 1 and f[1, bigram] == 0                  # ... but different n-grams
+    assert np.array_equal(memnn.features(x, memnn.replace(config, ngrams=1)), f[:, :10])
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # O's winner loop, by hand
 
@@ -280,6 +309,8 @@ def test_more_supporting_facts_than_hops_is_an_error_unless_asked_for():
 def test_bad_configs_and_batches_say_what_is_wrong():
     with pytest.raises(ValueError, match="adaptive hops need hops >= 2"):
         memnn.Config(adaptive=True, hops=1)
+    with pytest.raises(ValueError, match="ngrams must be 1, 2 or 3"):
+        memnn.Config(ngrams=4)
     with pytest.raises(ValueError, match="answer_input must be one of"):
         memnn.Config(answer_input="concat")
     with pytest.raises(ValueError, match="negatives must be >= 0"):
