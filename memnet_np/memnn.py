@@ -45,7 +45,19 @@ Gradient of one score: for s = aᵀ Uᵀ U b,  ∂s/∂U = U(a bᵀ + b aᵀ) = 
 below computes exactly this sum over all active hinge terms of a batch, grouped as two matrix products per copy
 of the vocabulary; `loss_and_grads_naive` writes it term by term, one example at a time.
 
-Shape letters: N batch, M memory slots, L words, V vocabulary (|W|, with the null word 0), d embedding, K hops.
+Where this differs from the 2014 paper, and why (each a Config option):
+    answer_input  "ordered" (default) gives R one copy of the vocabulary per hop, (k + 2)|W|; "sum" is the paper's
+                  3|W|, which cannot know which chosen memory came last (see `answer_copies`).
+    extra_facts   a question with more supporting facts than k hops is an error; "first" trains the hops on the
+                  first k facts (the only way a k = 2 model can train on tasks 3, 7, 8, 16).
+Extensions of Weston et al. 2015 (appendix), off by default:
+    AM  adaptive   a STOP memory (its own feature, U_O's column S_O) is trained as the target one hop after the last
+                   supporting fact; at test time the hops end when O chooses it, at most `hops` of them.
+    NG  ngrams     2- and 3-grams of each sentence, hashed into `ngram_buckets` features beside the words.
+    NL  nonlinear  every embedding UΦ becomes W tanh(UΦ) (W_O, W_R are d × d); s_Ot keeps T_O Φt outside.
+
+Shape letters: N batch, M memory slots, L words, V vocabulary (|W|, with the null word 0), F features of a sentence
+(V, or V + ngram_buckets), d embedding, K hops.
 """
 from __future__ import annotations
 
