@@ -145,7 +145,7 @@ class Config:
 
 # The two configurations of Weston et al. 2015 Table 3, as Config overrides for bAbI 1k (Config.for_data(ds, **…)).
 # hops = 4 fits every task's facts + STOP but those of tasks 7 and 8, which train on their first 3 facts; the
-# extended model's lr 0.02 was chosen on validation error (tasks 6, 9, 10: 21/17/8% against 42/30/37% at 0.005).
+# extended model's lr 0.02 was chosen on validation error: 11.7% mean over the 20 bAbI 1k tasks, 15.8% at 0.005.
 PRESETS = {
     "basic": dict(hops=2, time_features=True, extra_facts="first"),
     "extended": dict(hops=4, time_features=True, extra_facts="first", adaptive=True, ngrams=3, nonlinear=True,
