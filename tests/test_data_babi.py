@@ -179,6 +179,20 @@ def test_memory_keeps_last_50_and_drops_cut_off_support():
     assert b.stories.shape[1] == 60 and np.flatnonzero(b.supporting[0]).tolist() == [2, 57]
 
 
+def test_supporting_order_keeps_the_files_order_and_marks_cut_off_facts():
+    from memnet_np.data.babi import CUT_OFF, NO_FACT
+    qs = parse_babi(story_lines(60, [58, 3]) + story_lines(4, [2]))
+    vocab = build_vocab(qs)
+    a = vectorize(qs, vocab, memory_size=50)
+    assert a.supporting_order.tolist() == [[47, CUT_OFF], [1, NO_FACT]]   # id 58 first, as in the file
+    b = vectorize(qs, vocab, memory_size=100)
+    assert b.supporting_order.tolist() == [[57, 2], [1, NO_FACT]]
+    assert a.take([1]).supporting_order.tolist() == [[1, NO_FACT]]
+    for n in range(2):                                             # the same facts as the unordered mask
+        order = a.supporting_order[n]
+        assert sorted(order[order >= 0].tolist()) == np.flatnonzero(a.supporting[n]).tolist()
+
+
 def test_memory_truncation_real_task3(babi_root):
     qs = parse_babi(babi_root / "en" / "qa3_three-supporting-facts_test.txt")
     assert max(len(q.story) for q in qs) == 228

@@ -401,6 +401,9 @@ class BabiArrays:
     questions: list            # list[Question], same order
     sentences: np.ndarray      # (S, L) int64 every distinct sentence once; row 0 is the empty sentence
     slots: np.ndarray          # (N, M) int64 row of `sentences` in each slot: stories == sentences[slots]
+    supporting_order: np.ndarray | None = None   # (N, S) int64 slot of each supporting fact in the file's order
+    #                            (the order of reasoning: hop 1 first); NO_FACT (-1) pads, CUT_OFF (-2) marks a
+    #                            fact the memory limit cut off. S = most supporting facts of any question (>= 1).
 
     def __len__(self) -> int:
         return int(self.stories.shape[0])
@@ -411,9 +414,14 @@ class BabiArrays:
         if idx.dtype == bool:
             idx = np.flatnonzero(idx)
         idx = idx.astype(np.int64).ravel()                               # (n,)
+        order = None if self.supporting_order is None else self.supporting_order[idx]
         return BabiArrays(self.stories[idx], self.queries[idx], self.answers[idx], self.mask[idx],
                           self.supporting[idx], self.tasks[idx], [self.questions[i] for i in idx],
-                          self.sentences, self.slots[idx])
+                          self.sentences, self.slots[idx], order)
+
+
+NO_FACT = -1                        # supporting_order: no further supporting fact
+CUT_OFF = -2                        # supporting_order: a supporting fact the memory limit cut off
 
 
 def _kept(q: Question, memory_size: int) -> tuple[tuple[tuple[str, ...], ...], int]:
@@ -437,7 +445,8 @@ def vectorize(questions: Sequence[Question], vocab: Vocab, memory_size: int = 50
     """Word-id arrays of the questions; each story keeps its LAST memory_size statements.
 
     M = slots, or min(memory_size, longest kept story) (at least 1); L = sentence_len, or the longest kept
-    sentence or question. A supporting fact cut off by the memory limit is simply absent from `supporting`.
+    sentence or question. A supporting fact cut off by the memory limit is simply absent from `supporting`;
+    `supporting_order` keeps the facts in the file's order, a cut-off one as CUT_OFF.
     """
     if memory_size < 1:
         raise ValueError(f"memory_size must be at least 1, got {memory_size}")
@@ -458,6 +467,8 @@ def vectorize(questions: Sequence[Question], vocab: Vocab, memory_size: int = 50
     mask = np.zeros((N, M), dtype=bool)                                  # (N, M)
     supporting = np.zeros((N, M), dtype=bool)                            # (N, M)
     tasks = np.array([q.task for q in questions], dtype=np.int64)        # (N,)
+    S = max([1] + [len(q.supporting) for q in questions])
+    supporting_order = np.full((N, S), NO_FACT, dtype=np.int64)          # (N, S)
     for n, q in enumerate(questions):
         kept, cut = _kept(q, memory_size)
         if len(kept) > M:
@@ -474,9 +485,10 @@ def vectorize(questions: Sequence[Question], vocab: Vocab, memory_size: int = 50
             ids.append(i)
         slot_ids[n, :len(ids)] = ids
         mask[n, :len(ids)] = True
-        for j in q.supporting:
+        for i, j in enumerate(q.supporting):
             if j >= cut:
                 supporting[n, j - cut] = True
+            supporting_order[n, i] = j - cut if j >= cut else CUT_OFF
         if len(q.question) > L:
             raise SentenceTooLongError(f"{q.source}: the question has {len(q.question)} words, more than "
                                        f"sentence_len={L}")
@@ -486,7 +498,8 @@ def vectorize(questions: Sequence[Question], vocab: Vocab, memory_size: int = 50
     for i, r in enumerate(rows):
         table[i, :len(r)] = r
     stories = table[slot_ids]                                            # (N, M, L)
-    return BabiArrays(stories, queries, answers, mask, supporting, tasks, questions, table, slot_ids)
+    return BabiArrays(stories, queries, answers, mask, supporting, tasks, questions, table, slot_ids,
+                      supporting_order)
 
 
 def split_validation(questions: Sequence[Question], fraction: float = 0.1) -> tuple[list, list]:

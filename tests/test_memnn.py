@@ -1,0 +1,367 @@
+"""MemNN: gradients of every parameter, agreement with the per-example model written from the paper, the winner
+loop, G's forgetting, batches and their negatives, and the errors strong supervision needs."""
+import itertools
+
+import numpy as np
+import pytest
+
+from memnet_np import memnn
+from memnet_np.data import build_vocab, parse_babi, vectorize
+from memnet_np.gradcheck import check_gradients, eval_numerical_gradient, format_report, rel_error
+
+# time features, negatives (sampled, all), R's input, adaptive hops (AM), nonlinear embedding (NL)
+COMBOS = list(itertools.product([True, False], [3, 0], ["ordered", "sum"], [False, True], [False, True]))
+GRAD_COMBOS = [c for c in COMBOS if (c[1] == 3) == (c[2] == "ordered")]   # every option on and off, half the runs
+
+
+def setup(seed=0, **kw):
+    rng = np.random.default_rng(seed)
+    config = memnn.Config.tiny(**kw)
+    params = memnn.init_params(config, rng)
+    batch = memnn.example_batch(config, rng)
+    return config, params, batch
+
+
+def arrays_of(lines, memory_size=50):
+    qs = parse_babi(lines, task=1)
+    return vectorize(qs, build_vocab(qs), memory_size=memory_size)
+
+
+STORY = ["1 mary went to the kitchen.", "2 john went to the garden.", "3 mary got the milk there.",
+         "4 mary went to the office.", "5 where is the milk? \toffice\t3 4",
+         "6 john went to the hallway.", "7 where is john? \thallway\t6"]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# gradients
+
+
+@pytest.mark.gradcheck
+@pytest.mark.parametrize("time_features,negatives,answer_input,adaptive,nonlinear", GRAD_COMBOS)
+def test_every_parameter_gradient(time_features, negatives, answer_input, adaptive, nonlinear):
+    for seed in (1,) if adaptive or nonlinear else (1, 2):
+        config, params, batch = setup(seed, time_features=time_features, negatives=negatives,
+                                      answer_input=answer_input, adaptive=adaptive, nonlinear=nonlinear,
+                                      hops=3 if adaptive else 2)
+        report = check_gradients(lambda p: memnn.loss_and_grads(p, batch, config), params, max_entries=None)
+        assert set(report) == set(memnn.param_names(config))
+        for r in report.values():
+            assert r.checked > 0.9 * (r.checked + r.kinks), format_report(report)
+        assert all(r.rel_error < 1e-7 for r in report.values()), format_report(report)
+
+
+@pytest.mark.gradcheck
+def test_a_hinge_exactly_at_its_kink_is_reported_not_failed():
+    config, params, batch = setup(3, time_features=False, negatives=0)
+    scores, _ = memnn.forward(params, batch, config)
+    f = batch.targets[:, 0]                                         # (N,)
+    gap = scores.memory[np.arange(len(f)), 0, f][:, None] - scores.memory[:, 0]   # (N, M) s_O(x, f) − s_O(x, f̄)
+    gap = np.where(batch.neg_memories[:, 0] > 0, gap, 0.0)
+    assert gap.max() > 0                                            # this draw has a hinge we can put on its kink
+    # with γ = that gap, the term γ − s_O(x, f) + s_O(x, f̄) is exactly 0: its slope jumps right there
+    config = memnn.replace(config, margin=float(gap.max()))
+    report = check_gradients(lambda p: memnn.loss_and_grads(p, batch, config), params, max_entries=None)
+    assert report["U_O"].kinks > 0                                  # the guard saw the kink ...
+    assert report["U_O"].kink_matches == report["U_O"].kinks      # ... and our slope is one of its one-sided slopes
+    assert all(r.rel_error < 1e-7 for r in report.values()), format_report(report)
+
+
+def test_score_gradient_is_U_times_ab_plus_ba():
+    rng = np.random.default_rng(4)
+    U, a, b = rng.standard_normal((4, 9)), rng.standard_normal(9), rng.standard_normal(9)
+    num = eval_numerical_gradient(lambda: a @ U.T @ U @ b, U)
+    assert rel_error(U @ (np.outer(a, b) + np.outer(b, a)), num) < 1e-9
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the vectorised model against the per-example one written from the paper
+
+
+@pytest.mark.parametrize("time_features,negatives,answer_input,adaptive,nonlinear", COMBOS)
+def test_vectorised_loss_grads_and_argmax_equal_the_per_example_model(time_features, negatives, answer_input,
+                                                                      adaptive, nonlinear):
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        config = memnn.Config.tiny(time_features=time_features, negatives=negatives, answer_input=answer_input,
+                                   adaptive=adaptive, nonlinear=nonlinear, hops=2 + seed % 2, init_std=0.5)
+        params = memnn.init_params(config, rng)
+        batch = memnn.example_batch(config, rng, N=6, M=6)
+        loss, grads, info = memnn.loss_and_grads(params, batch, config)
+        loss_n, grads_n = memnn.loss_and_grads_naive(params, batch, config)
+        assert loss > 0 and np.isclose(loss, loss_n, rtol=1e-12, atol=0)
+        if nonlinear:                                   # the naive gradient is the linear model's: differences
+            assert grads_n is None
+            if seed == 0:
+                small = batch._replace(**{f: getattr(batch, f)[:3] for f in batch._fields})
+                report = check_gradients(lambda p: (memnn.loss_and_grads_naive(p, small, config)[0],
+                                                    memnn.loss_and_grads(p, small, config)[1]), params,
+                                         max_entries=4)
+                assert all(r.rel_error < 1e-7 for r in report.values()), format_report(report)
+        else:
+            for name in grads:
+                assert np.allclose(grads[name], grads_n[name], rtol=1e-10, atol=1e-12), name
+        answers_n, chosen_n = memnn.predict_naive(params, batch, config)
+        assert np.array_equal(info["predictions"], answers_n)
+        assert np.array_equal(info["chosen"], chosen_n)
+
+
+def test_the_naive_model_would_see_a_wrong_gradient():
+    config, params, batch = setup(5)
+    _, grads, _ = memnn.loss_and_grads(params, batch, config)
+    _, grads_n = memnn.loss_and_grads_naive(params, batch, config)
+    assert np.abs(grads_n["U_O"]).max() > 0.01                     # a real signal, not two zero arrays
+    wrong = grads["U_O"].copy()
+    wrong[:, :config.vocab_size] *= 2
+    assert not np.allclose(wrong, grads_n["U_O"], rtol=1e-10, atol=1e-12)
+
+
+def test_loss_is_zero_once_every_margin_is_met_and_examples_of_weight_zero_count_nothing():
+    config, params, batch = setup(6, time_features=False)
+    scores, _ = memnn.forward(params, batch, config)
+    loss, _ = memnn.margin_loss_forward(scores, batch, config)
+    assert loss > 0
+    big = scores._replace(memory=scores.memory.copy(), answer=scores.answer.copy())
+    rows = np.arange(len(batch.answers))
+    for k in range(config.hops):
+        big.memory[rows, k, batch.targets[:, k]] += 100.0
+    big.answer[rows, batch.answers] += 100.0
+    assert memnn.margin_loss_forward(big, batch, config)[0] == 0.0
+    none = batch._replace(weight=np.zeros_like(batch.weight))
+    assert memnn.margin_loss_forward(scores, none, config)[0] == 0.0
+
+
+@pytest.mark.gradcheck
+@pytest.mark.parametrize("time_features,adaptive,nonlinear", [(True, False, False), (False, True, False),
+                                                              (True, True, True)])
+def test_ngram_features_gradients_and_per_example_model(time_features, adaptive, nonlinear):
+    config, params, batch = setup(11, ngrams=3, ngram_buckets=7, time_features=time_features, adaptive=adaptive,
+                                  nonlinear=nonlinear, hops=3 if adaptive else 2)
+    assert params["U_O"].shape == (config.d, 3 * (config.vocab_size + 7))
+    report = check_gradients(lambda p: memnn.loss_and_grads(p, batch, config), params, max_entries=None)
+    assert all(r.rel_error < 1e-7 for r in report.values()), format_report(report)
+    loss, grads, info = memnn.loss_and_grads(params, batch, config)
+    loss_n, grads_n = memnn.loss_and_grads_naive(params, batch, config)
+    assert np.isclose(loss, loss_n, rtol=1e-12, atol=0)
+    if grads_n is not None:
+        assert all(np.allclose(grads[k], grads_n[k], rtol=1e-10, atol=1e-12) for k in grads)
+    answers_n, chosen_n = memnn.predict_naive(params, batch, config)
+    assert np.array_equal(info["predictions"], answers_n) and np.array_equal(info["chosen"], chosen_n)
+
+
+def test_ngram_features_tell_word_order_apart():
+    config = memnn.Config(vocab_size=10, ngrams=3, ngram_buckets=1000)
+    x = np.array([[3, 5, 7, 0], [5, 3, 7, 0]])
+    f = memnn.features(x, config)                                   # (2, 10 + 1000)
+    assert f.shape == (2, 1010) and np.array_equal(f[0, :10], f[1, :10])   # the same bag of words ...
+    assert f[0, 10:].sum() == 3 and f[1, 10:].sum() == 3            # two 2-grams and one 3-gram each ...
+    bigram = 10 + (7919 * 2 + 3 * 1 + 5 * 1009) % 1000              # (3, 5) by the documented hash
+    assert f[0, bigram] == 1 and f[1, bigram] == 0                  # ... but different n-grams
+    assert np.array_equal(memnn.features(x, memnn.replace(config, ngrams=1)), f[:, :10])
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# O's winner loop, by hand
+
+
+def test_winner_loop_time_bias_picks_the_newest_or_the_oldest_of_equal_scores():
+    s = np.zeros((2, 4))                                            # four memories that score the same
+    mask = np.array([[True] * 4, [True, True, True, False]])
+    t_x = np.full(2, 4)                                             # the question: after every memory
+    newest = memnn.winner_loop(s, np.array([[0, 0, -1.0]] * 2), t_x, mask)   # "y older than y'" counts against y
+    oldest = memnn.winner_loop(s, np.array([[0, 0, +1.0]] * 2), t_x, mask)
+    assert newest.tolist() == [3, 2] and oldest.tolist() == [0, 0]  # an empty slot never wins
+
+
+def test_winner_loop_after_the_first_fact():
+    # scores favour slot 0; x was written at slot 1. "x older than y'" (the newcomer comes after x) counts for
+    # the newcomer enough to beat slot 0: 3 − 1 − 5 < 0; then "x older than y" keeps slot 2 against slot 3:
+    # 1 − 1 + 6 − 5 > 0. The first memory written after x wins.
+    s = np.array([[3.0, 0.0, 1.0, 1.0]])
+    tau = np.array([[6.0, -5.0, 0.0]])
+    w = memnn.winner_loop(s, tau, np.array([1]), np.ones((1, 4), bool))
+    assert w.tolist() == [2]
+
+
+def test_without_time_features_o_is_the_argmax_over_real_slots():
+    config, params, batch = setup(7, time_features=False)
+    _, chosen, hop_scores, _ = memnn.infer(params, batch, config)
+    masked = np.where(batch.mask[:, None, :], hop_scores, -np.inf)
+    assert np.array_equal(chosen, masked.argmax(-1))
+    assert batch.mask[np.arange(len(chosen))[:, None], chosen].all()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# G, batches, negatives
+
+
+def test_g_writes_in_order_and_forgets_the_oldest_first():
+    stories = np.array([[[1], [2], [3], [4], [5]], [[7], [8], [0], [0], [0]]])   # 5 sentences; 2 sentences
+    mask = stories[..., 0] > 0
+    kept, kept_mask, forgotten = memnn.write_memory(stories, mask, capacity=3)
+    assert kept[..., 0].tolist() == [[3, 4, 5], [7, 8, 0]]
+    assert kept_mask.tolist() == [[True, True, True], [True, True, False]] and forgotten.tolist() == [2, 0]
+
+
+def test_forgotten_supporting_fact_gives_the_question_weight_zero():
+    a = arrays_of(STORY)
+    config = memnn.Config(vocab_size=30, d=4, memory_size=3)
+    batch = memnn.make_batch(a, np.arange(2), config)
+    # question 1 (milk): facts at slots 2, 3 of 4; with capacity 3 slot 0 is forgotten, the facts move to 1, 2
+    assert batch.targets.tolist()[0] == [1, 2] and batch.weight[0] == 1.0
+    # question 2 (john, 5 sentences): fact 5 (slot 4) moves to slot 2; the hop without a fact repeats it
+    assert batch.targets.tolist()[1] == [2, 2] and batch.weight[1] == 1.0
+    small = memnn.replace(config, memory_size=1)
+    b = memnn.make_batch(a, np.arange(2), small)
+    assert b.weight.tolist() == [0.0, 1.0]                          # the milk's first fact was forgotten
+
+
+def test_negatives_are_other_real_slots_and_other_words_drawn_when_the_batch_is_made():
+    config, params, batch = setup(8, negatives=4)
+    N = len(batch.answers)
+    for n in range(N):
+        for k in range(config.hops):
+            neg = batch.neg_memories[n, k]
+            assert neg[batch.targets[n, k]] == 0 and np.all(neg[~batch.mask[n]] == 0)
+            assert neg.sum() == (4 if batch.mask[n].sum() > 1 else 0)
+        assert batch.neg_answers[n, batch.answers[n]] == 0 and batch.neg_answers[n, 0] == 0
+        assert batch.neg_answers[n].sum() == 4
+    l1 = memnn.loss_and_grads(params, batch, config)[0]
+    assert l1 == memnn.loss_and_grads(params, batch, config)[0]     # deterministic given the batch
+    a = arrays_of(STORY)
+    cfg = memnn.Config(vocab_size=30, d=4, negatives=2)
+    b1 = memnn.make_batch(a, np.arange(2), cfg, np.random.default_rng(0), train=True)
+    b2 = memnn.make_batch(a, np.arange(2), cfg, np.random.default_rng(0), train=True)
+    assert np.array_equal(b1.neg_memories, b2.neg_memories) and b1.neg_memories.sum() == 2 * 2 * 2
+    ev = memnn.make_batch(a, np.arange(2), cfg, np.random.default_rng(0), train=False)
+    assert np.array_equal(ev.neg_memories[0, 0], [1, 1, 0, 1, 0])   # evaluation: every other real slot
+
+
+def test_hop_targets_repeat_the_last_fact_and_keep_the_files_order():
+    targets, known = memnn.hop_targets(np.array([[4, 1], [2, -1], [0, -2]]), hops=3)
+    assert targets.tolist() == [[4, 1, 1], [2, 2, 2], [0, 0, 0]] and known.tolist() == [True, True, False]
+
+
+def test_am_targets_end_with_stop_and_only_those_hops_are_trained():
+    targets, active, known = memnn.stop_targets(np.array([[4, 1], [2, -1], [0, -2]]), hops=4, stop=9)
+    assert targets.tolist() == [[4, 1, 9, 9], [2, 9, 9, 9], [0, 0, 0, 0]]
+    assert active.tolist() == [[True, True, True, False], [True, True, False, False], [True, True, True, False]]
+    assert known.tolist() == [True, True, False]
+    with pytest.raises(ValueError, match=r"2 supporting facts but the model has only 2 hops \(STOP included\); "
+                                         r"use hops >= 3"):
+        memnn.stop_targets(np.array([[4, 1]]), hops=2, stop=9)
+    targets, active, _ = memnn.stop_targets(np.array([[4, 1]]), hops=2, stop=9, extra_facts="first")
+    assert targets.tolist() == [[4, 9]] and active.tolist() == [[True, True]]
+
+
+def test_am_stop_is_a_negative_candidate_and_ends_inference():
+    config, params, batch = setup(10, adaptive=True, hops=3, negatives=50)
+    M = batch.mask.shape[1]
+    assert batch.neg_memories.shape[-1] == M + 1
+    for n in range(len(batch.answers)):
+        k = int(batch.active[n].sum()) - 1                          # the STOP hop
+        assert batch.targets[n, k] == M and batch.neg_memories[n, k, M] == 0
+        assert batch.neg_memories[n, 0, M] > 0                       # STOP is a wrong answer for the first hop
+        assert np.all(batch.neg_memories[n, k + 1:] * batch.active[n, k + 1:, None] == 0)
+    _, chosen, _, _ = memnn.infer(params, batch, config)
+    first = np.where((chosen == M).any(1), (chosen == M).argmax(1), config.hops)
+    assert all(np.all(chosen[n, first[n]:] == M) for n in range(len(chosen)))   # after a STOP, only STOP
+    # every question word embeds to v, memories to 0, and STOP's column is v: s(x, STOP) = |q|·|v|² > 0 = s(x, m_i)
+    v = np.arange(1.0, config.d + 1)
+    params = {name: np.zeros_like(p) for name, p in params.items()}
+    params["U_O"][:, :config.vocab_size] = v[:, None]
+    params["S_O"][:, 0] = v
+    _, chosen, _, _ = memnn.infer(params, batch, config)
+    assert np.all(chosen == M)
+    assert np.array_equal(chosen, memnn.predict_naive(params, batch, config)[1])
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# bad input
+
+
+def test_data_without_supporting_facts_is_refused_for_training():
+    a = arrays_of(STORY)
+    config = memnn.Config(vocab_size=30, d=4)
+    bare = a.take(np.arange(2))
+    bare.supporting_order = None
+    with pytest.raises(ValueError, match="strong supervision.*no supporting facts"):
+        memnn.make_batch(bare, np.arange(2), config, np.random.default_rng(0), train=True)
+    bare.supporting_order = np.full((2, 1), -1)
+    with pytest.raises(ValueError, match="no supporting facts"):
+        memnn.make_batch(bare, np.arange(2), config, np.random.default_rng(0), train=True)
+    batch = memnn.make_batch(bare, np.arange(2), config)           # prediction only: allowed, no loss
+    assert batch.weight.tolist() == [0.0, 0.0]
+    partial = a.take(np.arange(2))
+    partial.supporting_order = np.array([[2, 3], [-1, -1]])
+    with pytest.raises(ValueError, match=r"question 1 \(<lines>:7\) has no supporting fact"):
+        memnn.make_batch(partial, np.arange(2), config, np.random.default_rng(0), train=True)
+
+
+def test_more_supporting_facts_than_hops_is_an_error_unless_asked_for():
+    a = arrays_of(STORY)
+    one_hop = memnn.Config(vocab_size=30, d=4, hops=1)
+    with pytest.raises(ValueError, match=r"\(<lines>:5\) has 2 supporting facts but the model has only 1 hops"):
+        memnn.make_batch(a, np.arange(2), one_hop, np.random.default_rng(0), train=True)
+    batch = memnn.make_batch(a, np.arange(2), memnn.replace(one_hop, extra_facts="first"))
+    assert batch.targets.tolist() == [[2], [4]]
+
+
+def test_bad_configs_and_batches_say_what_is_wrong():
+    with pytest.raises(ValueError, match="adaptive hops need hops >= 2"):
+        memnn.Config(adaptive=True, hops=1)
+    with pytest.raises(ValueError, match="ngrams must be 1, 2 or 3"):
+        memnn.Config(ngrams=4)
+    with pytest.raises(ValueError, match="answer_input must be one of"):
+        memnn.Config(answer_input="concat")
+    with pytest.raises(ValueError, match="negatives must be >= 0"):
+        memnn.Config(negatives=-1)
+    with pytest.raises(ValueError, match="margin must be > 0"):
+        memnn.Config(margin=0)
+    with pytest.raises(ValueError, match="hops must be at least 1"):
+        memnn.Config(hops=0)
+    with pytest.raises(ValueError, match="vocab_size must be at least 3"):
+        memnn.init_params(memnn.Config(), np.random.default_rng(0))
+    config, params, batch = setup(9)
+    with pytest.raises(ValueError, match="word ids outside"):
+        memnn.forward(params, batch._replace(queries=batch.queries + config.vocab_size), config)
+    with pytest.raises(ValueError, match="inconsistent batch"):
+        memnn.forward(params, batch._replace(targets=batch.targets[:, :1]), config)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# training
+
+
+def test_trains_to_task_1_in_seconds(babi_root):
+    from memnet_np import data, train
+    ds = data.load_babi(1, data_dir=babi_root)
+    config = memnn.Config.for_data(ds, epochs=20)
+    result = train.train(memnn, ds, config, np.random.default_rng(0))
+    assert result.test_error <= 1.0, result.summary()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", [1, 2, 11, 12, 13, 20])
+def test_solves_the_tasks_the_2014_model_solves(babi_root, task):
+    from memnet_np import data, train
+    ds = data.load_babi(task, data_dir=babi_root)
+    config = memnn.Config.for_data(ds, **memnn.PRESETS["basic"])
+    for seed in range(5 if task == 1 else 1):
+        result = train.train(memnn, ds, config, np.random.default_rng(seed))
+        assert result.test_error <= (0.5 if task == 1 else 1.5), (seed, result.summary())
+
+
+AM_ONLY = {**memnn.PRESETS["basic"], "adaptive": True, "hops": 4}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task,extension", [(3, AM_ONLY), (4, memnn.PRESETS["extended"]),
+                                            (16, memnn.PRESETS["extended"])])
+def test_extensions_solve_three_supporting_facts_relations_and_induction(babi_root, task, extension):
+    # measured: task 3 AM alone 97.9% (the extended preset 78.8%: its n-grams cost hop accuracy there),
+    # task 4 extended 99.7%, task 16 extended 99.8%; the basic model 22%, 68%, 24%
+    from memnet_np import data, train
+    ds = data.load_babi(task, data_dir=babi_root)
+    basic = train.train(memnn, ds, memnn.Config.for_data(ds, **memnn.PRESETS["basic"]), np.random.default_rng(0))
+    ext = train.train(memnn, ds, memnn.Config.for_data(ds, **extension), np.random.default_rng(0))
+    assert basic.test_error > 20 and ext.test_error <= 5.0, (basic.summary(), ext.summary())
