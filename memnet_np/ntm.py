@@ -34,6 +34,7 @@ R read heads, Wh write heads, Hh = R + Wh heads in all (read heads first). D inp
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 from dataclasses import dataclass
@@ -154,6 +155,7 @@ def replace(config: Config, **changes) -> Config:
 # Parameters
 
 
+@functools.lru_cache(maxsize=64)
 def head_layout(config: Config) -> dict[str, slice]:
     """Columns of the head layer's output P for each head parameter, all heads of a kind side by side.
 
@@ -308,6 +310,35 @@ def _check_batch(batch: Batch, config: Config) -> None:
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# Small pieces used by every stage: a softmax over the last axis and its backward, the logistic function
+
+
+def softmax(z):
+    """softmax over the last axis, max-subtracted (exp never overflows; any β or γ is safe)."""
+    e = np.exp(z - z.max(-1, keepdims=True))                  # (..., M) in (0, 1]
+    return e / e.sum(-1, keepdims=True)
+
+
+def softmax_backward(dp, p):
+    return p * (dp - (p * dp).sum(-1, keepdims=True))         # (..., M) Jacobian diag(p) − p pᵀ applied to dp
+
+
+def sigmoid(x):
+    return 0.5 + 0.5 * np.tanh(0.5 * x)                       # σ(x) = (1 + tanh(x/2)) / 2, no overflow for any x
+
+
+def outer_sum(u, v):
+    """Σ_k u_k v_kᵀ per example: u (N, K, M), v (N, K, d) -> (N, M, d); the same as uᵀ v.
+
+    With few heads K, K broadcast outer products are several times faster than a batched matmul of inner size K.
+    """
+    out = u[:, 0, :, None] * v[:, 0, None, :]                 # (N, M, d)
+    for k in range(1, u.shape[1]):
+        out = out + u[:, k, :, None] * v[:, k, None, :]
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # Addressing, stage 1: content.  K = u·v / (‖u‖_ε ‖v‖_ε),  w^c = softmax(β K)
 
 
@@ -327,20 +358,20 @@ def content_forward(k, beta, mem):
     nk = np.sqrt((k * k).sum(-1) + COSINE_EPS)                # (N, Hh)
     nm = np.sqrt((mem * mem).sum(-1) + COSINE_EPS)            # (N, M) a zero row has norm √ε, not 0
     K = dot / (nk[:, :, None] * nm[:, None, :])               # (N, Hh, M)
-    w, _ = ops.masked_softmax_forward(beta[:, :, None] * K)   # (N, Hh, M) max-subtracted: any β is safe
+    w = softmax(beta[:, :, None] * K)                         # (N, Hh, M)
     return w, ContentCache(k, mem, nk, nm, K, beta, w)
 
 
 def content_backward(dw, cache):
     k, mem, nk, nm, K, beta, w = cache
-    dz = ops.masked_softmax_backward(dw, ops.SoftmaxCache(w))   # (N, Hh, M) ∂/∂(βK)
+    dz = softmax_backward(dw, w)                              # (N, Hh, M) ∂/∂(βK)
     dbeta = (dz * K).sum(-1)                                  # (N, Hh)
     dK = dz * beta[:, :, None]                                # (N, Hh, M)
     ddot = dK / (nk[:, :, None] * nm[:, None, :])             # (N, Hh, M) K = dot / (nk nm)
     dnk = -(dK * K).sum(-1) / nk                              # (N, Hh)  ∂K/∂nk = −K/nk
     dnm = -(dK * K).sum(1) / nm                               # (N, M)
     dk = ddot @ mem + (dnk / nk)[:, :, None] * k              # (N, Hh, d)  ∂nk/∂k = k/nk
-    dmem = ddot.transpose(0, 2, 1) @ k + (dnm / nm)[:, :, None] * mem   # (N, M, d)
+    dmem = outer_sum(ddot, k) + (dnm / nm)[:, :, None] * mem  # (N, M, d)
     return dk, dbeta, dmem
 
 
@@ -371,11 +402,14 @@ def interpolate_backward(dwg, cache):
 # Stage 3: circular shift.  w̃(i) = Σ_δ s(δ) w^g(i − δ mod M),  s[..., j] the weight of δ = j − r
 
 
+@functools.lru_cache(maxsize=64)
 def shift_index(M: int, S: int, sign: int = 1) -> np.ndarray:
     """(S, M) table idx[j, i] = (i − sign·δ_j) mod M with δ_j = j − r: w^g[..., idx] lines up w^g(i − δ) for every δ."""
     r = (S - 1) // 2
     delta = np.arange(S) - r                                  # (S,)
-    return (np.arange(M)[None, :] - sign * delta[:, None]) % M   # (S, M)
+    idx = (np.arange(M)[None, :] - sign * delta[:, None]) % M   # (S, M)
+    idx.flags.writeable = False                               # shared between calls (cached)
+    return idx
 
 
 class ShiftCache(NamedTuple):
@@ -414,13 +448,13 @@ class SharpenCache(NamedTuple):
 def sharpen_forward(ws, gamma):
     """ws (N, Hh, M) on the simplex, gamma (N, Hh) ≥ 1 -> w (N, Hh, M)."""
     lw = np.log(np.maximum(ws, SHARPEN_FLOOR))                # (N, Hh, M) finite even where w̃ = 0
-    w, _ = ops.masked_softmax_forward(gamma[:, :, None] * lw)   # (N, Hh, M)
+    w = softmax(gamma[:, :, None] * lw)                       # (N, Hh, M)
     return w, SharpenCache(ws, lw, gamma, w)
 
 
 def sharpen_backward(dw, cache):
     ws, lw, gamma, w = cache
-    dz = ops.masked_softmax_backward(dw, ops.SoftmaxCache(w))   # (N, Hh, M) ∂/∂(γ log w̃)
+    dz = softmax_backward(dw, w)                              # (N, Hh, M) ∂/∂(γ log w̃)
     dgamma = (dz * lw).sum(-1)                                # (N, Hh)
     above = ws > SHARPEN_FLOOR                                # (N, Hh, M) below the floor the slope is 0
     dws = np.where(above, gamma[:, :, None] * dz / np.maximum(ws, SHARPEN_FLOOR), 0.0)   # (N, Hh, M)
@@ -443,7 +477,7 @@ def read_forward(mem, w):
 
 def read_backward(dr, cache):
     mem, w = cache
-    dmem = w.transpose(0, 2, 1) @ dr                          # (N, M, d)
+    dmem = outer_sum(w, dr)                                   # (N, M, d) wᵀ dr
     dw = dr @ mem.transpose(0, 2, 1)                          # (N, R, M)
     return dmem, dw
 
@@ -486,7 +520,7 @@ class AddCache(NamedTuple):
 
 def add_forward(mem, w, a):
     """M + Σ_h w_h aₕᵀ: mem (N, M, d), w (N, Wh, M), a (N, Wh, d) -> (N, M, d)."""
-    return mem + w.transpose(0, 2, 1) @ a, AddCache(w, a)    # (N, M, d)
+    return mem + outer_sum(w, a), AddCache(w, a)             # (N, M, d) M + wᵀ a
 
 
 def add_backward(dout, cache):
@@ -526,10 +560,10 @@ def heads_forward(P, config: Config):
     k = np.tanh(P[:, lay["k"]]).reshape(N, Hh, d)             # (N, Hh, d)
     raw_beta, raw_gamma = P[:, lay["beta"]], P[:, lay["gamma"]]   # (N, Hh)
     beta = softplus(raw_beta)                                 # (N, Hh)
-    g, _ = ops.sigmoid_forward(P[:, lay["g"]])                # (N, Hh)
-    s, _ = ops.masked_softmax_forward(P[:, lay["s"]].reshape(N, Hh, S))   # (N, Hh, S)
+    g = sigmoid(P[:, lay["g"]])                               # (N, Hh)
+    s = softmax(P[:, lay["s"]].reshape(N, Hh, S))             # (N, Hh, S)
     gamma = 1.0 + softplus(raw_gamma)                         # (N, Hh)
-    e, _ = ops.sigmoid_forward(P[:, lay["e"]].reshape(N, Wh, d))          # (N, Wh, d)
+    e = sigmoid(P[:, lay["e"]].reshape(N, Wh, d))             # (N, Wh, d)
     a = np.tanh(P[:, lay["a"]]).reshape(N, Wh, d)             # (N, Wh, d)
     heads = Heads(k, beta, g, s, gamma, e, a)
     return heads, HeadsCache(heads, raw_beta, raw_gamma)
@@ -545,13 +579,13 @@ def heads_backward(dheads: Heads, cache: HeadsCache, config: Config):
     if dheads.k is not None:
         put("k", dheads.k * (1.0 - h.k * h.k))
     if dheads.beta is not None:
-        put("beta", dheads.beta * ops.sigmoid_forward(cache.raw_beta)[0])   # softplus' = σ
+        put("beta", dheads.beta * sigmoid(cache.raw_beta))      # softplus' = σ
     if dheads.g is not None:
         put("g", dheads.g * h.g * (1.0 - h.g))
     if dheads.s is not None:
-        put("s", ops.masked_softmax_backward(dheads.s, ops.SoftmaxCache(h.s)))
+        put("s", softmax_backward(dheads.s, h.s))
     if dheads.gamma is not None:
-        put("gamma", dheads.gamma * ops.sigmoid_forward(cache.raw_gamma)[0])
+        put("gamma", dheads.gamma * sigmoid(cache.raw_gamma))
     if dheads.e is not None:
         put("e", dheads.e * h.e * (1.0 - h.e))
     if dheads.a is not None:
@@ -605,10 +639,12 @@ def step_forward(params, config: Config, x, state):
     return (h, c, r, w, mem_new), StepCache(xin, ctrl, h, hc, cc, ic, sc, pc, rc, ec, ac)
 
 
-def step_backward(params, config: Config, grads, dstate, dh_out, dr_out, cache: StepCache):
+def step_backward(params, config: Config, dstate, dh_out, dr_out, cache: StepCache):
     """dstate = gradients of the state this step returned; dh_out (N, H), dr_out (N, R, d) from the output layer.
 
-    Accumulates into grads; returns the gradients of the state the step received.
+    Returns the gradients of the state the step received, and the gradients of the step's two pre-activations,
+    dP (N, P) of the head layer and dz (N, 4H or H) of the controller: `backward` forms the weight gradients
+    Σ_t dP_tᵀ h_t and Σ_t dz_tᵀ [x_t, r_{t−1}] from them once, as single matrix products.
     """
     dh, dc, dr, dw, dmem = dstate
     R = config.read_heads
@@ -623,21 +659,16 @@ def step_backward(params, config: Config, grads, dstate, dh_out, dr_out, cache: 
     dk, dbeta, dmem_c = content_backward(dwc, cache.content)
     dmem_prev = dmem_prev + dmem_c                            # (N, M, d)
     dP = heads_backward(Heads(dk, dbeta, dg, ds, dgamma, de, da), cache.heads, config)   # (N, P)
-    grads["W_heads"] += dP.T @ cache.h                        # (P, H)
-    grads["b_heads"] += dP.sum(0)                             # (P,)
     dh = dh_out + dP @ params["W_heads"] + (0.0 if dh is None else dh)   # (N, H)
     if config.controller == "lstm":
-        dxin, dh_prev, dc_prev, dWx, dWh, db = ops.lstm_backward(dh, dc, cache.controller)
-        grads["Wh"] += dWh
+        dz, dc_prev = ops.lstm_preactivation_backward(dh, dc, cache.controller)   # (N, 4H), (N, H)
+        dh_prev = dz @ params["Wh"]                           # (N, H)
     else:
         dz = dh * (1.0 - cache.h * cache.h)                   # (N, H) tanh'
-        dxin, dWx, db = dz @ params["Wx"], dz.T @ cache.xin, dz.sum(0)
         dh_prev = dc_prev = None
-    grads["Wx"] += dWx
-    grads["b"] += db
-    N, D = dxin.shape[0], config.input_width
-    dr_prev = dxin[:, D:].reshape(N, R, -1)                   # (N, R, d) r_{t−1} was part of the input
-    return dh_prev, dc_prev, dr_prev, dw_prev, dmem_prev
+    N, D = dz.shape[0], config.input_width
+    dr_prev = (dz @ params["Wx"][:, D:]).reshape(N, R, -1)    # (N, R, d) r_{t−1} was part of the input (x_t is data)
+    return (dh_prev, dc_prev, dr_prev, dw_prev, dmem_prev), dP, dz
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -661,7 +692,7 @@ def initial_state(params, config: Config, batch: Batch):
     else:
         h = c = None
     r = np.broadcast_to(params["r0"], (N,) + params["r0"].shape)        # (N, R, d)
-    w0, _ = ops.masked_softmax_forward(params["w0"])                    # (Hh, M)
+    w0 = softmax(params["w0"])                                         # (Hh, M)
     w = np.broadcast_to(w0, (N,) + w0.shape)                            # (N, Hh, M)
     if config.memory_init == "constant":
         mem = np.full((N, M, d), config.memory_init_value, dtype=dtype)
@@ -710,15 +741,24 @@ def backward(dlogits, cache: Cache, params, config: Config) -> dict[str, np.ndar
     lstm = config.controller == "lstm"
     dstate = (np.zeros((N, H), dtype) if lstm else None, np.zeros((N, H), dtype) if lstm else None,
               np.zeros((N, R, d), dtype), np.zeros((N, config.heads, M), dtype), np.zeros((N, M, d), dtype))
+    dPs, dzs = [None] * T, [None] * T
     for t in reversed(range(T)):
-        dstate = step_backward(params, config, grads, dstate, dhr[:, t, :H], dhr[:, t, H:].reshape(N, R, -1),
-                               cache.steps[t])
+        dstate, dPs[t], dzs[t] = step_backward(params, config, dstate, dhr[:, t, :H],
+                                               dhr[:, t, H:].reshape(N, R, -1), cache.steps[t])
+    dP = np.concatenate(dPs)                                  # (T·N, P) step by step, as the stacks below
+    dz = np.concatenate(dzs)                                  # (T·N, 4H)
+    grads["W_heads"] += dP.T @ np.concatenate([s.h for s in cache.steps])       # (P, H)
+    grads["b_heads"] += dP.sum(0)
+    grads["Wx"] += dz.T @ np.concatenate([s.xin for s in cache.steps])          # (4H, D + R·d)
+    grads["b"] += dz.sum(0)
+    if config.controller == "lstm":
+        grads["Wh"] += dz.T @ np.concatenate([s.controller.h_prev for s in cache.steps])   # (4H, H)
     dh, dc, dr, dw, dmem = dstate
     if config.controller == "lstm":
         grads["h0"] += dh.sum(0)                              # (H,) the same h0 for every sequence
         grads["c0"] += dc.sum(0)
     grads["r0"] += dr.sum(0)                                  # (R, d)
-    grads["w0"] += ops.masked_softmax_backward(dw.sum(0), ops.SoftmaxCache(cache.w0))   # (Hh, M)
+    grads["w0"] += softmax_backward(dw.sum(0), cache.w0)    # (Hh, M)
     if config.memory_init == "learned":
         grads["M0"] += dmem.sum(0)                            # (M, d)
     return grads
@@ -737,7 +777,7 @@ def bit_cross_entropy(logits, batch: Batch):
     ce = (softplus(logits) - y * logits) * mask               # (N, T, Y) −[y log σ(z) + (1−y) log(1−σ(z))]
     per_seq = ce.sum((1, 2))                                  # (N,)
     N = logits.shape[0]
-    dlogits = (ops.sigmoid_forward(logits)[0] - y) * mask / N   # (N, T, Y) ∂(mean over sequences)/∂z
+    dlogits = (sigmoid(logits) - y) * mask / N                # (N, T, Y) ∂(mean over sequences)/∂z
     return per_seq, dlogits
 
 
@@ -770,7 +810,7 @@ def predict(params, batch: Batch, config: Config):
     """Output bits (N, T, Y) (0 where unscored) and info: probabilities, per-sequence bits and bit errors,
     read/write weightings (N, T, heads, M), the final memory (N, M, d)."""
     logits, cache = forward(params, batch, config)
-    probs = ops.sigmoid_forward(logits)[0]                    # (N, T, Y)
+    probs = sigmoid(logits)                                   # (N, T, Y)
     m = metrics(logits, batch)
     read_w, write_w = weightings_of(cache, config)
     last = cache.steps[-1]
@@ -861,3 +901,98 @@ def forward_naive(params, batch: Batch, config: Config) -> np.ndarray:
             w_prev = weightings
             out[n, t] = params["W_out"] @ np.concatenate([h] + reads) + params["b_out"]
     return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Training: a stream of fresh random sequences, RMSProp or Adam, each gradient component clipped
+
+
+def evaluation_set(config: Config, rng: np.random.Generator, sequences: int, min_len: Optional[int] = None,
+                   max_len: Optional[int] = None, batch: int = 100) -> list:
+    """Fixed held-out batches (lengths in [min_len, max_len], the training range by default)."""
+    out, left = [], sequences
+    while left > 0:
+        n = min(batch, left)
+        out.append(make_batch(task_batch(config, rng, n, min_len, max_len), config, rng))
+        left -= n
+    return out
+
+
+def evaluate(params, config: Config, batches: list) -> dict:
+    """Mean cost (bits) and bit errors per sequence over the batches."""
+    bits, errors = [], []
+    for b in batches:
+        logits, _ = forward(params, b, config)
+        m = metrics(logits, b)
+        bits.append(m["bits"])
+        errors.append(m["bit_errors"])
+    return {"bits_per_sequence": float(np.concatenate(bits).mean()),
+            "bit_errors_per_sequence": float(np.concatenate(errors).mean()), "sequences": int(sum(map(len, bits)))}
+
+
+def make_optimizer(config: Config) -> optim.Optimizer:
+    if config.optimizer == "adam":
+        return optim.Adam(lr=config.lr)
+    return optim.RMSProp(lr=config.lr, decay=config.decay, momentum=config.momentum)
+
+
+def train_task(task: Optional[str] = None, config: Optional[Config] = None, rng: Optional[np.random.Generator] = None,
+               sequences: int = 30_000, batch: Optional[int] = None, progress: Optional[Callable] = None,
+               eval_every: int = 1000, eval_sequences: int = 200, target: float = 0.1,
+               stop_when_converged: bool = False, params: Optional[dict] = None) -> dict:
+    """Train on `sequences` fresh random sequences of the task, in batches of `batch` (config.batch_size).
+
+    Every `eval_every` sequences the model is scored on a fixed held-out set of `eval_sequences` sequences of the
+    training lengths (drawn from its own generator, never trained on); `converged_at` is the first such point with
+    at most `target` bit errors per sequence. `progress(record)` is called with each evaluation record. Seconds are
+    training time, evaluations excluded. Returns params, config, history, converged_at, final (the last record).
+    """
+    if config is None:
+        config = Config.for_task(task or "copy")
+    elif task is not None and task != config.task:
+        config = replace(config, task=task, **{k: v for k, v in dataclasses.asdict(Config.for_task(task)).items()
+                                               if k in ("input_width", "output_width", "min_len", "max_len")})
+    if batch is not None:
+        config = replace(config, batch_size=batch)
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    for name, v in (("sequences", sequences), ("eval_every", eval_every), ("eval_sequences", eval_sequences)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+    train_rng, eval_rng = rng.spawn(2)
+    held_out = evaluation_set(config, eval_rng, eval_sequences)
+    params = init_params(config, train_rng) if params is None else params
+    opt = make_optimizer(config)
+    B = config.batch_size
+    seen, seconds, history, converged_at = 0, 0.0, [], None
+    run_bits, run_errors, run_n = 0.0, 0.0, 0
+    next_eval = eval_every
+    while seen < sequences:
+        t0 = time.perf_counter()
+        b = make_batch(task_batch(config, train_rng, B), config, train_rng)
+        _, grads, info = loss_and_grads(params, b, config)
+        opt.step(params, optim.clip_by_value(grads, config.clip))
+        seconds += time.perf_counter() - t0
+        seen += B
+        run_bits += float(info["bits_per_sequence"].sum())
+        run_errors += float(info["bit_errors_per_sequence"].sum())
+        run_n += B
+        if seen >= next_eval or seen >= sequences:
+            next_eval += eval_every
+            ev = evaluate(params, config, held_out)
+            record = {"sequences": seen, "seconds": seconds, "train_bits_per_sequence": run_bits / run_n,
+                      "train_bit_errors_per_sequence": run_errors / run_n,
+                      "bits_per_sequence": ev["bits_per_sequence"],
+                      "bit_errors_per_sequence": ev["bit_errors_per_sequence"],
+                      "sequences_per_second": seen / max(seconds, 1e-9)}
+            run_bits = run_errors = 0.0
+            run_n = 0
+            history.append(record)
+            if progress is not None:
+                progress(record)
+            if converged_at is None and ev["bit_errors_per_sequence"] <= target:
+                converged_at = {"sequences": seen, "seconds": seconds}
+                if stop_when_converged:
+                    break
+    return {"params": params, "config": config, "history": history, "converged_at": converged_at,
+            "final": history[-1] if history else None}

@@ -376,8 +376,8 @@ def lstm_forward(x, h_prev, c_prev, Wx, Wh, b):
                          f"b (4H,); got Wx {Wx.shape}, Wh {Wh.shape}, b {b.shape}")
     z = x @ Wx.T + h_prev @ Wh.T + b                          # (N, 4H) pre-activations
     gates = np.empty_like(z)                                  # (N, 4H)
-    gates[:, :3 * H], _ = sigmoid_forward(z[:, :3 * H])       # (N, 3H) i, f, o
-    gates[:, 3 * H:] = np.tanh(z[:, 3 * H:])                  # (N, H) g
+    gates[:, :3 * H] = 0.5 + 0.5 * np.tanh(0.5 * z[:, :3 * H])   # i, f, o: σ(z) = (1 + tanh(z/2)) / 2, never overflows
+    gates[:, 3 * H:] = np.tanh(z[:, 3 * H:])                  # g
     i, f, o, g = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
     c = f * c_prev + i * g                                    # (N, H)
     tc = np.tanh(c)                                           # (N, H)
@@ -387,6 +387,21 @@ def lstm_forward(x, h_prev, c_prev, Wx, Wh, b):
 
 def lstm_backward(dh, dc, cache):
     """dh, dc (N, H): gradients of h and c (dc may be None) -> dx, dh_prev, dc_prev, dWx, dWh, db."""
+    dz, dc_prev = lstm_preactivation_backward(dh, dc, cache)   # (N, 4H), (N, H)
+    x, h_prev, Wx, Wh = cache.x, cache.h_prev, cache.Wx, cache.Wh
+    dx = dz @ Wx                                              # (N, D)
+    dh_prev = dz @ Wh                                         # (N, H)
+    dWx = dz.T @ x                                            # (4H, D)
+    dWh = dz.T @ h_prev                                       # (4H, H)
+    db = dz.sum(0)                                            # (4H,)
+    return dx, dh_prev, dc_prev, dWx, dWh, db
+
+
+def lstm_preactivation_backward(dh, dc, cache):
+    """The first half of lstm_backward: dz (N, 4H), the gradient of the pre-activations, and dc_prev (N, H).
+
+    A recurrent model can keep dz of every step and form the weight gradients Σ_t dz_tᵀ x_t once, as one product.
+    """
     x, h_prev, c_prev, Wx, Wh, gates, tc = cache
     H = h_prev.shape[-1]
     i, f, o, g = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
@@ -400,9 +415,4 @@ def lstm_backward(dh, dc, cache):
     dz[:, :3 * H] = dgates[:, :3 * H] * gates[:, :3 * H] * (1.0 - gates[:, :3 * H])   # σ' = σ(1 − σ)
     dz[:, 3 * H:] = dgates[:, 3 * H:] * (1.0 - g * g)         # tanh' = 1 − tanh²
     dc_prev = dc * f                                          # (N, H)
-    dx = dz @ Wx                                              # (N, D)
-    dh_prev = dz @ Wh                                         # (N, H)
-    dWx = dz.T @ x                                            # (4H, D)
-    dWh = dz.T @ h_prev                                       # (4H, H)
-    db = dz.sum(0)                                            # (4H,)
-    return dx, dh_prev, dc_prev, dWx, dWh, db
+    return dz, dc_prev
