@@ -81,6 +81,8 @@ class Config:
     momentum: float = 0.9            # RMSProp ι
     decay: float = 0.95              # RMSProp ℵ
     clip: float = 10.0               # each gradient component clipped to (−clip, clip)
+    backtrack: bool = False          # when the held-out cost jumps above twice its best (+1 bit), go back to the best
+                                     # parameters, halve lr and restart the optimiser (train_task)
     batch_size: int = 1
     min_len: int = 1                 # training sequence lengths (copy: 1–20)
     max_len: int = 20
@@ -138,6 +140,12 @@ class Config:
         base.update(overrides)
         return cls(**base)
 
+    @classmethod
+    def tuned(cls, task: str = "copy", **overrides) -> "Config":
+        """for_task with the training settings chosen on held-out sequences (see TUNED): Adam 1e-2, batch 16,
+        a learned initial memory, float32."""
+        return cls.for_task(task, **{**TUNED, **overrides})
+
     @property
     def heads(self) -> int:
         return self.read_heads + self.write_heads
@@ -145,6 +153,13 @@ class Config:
     @property
     def shifts(self) -> int:
         return 2 * self.shift_range + 1
+
+
+# Training settings chosen on held-out copy sequences (lengths 1-20, a validation set drawn from its own generator):
+# with the paper's RMSProp (lr 1e-4, batch 1) the validation cost was still 40 bits after 30k sequences; Adam 1e-2 at
+# batch 16 with a constant (fixed) memory 44 bits after 16k; the same with a learned initial memory (M0 ~ N(0, 0.1²),
+# rows distinct from the start, so content addressing can focus at once) reached 0.01 bit errors after 10k.
+TUNED = dict(optimizer="adam", lr=1e-2, batch_size=16, memory_init="learned", dtype="float32", backtrack=True)
 
 
 def replace(config: Config, **changes) -> Config:
@@ -945,7 +960,8 @@ def train_task(task: Optional[str] = None, config: Optional[Config] = None, rng:
     Every `eval_every` sequences the model is scored on a fixed held-out set of `eval_sequences` sequences of the
     training lengths (drawn from its own generator, never trained on); `converged_at` is the first such point with
     at most `target` bit errors per sequence. `progress(record)` is called with each evaluation record. Seconds are
-    training time, evaluations excluded. Returns params, config, history, converged_at, final (the last record).
+    training time, evaluations excluded. Returns params (the last), config, history, converged_at, final (the last
+    record), best (the record with the fewest held-out bit errors, then bits) and best_params (a copy, taken then).
     """
     if config is None:
         config = Config.for_task(task or "copy")
@@ -963,8 +979,9 @@ def train_task(task: Optional[str] = None, config: Optional[Config] = None, rng:
     held_out = evaluation_set(config, eval_rng, eval_sequences)
     params = init_params(config, train_rng) if params is None else params
     opt = make_optimizer(config)
+    lr = config.lr
     B = config.batch_size
-    seen, seconds, history, converged_at = 0, 0.0, [], None
+    seen, seconds, history, converged_at, best, best_params = 0, 0.0, [], None, None, None
     run_bits, run_errors, run_n = 0.0, 0.0, 0
     next_eval = eval_every
     while seen < sequences:
@@ -988,6 +1005,15 @@ def train_task(task: Optional[str] = None, config: Optional[Config] = None, rng:
             run_bits = run_errors = 0.0
             run_n = 0
             history.append(record)
+            if best is None or (ev["bit_errors_per_sequence"], ev["bits_per_sequence"]) < \
+                    (best["bit_errors_per_sequence"], best["bits_per_sequence"]):
+                best, best_params = record, {k: v.copy() for k, v in params.items()}
+            elif config.backtrack and ev["bits_per_sequence"] > 2 * best["bits_per_sequence"] + 1:
+                params = {k: v.copy() for k, v in best_params.items()}   # a blow-up: back to the best point
+                opt = make_optimizer(config)
+                opt.lr = lr = lr / 2
+                record["backtracked_to"] = best["sequences"]
+                record["lr"] = lr
             if progress is not None:
                 progress(record)
             if converged_at is None and ev["bit_errors_per_sequence"] <= target:
@@ -995,4 +1021,74 @@ def train_task(task: Optional[str] = None, config: Optional[Config] = None, rng:
                 if stop_when_converged:
                     break
     return {"params": params, "config": config, "history": history, "converged_at": converged_at,
-            "final": history[-1] if history else None}
+            "final": history[-1] if history else None, "best": best, "best_params": best_params}
+
+
+def test_report(params, config: Config, rng: np.random.Generator, sequences: int = 500,
+                generalisation_len: int = 40, generalisation_sequences: int = 100) -> dict:
+    """Cost and bit errors per sequence on fresh sequences of the training lengths, and on longer ones.
+
+    Copy: `generalisation_len` is the sequence length (all of one length); repeat copy: the length, with the
+    training repeats; associative recall: the number of items.
+    """
+    test_rng, gen_rng = rng.spawn(2)
+    out = evaluate(params, config, evaluation_set(config, test_rng, sequences))
+    L = generalisation_len
+    gen = evaluate(params, config, evaluation_set(config, gen_rng, generalisation_sequences, L, L,
+                                                  batch=min(50, generalisation_sequences)))
+    out["generalisation"] = dict(gen, length=L)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Speed
+
+
+def _train_steps_per_second(config: Config, rng: np.random.Generator, batch: int, sequences: int,
+                            min_len: Optional[int] = None, max_len: Optional[int] = None) -> float:
+    """Training sequences per second: fresh batches, loss and gradients, clipping, an optimiser step."""
+    params = init_params(config, rng)
+    opt = make_optimizer(config)
+    steps = max(1, sequences // batch)
+    b = make_batch(task_batch(config, rng, batch, min_len, max_len), config, rng)
+    opt.step(params, optim.clip_by_value(loss_and_grads(params, b, config)[1], config.clip))   # warm-up
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        b = make_batch(task_batch(config, rng, batch, min_len, max_len), config, rng)
+        _, grads, _ = loss_and_grads(params, b, config)
+        opt.step(params, optim.clip_by_value(grads, config.clip))
+    return steps * batch / (time.perf_counter() - t0)
+
+
+def bench(config: Optional[Config] = None, rng: Optional[np.random.Generator] = None, batches=(1, 16),
+          sequences: int = 400, scaling: bool = True, quick: bool = False) -> dict:
+    """Training speed on the copy task (float32, one core as the caller sets it): sequences per second at each
+    batch size, and, with scaling, how the time per sequence grows with memory size M and sequence length.
+
+    Returns {"sequences_per_second": {B: rate}, "memory_slots": {M: ms per sequence}, "length": {L: ms}}.
+    """
+    config = Config.for_task("copy", dtype="float32") if config is None else config
+    rng = np.random.default_rng(0) if rng is None else rng
+    if quick:
+        sequences = 32
+    out = {"config": dataclasses.asdict(config),
+           "sequences_per_second": {int(B): _train_steps_per_second(config, rng, int(B), max(sequences, int(B)))
+                                    for B in batches}}
+    if scaling:
+        n = max(sequences // 4, 16)
+        out["memory_slots"] = {M: 1000.0 / _train_steps_per_second(replace(config, memory_slots=M), rng, 16, n)
+                               for M in ((32, 128) if quick else (32, 64, 128, 256, 512))}
+        out["length"] = {L: 1000.0 / _train_steps_per_second(config, rng, 16, n, L, L)
+                         for L in ((5, 10) if quick else (5, 10, 20, 40))}
+    return out
+
+
+def format_bench(r: dict) -> str:
+    lines = ["NTM training speed (copy task, float32, sequences per second):"]
+    lines += [f"  batch {B:>3}: {v:7.1f} seq/s" for B, v in r["sequences_per_second"].items()]
+    if "memory_slots" in r:
+        lines.append("  ms per sequence at batch 16, by memory size M (lengths 1-20): " +
+                     ", ".join(f"{M}: {v:.2f}" for M, v in r["memory_slots"].items()))
+        lines.append("  ms per sequence at batch 16, by sequence length L (M = %d): " % r["config"]["memory_slots"] +
+                     ", ".join(f"{L}: {v:.2f}" for L, v in r["length"].items()))
+    return "\n".join(lines)
