@@ -28,6 +28,10 @@ Numerics. The norms in K carry ε, so a zero memory row has K = 0, not 0/0. Shar
 Loss: the bit cross-entropy Σ softplus(z) − y z (nats) over the scored (target) steps and output channels, averaged
 over the sequences of the batch. `info` reports it per sequence in bits (the paper's "cost per sequence").
 
+Training (`train_task`): fresh random sequences of the task, Adam or the paper's RMSProp, each gradient component
+clipped, a fixed held-out set scored every so often (convergence = ≤ 0.1 bit errors per sequence there); `bench`
+measures training sequences per second. `Config.tuned(task)` holds the settings chosen on held-out sequences.
+
 Shape letters: N batch, T time steps, M memory slots, d memory width, H controller size, S = 2r + 1 shifts,
 R read heads, Wh write heads, Hh = R + Wh heads in all (read heads first). D input width, Y output width.
 """
