@@ -1096,3 +1096,25 @@ def format_bench(r: dict) -> str:
         lines.append("  ms per sequence at batch 16, by sequence length L (M = %d): " % r["config"]["memory_slots"] +
                      ", ".join(f"{L}: {v:.2f}" for L, v in r["length"].items()))
     return "\n".join(lines)
+
+
+GENERALISATION = {"copy": 40, "repeat-copy": 20, "associative-recall": 12}   # twice the longest training length
+
+
+def results(out: dict, rng: np.random.Generator, sequences: int = 500, generalisation_len: Optional[int] = None,
+            generalisation_sequences: int = 100) -> dict:
+    """What a results file holds for a train_task run: the best parameters (by held-out error) scored on fresh
+    sequences of the training lengths (`bits_per_sequence`: cross-entropy in bits, the paper's cost;
+    `bit_errors_per_sequence`) and on longer ones (`generalisation`), the run's convergence point and curve.
+    The parameters themselves are left to the caller's checkpoint."""
+    config = out["config"]
+    L = GENERALISATION[config.task] if generalisation_len is None else generalisation_len
+    params = out["best_params"] if out.get("best_params") is not None else out["params"]
+    report = test_report(params, config, rng, sequences, L, generalisation_sequences)
+    final = out["final"] or {}
+    return {"model": "ntm", "task": config.task, "config": dataclasses.asdict(config),
+            "bits_per_sequence": report["bits_per_sequence"],
+            "bit_errors_per_sequence": report["bit_errors_per_sequence"], "test_sequences": report["sequences"],
+            "generalisation": report["generalisation"], "converged_at": out["converged_at"],
+            "selected_at": (out["best"] or {}).get("sequences"), "sequences": final.get("sequences", 0),
+            "seconds": final.get("seconds", 0.0), "history": out["history"]}

@@ -439,3 +439,15 @@ def test_copy_converges_within_30k_sequences_and_generalises_to_length_40():
     report = ntm.test_report(out["best_params"], config, np.random.default_rng(10_000))
     assert report["bit_errors_per_sequence"] <= 0.1
     assert report["generalisation"]["bit_errors_per_sequence"] <= 1.0
+
+
+def test_results_hold_the_issue_fields_and_score_the_best_parameters():
+    config = small_copy(controller="feedforward")
+    out = ntm.train_task(config=config, rng=np.random.default_rng(1), sequences=64, eval_every=32, eval_sequences=20)
+    r = ntm.results(out, np.random.default_rng(2), sequences=20, generalisation_sequences=10)
+    assert r["generalisation"]["length"] == 40 and r["task"] == "copy" and r["sequences"] == 64
+    again = ntm.test_report(out["best_params"], config, np.random.default_rng(2), 20, 40, 10)
+    assert r["bits_per_sequence"] == again["bits_per_sequence"]
+    assert r["bit_errors_per_sequence"] == again["bit_errors_per_sequence"]
+    import json
+    json.dumps(r)                                            # plain numbers only: it can be written as JSON
