@@ -85,6 +85,8 @@ class Config:
     momentum: float = 0.9            # RMSProp ι
     decay: float = 0.95              # RMSProp ℵ
     clip: float = 10.0               # each gradient component clipped to (−clip, clip)
+    curriculum: int = 0              # 0: off; else training lengths start at min_len..curriculum and the top grows by
+                                     # one each time the last 10 batches average < 1 bit error per sequence
     backtrack: bool = False          # when the held-out cost jumps above twice its best (+1 bit), go back to the best
                                      # parameters, halve lr and restart the optimiser (train_task)
     batch_size: int = 1
@@ -121,6 +123,9 @@ class Config:
                 problems.append(f"{name} must be a finite number >= 0, got {v!r}")
         if isinstance(self.min_len, int) and isinstance(self.max_len, int) and self.min_len > self.max_len:
             problems.append(f"min_len ({self.min_len}) must not exceed max_len ({self.max_len})")
+        if isinstance(self.curriculum, bool) or not isinstance(self.curriculum, (int, np.integer)) \
+                or self.curriculum < 0:
+            problems.append(f"curriculum must be an integer >= 0 (0 = off), got {self.curriculum!r}")
         if problems:
             raise ValueError("invalid NTM config: " + "; ".join(problems))
 
@@ -988,13 +993,19 @@ def train_task(task: Optional[str] = None, config: Optional[Config] = None, rng:
     seen, seconds, history, converged_at, best, best_params = 0, 0.0, [], None, None, None
     run_bits, run_errors, run_n = 0.0, 0.0, 0
     next_eval = eval_every
+    top = min(max(config.curriculum, config.min_len), config.max_len) if config.curriculum else config.max_len
+    recent = []                                               # bit errors per sequence of the last batches
     while seen < sequences:
         t0 = time.perf_counter()
-        b = make_batch(task_batch(config, train_rng, B), config, train_rng)
+        b = make_batch(task_batch(config, train_rng, B, config.min_len, top), config, train_rng)
         _, grads, info = loss_and_grads(params, b, config)
         opt.step(params, optim.clip_by_value(grads, config.clip))
         seconds += time.perf_counter() - t0
         seen += B
+        if top < config.max_len:                              # curriculum: longer sequences once these are mastered
+            recent = (recent + [float(info["bit_errors_per_sequence"].mean())])[-10:]
+            if len(recent) == 10 and sum(recent) / 10 < 1.0:
+                top, recent = top + 1, []
         run_bits += float(info["bits_per_sequence"].sum())
         run_errors += float(info["bit_errors_per_sequence"].sum())
         run_n += B
@@ -1005,7 +1016,7 @@ def train_task(task: Optional[str] = None, config: Optional[Config] = None, rng:
                       "train_bit_errors_per_sequence": run_errors / run_n,
                       "bits_per_sequence": ev["bits_per_sequence"],
                       "bit_errors_per_sequence": ev["bit_errors_per_sequence"],
-                      "sequences_per_second": seen / max(seconds, 1e-9)}
+                      "sequences_per_second": seen / max(seconds, 1e-9), "max_len": top}
             run_bits = run_errors = 0.0
             run_n = 0
             history.append(record)

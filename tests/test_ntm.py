@@ -451,3 +451,15 @@ def test_results_hold_the_issue_fields_and_score_the_best_parameters():
     assert r["bit_errors_per_sequence"] == again["bit_errors_per_sequence"]
     import json
     json.dumps(r)                                            # plain numbers only: it can be written as JSON
+
+
+def test_curriculum_lengthens_the_training_sequences_as_they_are_mastered():
+    config = small_copy(controller="feedforward", curriculum=1)
+    out = ntm.train_task(config=config, rng=np.random.default_rng(0), sequences=SHORT_COPY_SEQUENCES,
+                         eval_every=200, eval_sequences=50)
+    tops = [h["max_len"] for h in out["history"]]
+    assert tops == sorted(tops) and tops[0] < 3 and tops[-1] == 3
+    assert ntm.train_task(config=small_copy(), rng=np.random.default_rng(0), sequences=16,
+                          eval_every=16, eval_sequences=4)["history"][0]["max_len"] == 3   # off: the full range
+    with pytest.raises(ValueError, match="curriculum"):
+        small_copy(curriculum=-1)
