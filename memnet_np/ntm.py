@@ -966,6 +966,8 @@ def train_task(task: Optional[str] = None, config: Optional[Config] = None, rng:
                stop_when_converged: bool = False, params: Optional[dict] = None) -> dict:
     """Train on `sequences` fresh random sequences of the task, in batches of `batch` (config.batch_size).
 
+    Without a config, Config.tuned(task); Config.for_task(task) gives the paper's optimiser settings instead.
+
     Every `eval_every` sequences the model is scored on a fixed held-out set of `eval_sequences` sequences of the
     training lengths (drawn from its own generator, never trained on); `converged_at` is the first such point with
     at most `target` bit errors per sequence. `progress(record)` is called with each evaluation record. Seconds are
@@ -973,7 +975,7 @@ def train_task(task: Optional[str] = None, config: Optional[Config] = None, rng:
     record), best (the record with the fewest held-out bit errors, then bits) and best_params (a copy, taken then).
     """
     if config is None:
-        config = Config.for_task(task or "copy")
+        config = Config.tuned(task or "copy")                 # the settings chosen on held-out sequences
     elif task is not None and task != config.task:
         config = replace(config, task=task, **{k: v for k, v in dataclasses.asdict(Config.for_task(task)).items()
                                                if k in ("input_width", "output_width", "min_len", "max_len")})

@@ -463,3 +463,10 @@ def test_curriculum_lengthens_the_training_sequences_as_they_are_mastered():
                           eval_every=16, eval_sequences=4)["history"][0]["max_len"] == 3   # off: the full range
     with pytest.raises(ValueError, match="curriculum"):
         small_copy(curriculum=-1)
+
+
+def test_train_task_defaults_to_the_tuned_settings():
+    out = ntm.train_task("copy", rng=np.random.default_rng(0), sequences=16, eval_every=16, eval_sequences=4)
+    assert out["config"] == ntm.Config.tuned("copy")
+    assert out["config"].memory_slots == 128 and out["config"].memory_width == 20
+    assert out["config"].controller_size == 100 and out["params"]["Wx"].dtype == np.float32
