@@ -426,3 +426,75 @@ def softmax_cross_entropy_backward(dloss, cache):
     dlogits = probs.copy()                                    # (N, V) ∂/∂logits = â − onehot(y)
     dlogits[np.arange(len(y)), y] -= 1.0
     return dlogits * (scale * dloss)                          # (N, V)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# LSTM cell (one time step), gates in the order i, f, o, g (Hochreiter & Schmidhuber 1997, with forget gate):
+#
+#   z = x Wxᵀ + h_prev Whᵀ + b            (N, 4H)   Wx (4H, D), Wh (4H, H): (out, in), as linear_forward
+#   i = σ(z_i)  f = σ(z_f)  o = σ(z_o)  g = tanh(z_g)
+#   c = f ⊙ c_prev + i ⊙ g                (N, H)
+#   h = o ⊙ tanh(c)                       (N, H)
+#
+# Backward, the same lines upside down: dc gathers the direct gradient and the one through h; each gate's
+# pre-activation gradient is its output gradient times its activation's derivative; then three matrix products.
+
+
+class LSTMCache(NamedTuple):
+    x: np.ndarray       # (N, D) input
+    h_prev: np.ndarray  # (N, H)
+    c_prev: np.ndarray  # (N, H)
+    Wx: np.ndarray      # (4H, D)
+    Wh: np.ndarray      # (4H, H)
+    gates: np.ndarray   # (N, 4H) [i, f, o, g] after their activations
+    tc: np.ndarray      # (N, H) tanh(c)
+
+
+def lstm_forward(x, h_prev, c_prev, Wx, Wh, b):
+    """One LSTM step. x (N, D), h_prev and c_prev (N, H), Wx (4H, D), Wh (4H, H), b (4H,) -> ((h, c), cache)."""
+    H = h_prev.shape[-1]
+    if Wx.shape != (4 * H, x.shape[-1]) or Wh.shape != (4 * H, H) or b.shape != (4 * H,):
+        raise ValueError(f"LSTM weights must be Wx (4H, D) = {(4 * H, x.shape[-1])}, Wh (4H, H) = {(4 * H, H)}, "
+                         f"b (4H,); got Wx {Wx.shape}, Wh {Wh.shape}, b {b.shape}")
+    z = x @ Wx.T + h_prev @ Wh.T + b                          # (N, 4H) pre-activations
+    gates = np.empty_like(z)                                  # (N, 4H)
+    gates[:, :3 * H] = 0.5 + 0.5 * np.tanh(0.5 * z[:, :3 * H])   # i, f, o: σ(z) = (1 + tanh(z/2)) / 2, never overflows
+    gates[:, 3 * H:] = np.tanh(z[:, 3 * H:])                  # g
+    i, f, o, g = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
+    c = f * c_prev + i * g                                    # (N, H)
+    tc = np.tanh(c)                                           # (N, H)
+    h = o * tc                                                # (N, H)
+    return (h, c), LSTMCache(x, h_prev, c_prev, Wx, Wh, gates, tc)
+
+
+def lstm_backward(dh, dc, cache):
+    """dh, dc (N, H): gradients of h and c (dc may be None) -> dx, dh_prev, dc_prev, dWx, dWh, db."""
+    dz, dc_prev = lstm_preactivation_backward(dh, dc, cache)   # (N, 4H), (N, H)
+    x, h_prev, Wx, Wh = cache.x, cache.h_prev, cache.Wx, cache.Wh
+    dx = dz @ Wx                                              # (N, D)
+    dh_prev = dz @ Wh                                         # (N, H)
+    dWx = dz.T @ x                                            # (4H, D)
+    dWh = dz.T @ h_prev                                       # (4H, H)
+    db = dz.sum(0)                                            # (4H,)
+    return dx, dh_prev, dc_prev, dWx, dWh, db
+
+
+def lstm_preactivation_backward(dh, dc, cache):
+    """The first half of lstm_backward: dz (N, 4H), the gradient of the pre-activations, and dc_prev (N, H).
+
+    A recurrent model can keep dz of every step and form the weight gradients Σ_t dz_tᵀ x_t once, as one product.
+    """
+    x, h_prev, c_prev, Wx, Wh, gates, tc = cache
+    H = h_prev.shape[-1]
+    i, f, o, g = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
+    dc = dh * o * (1.0 - tc * tc) + (0.0 if dc is None else dc)   # (N, H) h = o ⊙ tanh(c), plus the direct path
+    dgates = np.empty_like(gates)                             # (N, 4H) gradients of the gate outputs ...
+    dgates[:, :H] = dc * g                                    # di
+    dgates[:, H:2 * H] = dc * c_prev                          # df
+    dgates[:, 2 * H:3 * H] = dh * tc                          # do
+    dgates[:, 3 * H:] = dc * i                                # dg
+    dz = np.empty_like(gates)                                 # (N, 4H) ... and of the pre-activations
+    dz[:, :3 * H] = dgates[:, :3 * H] * gates[:, :3 * H] * (1.0 - gates[:, :3 * H])   # σ' = σ(1 − σ)
+    dz[:, 3 * H:] = dgates[:, 3 * H:] * (1.0 - g * g)         # tanh' = 1 − tanh²
+    dc_prev = dc * f                                          # (N, H)
+    return dz, dc_prev
