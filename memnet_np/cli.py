@@ -6,6 +6,7 @@ stderr and exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -64,9 +65,22 @@ def _add_model_options(p):
 
 
 def _overrides(args) -> dict:
+    """The model options given on the command line, over the model's preset (--config) when it has presets."""
+    from memnet_np import experiments as E
+    from memnet_np.experiments import UserError
+    model = E.get_model(args.model)
+    out = {}
+    presets = getattr(model, "PRESETS", None)
+    if presets:
+        name = getattr(args, "config", None) or next(iter(presets))
+        if name not in presets:
+            raise UserError(f"--config must be one of {', '.join(presets)} for {args.model}, got {name!r}")
+        out.update(presets[name])
+    elif getattr(args, "config", None):
+        raise UserError(f"{args.model} has no --config presets")
     keys = ("epochs", "hops", "d", "encoding", "tying", "temporal", "random_noise", "linear_start", "ls_mode",
             "relu", "mask_empty", "dtype")
-    out = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+    out.update({k: getattr(args, k) for k in keys if getattr(args, k, None) is not None})
     if out.get("encoding") == "bow":
         out["encoding"] = None
     return out
@@ -101,12 +115,17 @@ def cmd_train(args):
     from memnet_np import experiments as E
     from memnet_np import train as T
     from memnet_np.experiments import UserError
+    model = E.get_model(args.model)
+    if hasattr(model, "train_command"):                       # a model of its own tasks (the NTM's sequences)
+        return model.train_command(args)
     if args.joint == (args.task is not None):
         raise UserError("give either --task N (1..20) or --joint")
     if args.runs < 1 or args.jobs < 1:
         raise UserError("--runs and --jobs must be at least 1")
-    model = E.get_model(args.model)
-    task = "joint" if args.joint else args.task
+    try:
+        task = "joint" if args.joint else int(args.task)
+    except ValueError:
+        raise UserError(f"--task must be a bAbI task 1..20 for {args.model}, got {args.task!r}") from None
     spec = _data_spec(args, task)
     ds = E.load_data(spec)                                    # fail early: missing data, bad files
     config = E.make_config(model, ds, _overrides(args))       # and impossible settings (--epochs 0, ...)
@@ -163,6 +182,9 @@ def cmd_evaluate(args):
                                     f"its --out folder)")
     ck = T.load_checkpoint(path)
     model = E.get_model(ck.model)
+    if hasattr(model, "train_command"):
+        raise E.UserError(f"evaluate scores bAbI checkpoints; this {ck.model} run's scores are in the results.json "
+                          f"beside {path}")
     config = model.Config(**ck.config)
     vocab = data.Vocab.from_list(ck.vocab)
     for name in ck.params:
@@ -197,6 +219,8 @@ def cmd_evaluate(args):
 
 def cmd_reproduce(args):
     from memnet_np import experiments as E
+    if hasattr(E.get_model(args.model), "train_command"):
+        raise E.UserError(f"reproduce runs the bAbI suites; train {args.model} with: train {args.model} --task TASK")
     tasks = [int(t) for t in args.tasks.split(",")] if args.tasks else None
     print(f"reproducing {args.model} on {args.suite}: {args.runs} run(s) per task, {args.jobs} process(es)",
           flush=True)
@@ -214,8 +238,14 @@ def cmd_reproduce(args):
 
 def cmd_bench(args):
     from memnet_np import bench, experiments as E
-    E.get_model(args.model)
-    return bench.main(args)
+    model = E.get_model(args.model)
+    if args.model == "memn2n":
+        return bench.main(args)
+    if not hasattr(model, "bench"):
+        raise E.UserError(f"bench {args.model} is not written yet; bench memn2n and bench ntm are")
+    r = model.bench(quick=args.quick)                         # a model's own benchmark (ntm: sequences per second)
+    print(json.dumps(r) if args.json else model.format_bench(r))
+    return 0
 
 
 def cmd_figures(args):
@@ -289,8 +319,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("train", help="train a model on one bAbI task (or all jointly)")
-    s.add_argument("model", help="memn2n (memnn, dmn, ntm: not yet)")
-    s.add_argument("--task", type=int, help="bAbI task 1..20")
+    s.add_argument("model", help="memn2n, memnn (bAbI tasks) or ntm (copy, repeat-copy, associative-recall)")
+    s.add_argument("--task", help="bAbI task 1..20, or the NTM's task")
+    s.add_argument("--config", help="a model's preset: memnn basic (default) or extended")
+    s.add_argument("--sequences", type=int, help="ntm: training sequences (default 30000)")
+    s.add_argument("--batch", type=int, help="ntm: sequences per batch (default: the tuned settings' 16)")
     s.add_argument("--joint", action="store_true", help="one model for all 20 tasks")
     _add_data_args(s)
     s.add_argument("--runs", type=int, default=1, help="seeds to train; the lowest training error is selected")
@@ -319,6 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tasks", help="a subset, e.g. 1,2,3")
     s.add_argument("--data", metavar="DIR", help="bAbI folder; default: $MEMNET_DATA")
     s.add_argument("--out", default="results", help="folder for results.json and results.md (default: %(default)s)")
+    s.add_argument("--config", help="a model's preset: memnn basic (default) or extended")
     _add_model_options(s)
     s.set_defaults(func=cmd_reproduce)
 

@@ -395,6 +395,12 @@ def example_batch(config: Config, rng: np.random.Generator, N: int = 4, M: Optio
 
 
 def _check_batch(batch: Batch, config: Config) -> None:
+    for name in batch._fields:
+        value = getattr(batch, name)
+        if value is not None and not isinstance(value, np.ndarray):
+            raise ValueError(f"batch.{name} must be a numpy array, got {type(value).__name__}")
+    if batch.stories.ndim != 3:
+        raise ValueError(f"batch.stories must have shape (N, M, L), got {batch.stories.shape}")
     N, M, L = batch.stories.shape
     if (batch.queries.shape[0] != N or batch.answers.shape != (N,) or batch.mask.shape != (N, M)
             or batch.targets.shape != (N, config.hops) or batch.active.shape != (N, config.hops)

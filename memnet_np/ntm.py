@@ -1134,3 +1134,49 @@ def results(out: dict, rng: np.random.Generator, sequences: int = 500, generalis
             "generalisation": report["generalisation"], "converged_at": out["converged_at"],
             "selected_at": (out["best"] or {}).get("sequences"), "sequences": final.get("sequences", 0),
             "seconds": final.get("seconds", 0.0), "history": out["history"]}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The command line's hooks: `python -m memnet_np train ntm --task copy`, `bench ntm`
+
+
+def train_command(args) -> int:
+    """`train ntm --task TASK [--sequences N] [--batch B] [--seed S] [--out DIR]`: train with the tuned settings,
+    print progress at every held-out evaluation, write results.json and checkpoint.npz, print a summary."""
+    import json
+    import os
+    from memnet_np import train as T
+    from memnet_np.experiments import UserError
+    if args.task not in TASKS:
+        raise UserError(f"--task must be one of {', '.join(TASKS)} for ntm, got {args.task!r}")
+    sequences = 30_000 if args.sequences is None else args.sequences
+    if sequences < 1 or (args.batch is not None and args.batch < 1):
+        raise UserError("--sequences and --batch must be at least 1")
+    overrides = {} if args.batch is None else {"batch_size": args.batch}
+    config = Config.tuned(args.task, **overrides)
+    out_dir = args.out or os.path.join("runs", f"ntm-{args.task}")
+    print(f"training ntm on {args.task}: {sequences} sequences in batches of {config.batch_size}, seed {args.seed}; "
+          f"results go to {out_dir}", flush=True)
+
+    def show(r):
+        if not args.quiet:
+            eta = r["seconds"] / r["sequences"] * max(sequences - r["sequences"], 0)
+            print(f"  {r['sequences']:6d}/{sequences} sequences  train {r['train_bits_per_sequence']:7.2f} bits  "
+                  f"held-out {r['bits_per_sequence']:7.2f} bits, {r['bit_errors_per_sequence']:6.2f} bit errors  "
+                  f"{r['sequences_per_second']:6.1f} seq/s  {r['seconds']:6.1f}s  ETA {eta:5.0f}s", flush=True)
+    rng = np.random.default_rng(args.seed)
+    out = train_task(args.task, config=config, rng=rng, sequences=sequences, progress=show)
+    res = results(out, rng)
+    params = out["best_params"] if out.get("best_params") is not None else out["params"]
+    ckpt = T.save_checkpoint(os.path.join(out_dir, "checkpoint.npz"), "ntm", params, config, [],
+                             meta={"task": args.task, "seed": args.seed})
+    res["checkpoint"] = str(ckpt)
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "results.json"), "w") as f:
+        json.dump(res, f, indent=2, default=float)
+    g = res["generalisation"]
+    print(f"\nntm on {args.task}: {res['bits_per_sequence']:.3f} bits and {res['bit_errors_per_sequence']:.3f} bit "
+          f"errors per sequence on {res['test_sequences']} fresh sequences; converged at {res['converged_at']} "
+          f"sequences; longer sequences: {g}")
+    print(f"wrote {os.path.join(out_dir, 'results.json')} and {ckpt}")
+    return 0
