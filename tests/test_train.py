@@ -104,7 +104,7 @@ def test_train_runs_in_parallel_processes_match_sequential():
 
 def test_unknown_and_planned_models_are_named():
     with pytest.raises(experiments.UserError, match="not implemented yet"):
-        experiments.get_model("ntm")
+        experiments.get_model("dmn")
     with pytest.raises(experiments.UserError, match="unknown model 'lstm'"):
         experiments.get_model("lstm")
 
