@@ -48,7 +48,7 @@ def main(out_dir="figures", data_dir=None, quick: bool = False) -> int:
                                                   title=f"position encoding l_kj ({config.encoding} formula), "
                                                         f"a {words}-word sentence, J = {J}, d = {config.d}"))
     numbers = {"data": ds.name, "quick": quick, "test_error": result.test_error,
-               "attention_question": q.source, "attention": np.round(info["attention"][i], 6).tolist(),
+               "attention_question": Path(q.source).name, "attention": np.round(info["attention"][i], 6).tolist(),
                "train_error": [round(h.train_error, 6) for h in result.history],
                "val_error": [round(h.val_error, 6) for h in result.history],
                "position_encoding": np.round(l, 6).tolist()}
