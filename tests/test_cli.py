@@ -170,11 +170,12 @@ def test_data_check_names_every_missing_file(babi_root):
     assert "1 missing: en-10k/qa3_*_train.txt" in r.stdout
 
 
-def test_the_task_folder_itself_is_accepted_as_data(babi_root):
+def test_the_task_folder_itself_is_accepted_as_data(babi_root, tmp_path):
     r = run("train", "memn2n", "--task", "1", "--data", str(babi_root / "en"), "--epochs", "1", "--quiet",
-            "--no-ls", "--out", "x")
+            "--no-ls", "--out", "x", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    r = run("train", "memn2n", "--task", "1", "--data", str(babi_root / "en-10k"), "--epochs", "1")
+    assert (tmp_path / "x" / "checkpoint.npz").is_file()
+    r = run("train", "memn2n", "--task", "1", "--data", str(babi_root / "en-10k"), "--epochs", "1", cwd=tmp_path)
     assert r.returncode == 2 and "add --tenk" in r.stderr
 
 
