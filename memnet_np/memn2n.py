@@ -249,18 +249,9 @@ def make_batch(arrays, idx, config: Config, rng: Optional[np.random.Generator] =
 def example_batch(config: Config, rng: np.random.Generator, N: int = 4, M: Optional[int] = None,
                   L: int = 5) -> Batch:
     """A small random valid batch: stories of different lengths (one with a single sentence), padded words."""
+    from memnet_np.data.babi import random_story_arrays
     M = min(config.memory_size, 4) if M is None else M
-    V = config.vocab_size
-    stories = rng.integers(1, V, size=(N, M, L))
-    lengths = rng.integers(1, L + 1, size=(N, M))
-    stories[np.arange(L) >= lengths[..., None]] = 0
-    n = rng.integers(1, M + 1, size=N)
-    n[0] = 1
-    mask = np.arange(M) < n[:, None]
-    stories[~mask] = 0
-    queries = rng.integers(1, V, size=(N, L))
-    queries[:, L - 1] = 0
-    answers = rng.integers(1, V, size=N)
+    stories, queries, answers, mask = random_story_arrays(rng, N, M, L, config.vocab_size)
     noise = config.random_noise if config.temporal else 0.0
     return Batch(stories, queries, answers, mask, story_ages(mask, config.memory_size, rng, noise))
 

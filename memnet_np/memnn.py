@@ -373,18 +373,10 @@ def example_batch(config: Config, rng: np.random.Generator, N: int = 4, M: Optio
                   L: int = 5) -> Batch:
     """A small random valid batch: stories of different lengths (one with a single sentence), padded words,
     questions with one or two supporting facts."""
+    from memnet_np.data.babi import random_story_arrays
     M = min(config.memory_size, 5) if M is None else M
-    V = config.vocab_size
-    stories = rng.integers(1, V, size=(N, M, L))
-    lengths = rng.integers(1, L + 1, size=(N, M))
-    stories[np.arange(L) >= lengths[..., None]] = 0
-    n = rng.integers(2, M + 1, size=N)
-    n[0] = 1
-    mask = np.arange(M) < n[:, None]
-    stories[~mask] = 0
-    queries = rng.integers(1, V, size=(N, L))
-    queries[:, L - 1] = 0
-    answers = rng.integers(1, V, size=N)
+    stories, queries, answers, mask = random_story_arrays(rng, N, M, L, config.vocab_size, min_sentences=2)
+    n = mask.sum(1)                                           # (N,) sentences per story
     order = np.full((N, config.hops), -1, np.int64)
     for k in range(config.hops):
         order[:, k] = np.floor(rng.random(N) * n).astype(np.int64)

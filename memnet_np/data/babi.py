@@ -502,6 +502,23 @@ def vectorize(questions: Sequence[Question], vocab: Vocab, memory_size: int = 50
                       supporting_order)
 
 
+def random_story_arrays(rng: np.random.Generator, N: int, M: int, L: int, V: int, min_sentences: int = 1):
+    """Random word-id arrays shaped like a vectorised split, for the models' `example_batch`: stories (N, M, L) of
+    min_sentences..M sentences (the first story has exactly one) with padded sentences of random length, queries
+    (N, L) with a padded last word, answers (N,), mask (N, M)."""
+    stories = rng.integers(1, V, size=(N, M, L))
+    lengths = rng.integers(1, L + 1, size=(N, M))
+    stories[np.arange(L) >= lengths[..., None]] = 0
+    n = rng.integers(min_sentences, M + 1, size=N)
+    n[0] = 1
+    mask = np.arange(M) < n[:, None]
+    stories[~mask] = 0
+    queries = rng.integers(1, V, size=(N, L))
+    queries[:, L - 1] = 0
+    answers = rng.integers(1, V, size=N)
+    return stories, queries, answers, mask
+
+
 def split_validation(questions: Sequence[Question], fraction: float = 0.1) -> tuple[list, list]:
     """(train, validation): the LAST round(n * fraction) questions are the validation set."""
     if not 0 <= fraction < 1:
