@@ -297,9 +297,9 @@ def next_word_loss(logits, targets):
     return loss, z
 
 
-def loss_and_grads(params, batch: Batch, config: Config, check_params: bool = True):
+def loss_and_grads(params, batch: Batch, config: Config):
     """Summed cross-entropy of the next word over the batch, its gradients, and info (attention, predictions)."""
-    logits, cache = forward(params, batch, config, check_params)
+    logits, cache = forward(params, batch, config)
     loss, dlogits = next_word_loss(logits, batch.targets)    # (N, V)
     grads = backward(dlogits, cache, params, config)
     info = {"attention": attention_of(cache), "predictions": logits.argmax(1)}
@@ -364,7 +364,9 @@ def perplexity(params, ids: np.ndarray, config: Config, chunk: int = 512) -> flo
 
 def train_step(params, batch: Batch, config: Config, lr: float) -> float:
     """One SGD step on the summed loss, the gradient of all parameters clipped to norm max_grad_norm together."""
-    loss, grads, _ = loss_and_grads(params, batch, config, check_params=False)
+    logits, cache = forward(params, batch, config, check_params=False)
+    loss, dlogits = next_word_loss(logits, batch.targets)    # (N, V)
+    grads = backward(dlogits, cache, params, config)
     optim.sgd_step_global_clip(params, grads, lr, config.max_grad_norm)
     return loss
 
@@ -566,3 +568,66 @@ def evaluate_command(args, ck, path) -> int:
         print(f"  {split:5s} perplexity {perplexity(ck.params, ids[split], config):8.2f}  ({where[split]}, "
               f"{len(ids[split]) - config.memory_size:,} words scored)")
     return 0
+
+
+def zipf_text(n_words: int, vocab_size: int, rng: np.random.Generator) -> np.ndarray:
+    """(n_words,) ids with Zipf-like frequencies (p ∝ 1/rank), for timing without data: a step's cost depends on
+    the sizes and on how many distinct words a batch holds, not on which."""
+    p = 1.0 / np.arange(1, vocab_size + 1)                    # (V,)
+    return rng.choice(vocab_size, size=n_words, p=p / p.sum()).astype(np.int32)
+
+
+def output_products(u, W, dlogits):
+    """The output layer's three products, alone: logits = u Wᵀ, ∂W = ∂logitsᵀ u, ∂u = ∂logits W."""
+    return u @ W.T, dlogits.T @ u, dlogits @ W
+
+
+def bench(quick: bool = False, config: Optional[Config] = None, epoch_words: int = 929_589, seed: int = 0) -> dict:
+    """Training speed at PTB's sizes (V 10,000, the default 6 hops, memory 100, d 150, batch 128, float32).
+
+    The floor: a step's three output products (`output_products`, 3 · 2·N·d·V flops) timed alone at the same
+    sizes. Steps and products alternate, so a machine shared with other work slows both alike; each time is the
+    median over the repeats. An epoch is ceil(929,589 / 128) = 7,263 steps (PTB's training text).
+    """
+    config = Config(vocab_size=10_000) if config is None else config
+    rng = np.random.default_rng(seed)
+    repeats = 5 if quick else 40
+    ids = zipf_text(200_000, config.vocab_size, rng)
+    params = init_params(config, rng)
+    dtype = params["W"].dtype
+    u = rng.standard_normal((config.batch_size, config.d)).astype(dtype)
+    dlogits = rng.standard_normal((config.batch_size, config.vocab_size)).astype(dtype)
+    step_times, floor_times = [], []
+    for r in range(repeats + 1):
+        batch = make_batch(ids, training_positions(len(ids), config, rng), config.memory_size)
+        t = time.perf_counter()
+        train_step(params, batch, config, 1e-6)
+        step = time.perf_counter() - t
+        t = time.perf_counter()
+        output_products(u, params["W"], dlogits)
+        floor = time.perf_counter() - t
+        if r:                                                 # the first of each warms caches and allocators
+            step_times.append(step)
+            floor_times.append(floor)
+    step, floor = float(np.median(step_times)), float(np.median(floor_times))
+    flops = 3 * 2 * config.batch_size * config.d * config.vocab_size
+    steps = math.ceil(epoch_words / config.batch_size)
+    return {"model": "memn2n-lm", "config": {k: getattr(config, k) for k in
+                                             ("vocab_size", "d", "hops", "memory_size", "batch_size", "dtype")},
+            "words_per_second": config.batch_size / step, "step_ms": step * 1e3,
+            "output_product_ms": floor * 1e3, "output_product_gflops": flops / floor / 1e9,
+            "step_over_floor": step / floor, "epoch_seconds": steps * step, "epoch_floor_seconds": steps * floor,
+            "repeats": repeats, "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "unset"),
+            "note": "medians of alternating steps and output products; on a shared machine both vary with its load"}
+
+
+def format_bench(r: dict) -> str:
+    c = r["config"]
+    return "\n".join([
+        f"memn2n-lm training, {c['hops']} hops, memory {c['memory_size']}, d {c['d']}, V {c['vocab_size']:,}, "
+        f"batch {c['batch_size']}, {c['dtype']} (BLAS threads: {r['blas_threads']})",
+        f"  {r['words_per_second']:8.0f} words/s   ({r['step_ms']:.1f} ms a step)",
+        f"  output product alone: {r['output_product_ms']:.1f} ms a step = {r['output_product_gflops']:.1f} GFLOP/s",
+        f"  a PTB epoch: {_fmt_time(r['epoch_seconds'])} against the output product's floor of "
+        f"{_fmt_time(r['epoch_floor_seconds'])}: {r['step_over_floor']:.2f}x",
+        f"  ({r['note']})"])
