@@ -631,3 +631,73 @@ def format_bench(r: dict) -> str:
         f"  a PTB epoch: {_fmt_time(r['epoch_seconds'])} against the output product's floor of "
         f"{_fmt_time(r['epoch_floor_seconds'])}: {r['step_over_floor']:.2f}x",
         f"  ({r['note']})"])
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Figures: attention over the previous words, perplexity per epoch
+
+
+def attention_example(params, ids: np.ndarray, words, config: Config, shown: int = 20, min_words: int = 8):
+    """The first test sentence (a line ending in <eos>) of at least min_words words with a full memory before
+    it; for its last word, the attention of every hop over the `shown` previous words.
+
+    Returns {"words" (shown,), "attention" (K, shown), "target", "predicted", "position", "sentence"}.
+    """
+    eos = list(words).index("<eos>")
+    ends = np.flatnonzero(ids == eos)                        # positions of <eos>
+    for start, end in zip(ends[:-1] + 1, ends[1:]):
+        if end - start >= min_words and start - 1 >= config.memory_size:
+            t = end - 1                                       # predict the sentence's last word
+            batch = make_batch(ids, np.array([t]), config.memory_size)
+            pred, info = predict(params, batch, config)
+            shown = min(shown, config.memory_size)
+            return {"words": [words[i] for i in batch.contexts[0, -shown:]],
+                    "attention": info["attention"][0, :, -shown:], "target": words[batch.targets[0]],
+                    "predicted": words[pred[0]], "position": int(t),
+                    "sentence": " ".join(words[i] for i in ids[start:end])}
+    raise ValueError(f"no sentence of {min_words}+ words with {config.memory_size} words before it in the text")
+
+
+def figures(out_dir, data_dir: Optional[str] = None, quick: bool = False, run_dir: Optional[str] = None,
+            seed: int = 0):
+    """Draw memn2n_lm_attention.png and memn2n_lm_perplexity.png into out_dir; return (paths, numbers).
+
+    From a finished run (run_dir: the folder `train memn2n-lm` wrote) when given; else train afresh: on PTB when
+    data_dir is given (2 hops, memory 50, d 100; 3 epochs, 1 with quick), else on the generated text.
+    """
+    from pathlib import Path
+
+    from memnet_np import plots, train as T
+    out = Path(out_dir)
+    if run_dir is not None:
+        res = json.loads((Path(run_dir) / "results.json").read_text())
+        ck = T.load_checkpoint(Path(run_dir) / "checkpoint.npz", "memn2n-lm")
+        corpus = load_text(data_dir or res.get("data_dir"))
+        if list(corpus.words) != list(ck.vocab):
+            raise ValueError(f"{run_dir}: the checkpoint's vocabulary is not that of {corpus.name}")
+        config, params, history = Config(**ck.config), ck.params, res["history"]
+        test, valid = res["test_perplexity"], res["valid_perplexity"]
+    else:
+        corpus = load_text(data_dir)
+        if data_dir is None:
+            config = Config.for_corpus(corpus, d=40, hops=3, memory_size=30, epochs=4 if quick else 20)
+        else:
+            config = Config.for_corpus(corpus, d=100, hops=2, memory_size=50, epochs=1 if quick else 3)
+        res = run(corpus, config, seed, quiet=True)
+        params, history = res["params"], res["history"]
+        test, valid = res["test_perplexity"], res["valid_perplexity"]
+    ptb = corpus.vocab_size == 10_000
+    ex = attention_example(params, corpus.test, corpus.words, config, min_words=8 if ptb else 5)
+    paths = [plots.word_attention(ex["words"], ex["attention"], ex["target"], ex["predicted"],
+                                  path=out / "memn2n_lm_attention.png",
+                                  title=f"{corpus.name}: attention of each hop over the previous words\n"
+                                        f"next word: predicted {ex['predicted']!r}, true {ex['target']!r}"),
+             plots.perplexity_curves(history, path=out / "memn2n_lm_perplexity.png",
+                                     title=f"memn2n-lm on {corpus.name}: {config.hops} hops, memory "
+                                           f"{config.memory_size}, d {config.d}",
+                                     paper=PAPER["test_perplexity"] if ptb else None,
+                                     baseline=PAPER["bigram_test_perplexity"] if ptb else None, test=test)]
+    numbers = {"data": corpus.name, "valid_perplexity": valid, "test_perplexity": test, "epochs": len(history),
+               "sentence": ex["sentence"], "target": ex["target"], "predicted": ex["predicted"],
+               "config": {k: getattr(config, k) for k in ("hops", "memory_size", "d")}}
+    return paths, numbers
