@@ -307,3 +307,40 @@ def test_an_empty_training_file_is_one_line(tmp_path):
     write_corpus(tmp_path / "c", train="")
     r = memnet("train", "memn2n-lm", "--data", "c", cwd=tmp_path)
     assert r.returncode == 2 and "no words in this file" in r.stderr and "Traceback" not in r.stderr
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Figures
+
+
+def test_figures_draw_attention_and_perplexity_from_a_fresh_run(tmp_path):
+    pytest.importorskip("matplotlib")
+    paths, numbers = L.figures(tmp_path, quick=True)
+    assert [p.name for p in paths] == ["memn2n_lm_attention.png", "memn2n_lm_perplexity.png"]
+    assert all(p.stat().st_size > 0 for p in paths)
+    assert numbers["sentence"].endswith(numbers["target"]) and numbers["epochs"] == 4
+    assert numbers["test_perplexity"] < 3.0                   # a broken model sits near the unigram's ~10
+
+
+def test_figures_read_a_finished_run(tmp_path):
+    pytest.importorskip("matplotlib")
+    text = corpora.generated_corpus()
+    config = L.Config.for_corpus(text, d=16, hops=2, memory_size=10, epochs=1)
+    res = L.run(text, config, out_dir=str(tmp_path / "run"), quiet=True)
+    paths, numbers = L.figures(tmp_path / "figs", run_dir=tmp_path / "run")
+    assert numbers["test_perplexity"] == res["test_perplexity"] and numbers["config"]["memory_size"] == 10
+    assert all(p.stat().st_size > 0 for p in paths)
+
+
+def test_word_attention_refuses_a_mismatch():
+    pytest.importorskip("matplotlib")
+    from memnet_np import plots
+    with pytest.raises(ValueError, match="3 words but attention over 4 slots"):
+        plots.word_attention(["a", "b", "c"], np.ones((2, 4)) / 4, "a", "b")
+
+
+def test_bench_reports_words_per_second_against_the_output_product():
+    r = L.bench(quick=True, config=L.Config(vocab_size=500, d=16, hops=2, memory_size=10, batch_size=32))
+    assert r["words_per_second"] > 0 and r["output_product_gflops"] > 0
+    assert math.isclose(r["step_over_floor"], r["step_ms"] / r["output_product_ms"])
+    assert r["step_over_floor"] > 1                           # a step includes the products it is compared with
