@@ -221,8 +221,10 @@ def forward(params, batch: Batch, config: Config, check_params: bool = True):
     if check_params:
         _check_params(params, config)
     N, dtype = batch.targets.shape[0], params["A"].dtype
-    m = params["A"][batch.contexts] + params["TA"]            # (N, M, d) m_i = A x_i + T_A(i)
-    c = params["C"][batch.contexts] + params["TC"]            # (N, M, d) c_i = C x_i + T_C(i)
+    m = params["A"][batch.contexts]                           # (N, M, d) A x_i
+    m += params["TA"]                                         #           m_i = A x_i + T_A(i)
+    c = params["C"][batch.contexts]                           # (N, M, d) C x_i
+    c += params["TC"]                                         #           c_i = C x_i + T_C(i)
     u = np.full((N, config.d), config.init_u, dtype=dtype)    # (N, d) u¹, the constant query
     hops = []
     for _ in range(config.hops):
@@ -582,6 +584,62 @@ def output_products(u, W, dlogits):
     return u @ W.T, dlogits.T @ u, dlogits @ W
 
 
+def _step_parts(params, batch: Batch, config: Config) -> dict:
+    """Seconds spent in each part of one training step (the work of train_step, timed piece by piece, lr 0)."""
+    clock, t = {}, time.perf_counter()
+
+    def lap(name):
+        nonlocal t
+        now = time.perf_counter()
+        clock[name] = clock.get(name, 0.0) + now - t
+        t = now
+    m = params["A"][batch.contexts]                           # (N, M, d)
+    m += params["TA"]
+    c = params["C"][batch.contexts]                           # (N, M, d)
+    c += params["TC"]
+    u = np.full((batch.targets.shape[0], config.d), config.init_u, dtype=m.dtype)   # (N, d)
+    lap("memory lookup")
+    hops = []
+    for _ in range(config.hops):
+        u, hop = memn2n.hop_forward(u, m, c, params["H"], relu_from=config.relu_from)  # (N, d)
+        hops.append(hop)
+    lap("hops forward")
+    logits = u @ params["W"].T                                # (N, V)
+    lap("output products")
+    _, dlogits = next_word_loss(logits, batch.targets)        # (N, V)
+    lap("softmax and loss")
+    dW = dlogits.T @ u                                        # (V, d)
+    du = dlogits @ params["W"]                                # (N, d)
+    lap("output products")
+    keys, values = [], []
+    for hop in reversed(hops):
+        du, _, key, value = memn2n.hop_backward(du, hop, params["H"], config.relu_from)   # (N, d)
+        keys.append(key)
+        values.append(value)
+    dm = np.stack([ds for ds, _ in keys], 2) @ np.stack([v for _, v in keys], 1)          # (N, M, d)
+    dc = np.stack([p for p, _ in values], 2) @ np.stack([v for _, v in values], 1)        # (N, M, d)
+    lap("hops backward")
+    grads = {"A": row_sums(batch.contexts.ravel(), dm.reshape(-1, config.d), config.vocab_size),
+             "C": row_sums(batch.contexts.ravel(), dc.reshape(-1, config.d), config.vocab_size)}
+    lap("memory gradients (row sums)")
+    grads.update(TA=dm.sum(0), TC=dc.sum(0), H=np.zeros_like(params["H"]), W=dW)
+    optim.sgd_step_global_clip(_scratch(params), grads, 1e-30, config.max_grad_norm)
+    lap("clip and update")
+    return clock
+
+
+_SCRATCH: dict = {}
+
+
+def _scratch(params) -> dict:
+    """Copies of the parameters, made once, for timing updates without changing the real ones."""
+    key = tuple((k, v.shape, v.dtype.str) for k, v in params.items())
+    if key not in _SCRATCH:
+        _SCRATCH.clear()
+        _SCRATCH[key] = {k: v.copy() for k, v in params.items()}
+    return _SCRATCH[key]
+
+
 def bench(quick: bool = False, config: Optional[Config] = None, epoch_words: int = 929_589, seed: int = 0) -> dict:
     """Training speed at PTB's sizes (V 10,000, the default 6 hops, memory 100, d 150, batch 128, float32).
 
@@ -597,7 +655,7 @@ def bench(quick: bool = False, config: Optional[Config] = None, epoch_words: int
     dtype = params["W"].dtype
     u = rng.standard_normal((config.batch_size, config.d)).astype(dtype)
     dlogits = rng.standard_normal((config.batch_size, config.vocab_size)).astype(dtype)
-    step_times, floor_times = [], []
+    step_times, floor_times, part_times = [], [], []
     for r in range(repeats + 1):
         batch = make_batch(ids, training_positions(len(ids), config, rng), config.memory_size)
         t = time.perf_counter()
@@ -606,17 +664,20 @@ def bench(quick: bool = False, config: Optional[Config] = None, epoch_words: int
         t = time.perf_counter()
         output_products(u, params["W"], dlogits)
         floor = time.perf_counter() - t
+        part = _step_parts(params, batch, config)
         if r:                                                 # the first of each warms caches and allocators
             step_times.append(step)
             floor_times.append(floor)
+            part_times.append(part)
     step, floor = float(np.median(step_times)), float(np.median(floor_times))
+    parts = {name: float(np.median([p[name] for p in part_times])) * 1e3 for name in part_times[0]}
     flops = 3 * 2 * config.batch_size * config.d * config.vocab_size
     steps = math.ceil(epoch_words / config.batch_size)
     return {"model": "memn2n-lm", "config": {k: getattr(config, k) for k in
                                              ("vocab_size", "d", "hops", "memory_size", "batch_size", "dtype")},
             "words_per_second": config.batch_size / step, "step_ms": step * 1e3,
             "output_product_ms": floor * 1e3, "output_product_gflops": flops / floor / 1e9,
-            "step_over_floor": step / floor, "epoch_seconds": steps * step, "epoch_floor_seconds": steps * floor,
+            "step_over_floor": step / floor, "parts_ms": parts, "epoch_seconds": steps * step, "epoch_floor_seconds": steps * floor,
             "repeats": repeats, "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "unset"),
             "note": "medians of alternating steps and output products; on a shared machine both vary with its load"}
 
@@ -630,6 +691,7 @@ def format_bench(r: dict) -> str:
         f"  output product alone: {r['output_product_ms']:.1f} ms a step = {r['output_product_gflops']:.1f} GFLOP/s",
         f"  a PTB epoch: {_fmt_time(r['epoch_seconds'])} against the output product's floor of "
         f"{_fmt_time(r['epoch_floor_seconds'])}: {r['step_over_floor']:.2f}x",
+        "  a step's parts (ms): " + ", ".join(f"{k} {v:.1f}" for k, v in r["parts_ms"].items()),
         f"  ({r['note']})"])
 
 

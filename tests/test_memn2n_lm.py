@@ -313,6 +313,7 @@ def test_an_empty_training_file_is_one_line(tmp_path):
 # Figures
 
 
+@pytest.mark.slow
 def test_figures_draw_attention_and_perplexity_from_a_fresh_run(tmp_path):
     pytest.importorskip("matplotlib")
     paths, numbers = L.figures(tmp_path, quick=True)
