@@ -172,7 +172,6 @@ def _print_train_summary(res, ckpt, out):
 
 
 def cmd_evaluate(args):
-    import numpy as np
     from memnet_np import data, experiments as E, train as T
     path = args.checkpoint
     if os.path.isdir(path):                                   # the folder `train` wrote
@@ -255,7 +254,7 @@ def cmd_figures(args):
         import matplotlib  # noqa: F401  (checked before any training: the figures need it)
     except ImportError:
         raise UserError("figures need matplotlib: pip install 'memnet_np[plot]'") from None
-    return figures.main(out_dir=args.out, data_dir=args.data, quick=args.quick)
+    return figures.main(out_dir=args.out, data_dir=args.data, quick=args.quick, models=args.model)
 
 
 def cmd_check(args):
@@ -368,6 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="figures")
     s.add_argument("--data", metavar="DIR", help="bAbI folder; default: $MEMNET_DATA, else generated stories")
     s.add_argument("--quick", action="store_true", help="short training (for tests)")
+    s.add_argument("--model", action="append", metavar="NAME",
+                   help="only this model's figures (repeatable); default: every model that has figures")
     s.set_defaults(func=cmd_figures)
 
     s = sub.add_parser("check", help="grade a gradient-check exercise you filled in")

@@ -64,11 +64,20 @@ def test_bench_json_has_seconds_per_epoch(tmp_path):
 
 
 def test_figures_quick(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "memnet_np", "figures", "--out", str(tmp_path), "--quick"],
+    r = subprocess.run([sys.executable, "-m", "memnet_np", "figures", "--model", "memn2n", "--out", str(tmp_path),
+                        "--quick"],
                        capture_output=True, text=True, timeout=300, env=dict(os.environ, MPLBACKEND="Agg"))
     assert r.returncode == 0, r.stderr
     for name in ("memn2n_attention.png", "memn2n_learning_curves.png", "position_encoding.png"):
         assert _is_png(tmp_path / name)
+    assert json.loads((tmp_path / "memn2n.json").read_text())["quick"] is True
+
+
+def test_figures_of_an_unknown_model_is_a_one_line_error(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "memnet_np", "figures", "--model", "lstm", "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "no figures for lstm; models with figures: " in r.stderr and "memn2n" in r.stderr
+    assert "Traceback" not in r.stderr
 
 
 def test_bench_task_option(tmp_path):
@@ -78,19 +87,19 @@ def test_bench_task_option(tmp_path):
 
 
 @pytest.mark.slow
-def test_committed_figures_are_what_figures_draws_today(tmp_path):
-    """By the numbers behind the pictures (figures/figures.json), not their pixels: same data, seed 0, one thread."""
+def test_committed_memn2n_figures_are_what_figures_draws_today(tmp_path):
+    """By the numbers behind the pictures (figures/memn2n.json), not their pixels: same data, seed 0, one thread."""
     root = Path(__file__).resolve().parents[1]
-    committed = json.loads((root / "figures" / "figures.json").read_text())
+    committed = json.loads((root / "figures" / "memn2n.json").read_text())
     assert not committed["quick"]
     env = dict(os.environ, MPLBACKEND="Agg")
     if committed["data"].startswith("bAbI"):
         from conftest import DEFAULT_BABI
         env.setdefault("MEMNET_DATA", str(DEFAULT_BABI))
-    r = subprocess.run([sys.executable, "-m", "memnet_np", "figures", "--out", str(tmp_path)],
+    r = subprocess.run([sys.executable, "-m", "memnet_np", "figures", "--model", "memn2n", "--out", str(tmp_path)],
                        capture_output=True, text=True, timeout=900, env=env)
     assert r.returncode == 0, r.stderr
-    today = json.loads((tmp_path / "figures.json").read_text())
+    today = json.loads((tmp_path / "memn2n.json").read_text())
     assert today["data"] == committed["data"] and today["attention_question"] == committed["attention_question"]
     for key in ("attention", "train_error", "val_error", "position_encoding"):
         assert np.allclose(today[key], committed[key], atol=1e-3), f"figures/{key} is not what figures draws now"
