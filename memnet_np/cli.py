@@ -329,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--jobs", type=int, default=1, help="parallel processes for --runs")
     s.add_argument("--seed", type=int, default=0, help="first seed")
     s.add_argument("--out", help="folder for results.json and checkpoint.npz (default: runs/MODEL-taskN); the "
-                   "training state is saved there after every epoch")
+                   "training state is saved there after every epoch (ntm: every 1000 sequences)")
     s.add_argument("--resume", action="store_true", help="continue an interrupted run from the state saved in --out "
                    "(same arguments: the result is the same, bit for bit)")
     s.add_argument("--quiet", action="store_true", help="no per-epoch lines")

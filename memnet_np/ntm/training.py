@@ -8,12 +8,16 @@ measures training sequences per second. `Config.tuned(task)` holds the settings 
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
+import zipfile
+from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
 
 from memnet_np import optim
+from memnet_np import train as T
 from memnet_np.ntm.config import TASKS, Config, init_params, make_batch, replace, task_batch
 from memnet_np.ntm.model import forward, loss_and_grads, metrics
 
@@ -53,7 +57,8 @@ def make_optimizer(config: Config) -> optim.Optimizer:
 def train_task(task: Optional[str] = None, config: Optional[Config] = None, rng: Optional[np.random.Generator] = None,
                sequences: int = 30_000, batch: Optional[int] = None, progress: Optional[Callable] = None,
                eval_every: int = 1000, eval_sequences: int = 200, target: float = 0.1,
-               stop_when_converged: bool = False, params: Optional[dict] = None) -> dict:
+               stop_when_converged: bool = False, params: Optional[dict] = None, state_path=None,
+               resume: bool = False) -> dict:
     """Train on `sequences` fresh random sequences of the task, in batches of `batch` (config.batch_size).
 
     Without a config, Config.tuned(task); Config.for_task(task) gives the paper's optimiser settings instead.
@@ -63,6 +68,11 @@ def train_task(task: Optional[str] = None, config: Optional[Config] = None, rng:
     at most `target` bit errors per sequence. `progress(record)` is called with each evaluation record. Seconds are
     training time, evaluations excluded. Returns params (the last), config, history, converged_at, final (the last
     record), best (the record with the fewest held-out bit errors, then bits) and best_params (a copy, taken then).
+
+    state_path: after every evaluation the whole training state (parameters, the best ones, the optimiser, the
+    training generator, history, learning rate, curriculum) is written there atomically. resume=True continues from
+    that file when it exists (with the same rng seed and arguments), and ends with the same parameters and records,
+    bit for bit, as a run that was never interrupted (only the measured seconds differ).
     """
     if config is None:
         config = Config.tuned(task or "copy")                 # the settings chosen on held-out sequences
@@ -87,7 +97,15 @@ def train_task(task: Optional[str] = None, config: Optional[Config] = None, rng:
     next_eval = eval_every
     top = min(max(config.curriculum, config.min_len), config.max_len) if config.curriculum else config.max_len
     recent = []                                               # bit errors per sequence of the last batches
-    while seen < sequences:
+    stopped = False
+    evaluation = {"eval_every": eval_every, "eval_sequences": eval_sequences, "target": target}
+    if resume and state_path is not None and Path(state_path).is_file():
+        params, best_params, st = load_state(state_path, config, evaluation, train_rng, opt)
+        lr, seen, seconds, next_eval, top, recent, stopped = (st[k] for k in ("lr", "seen", "seconds", "next_eval",
+                                                                             "top", "recent", "stopped"))
+        history, converged_at = st["history"], st["converged_at"]
+        best = None if st["best"] is None else history[st["best"]]
+    while seen < sequences and not stopped:
         t0 = time.perf_counter()
         b = make_batch(task_batch(config, train_rng, B, config.min_len, top), config, train_rng)
         _, grads, info = loss_and_grads(params, b, config)
@@ -121,14 +139,59 @@ def train_task(task: Optional[str] = None, config: Optional[Config] = None, rng:
                 opt.lr = lr = lr / 2
                 record["backtracked_to"] = best["sequences"]
                 record["lr"] = lr
-            if progress is not None:
-                progress(record)
             if converged_at is None and ev["bit_errors_per_sequence"] <= target:
                 converged_at = {"sequences": seen, "seconds": seconds}
-                if stop_when_converged:
-                    break
+                stopped = stop_when_converged
+            if state_path is not None:
+                save_state(state_path, config, evaluation, params, best_params, opt, train_rng,
+                           {"lr": lr, "seen": seen, "seconds": seconds, "next_eval": next_eval, "top": top,
+                            "recent": recent, "stopped": stopped, "history": history, "converged_at": converged_at,
+                            "best": next(i for i, h in enumerate(history) if h is best)})
+            if progress is not None:
+                progress(record)
     return {"params": params, "config": config, "history": history, "converged_at": converged_at,
             "final": history[-1] if history else None, "best": best, "best_params": best_params}
+
+
+# The training state, saved after every evaluation so a killed run can go on: the parameters (the last and the best),
+# the optimiser's state, the training generator's state, and where training stands, in one .npz with a JSON header.
+
+STATE_VERSION = 1
+STATE_FORMAT = "memnet_np ntm training state"
+
+
+def save_state(path, config: Config, evaluation: dict, params, best_params, opt, rng, progress: dict) -> None:
+    header = {"format": STATE_FORMAT, "version": STATE_VERSION, "config": dataclasses.asdict(config),
+              "evaluation": evaluation, "rng": rng.bit_generator.state, "progress": progress}
+    arrays = {f"param/{k}": v for k, v in params.items()}
+    arrays.update({f"best/{k}": v for k, v in best_params.items()})
+    arrays.update({f"opt/{k}": np.asarray(v) for k, v in opt.state_dict().items()})
+    arrays["header"] = np.array(json.dumps(header))
+    T._write_npz_atomically(Path(path), arrays)
+
+
+def load_state(path, config: Config, evaluation: dict, rng, opt):
+    """(params, best_params, progress) from a saved state; the generator and the optimiser are restored in place.
+    A state saved with other settings, or a file that is not a state, is refused with train.CheckpointError."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            header = json.loads(str(z["header"]))
+            parts = {part: {k[len(part) + 1:]: z[k] for k in z.files if k.startswith(part + "/")}
+                     for part in ("param", "best", "opt")}
+    except (zipfile.BadZipFile, OSError, ValueError, KeyError, EOFError) as e:
+        raise T.CheckpointError(f"{path}: not a readable NTM training state ({type(e).__name__}: {e})") from None
+    if header.get("format") != STATE_FORMAT or header.get("version") != STATE_VERSION:
+        raise T.CheckpointError(f"{path}: not an NTM training state of version {STATE_VERSION}")
+    saved = {**header["config"], **header["evaluation"]}
+    now = json.loads(json.dumps({**dataclasses.asdict(config), **evaluation}))
+    if saved != now:
+        changed = sorted(k for k in now if saved.get(k) != now[k])
+        raise T.CheckpointError(f"{path}: saved by a run with other settings ({', '.join(changed)}); resume with "
+                                f"the same arguments, or start afresh without --resume")
+    rng.bit_generator.state = header["rng"]
+    opt.load_state_dict(parts["opt"])
+    return parts["param"], parts["best"], header["progress"]
 
 
 def test_report(params, config: Config, rng: np.random.Generator, sequences: int = 500,
@@ -228,8 +291,9 @@ def results(out: dict, rng: np.random.Generator, sequences: int = 500, generalis
 
 
 def train_command(args) -> int:
-    """`train ntm --task TASK [--sequences N] [--batch B] [--seed S] [--out DIR]`: train with the tuned settings,
-    print progress at every held-out evaluation, write results.json and checkpoint.npz, print a summary."""
+    """`train ntm --task TASK [--sequences N] [--batch B] [--seed S] [--out DIR] [--resume]`: train with the tuned
+    settings, print progress at every held-out evaluation, write results.json and checkpoint.npz, print a summary.
+    The training state is saved in DIR/state.npz at every evaluation; --resume continues a killed run from it."""
     import json
     import os
     from memnet_np import train as T
@@ -251,8 +315,13 @@ def train_command(args) -> int:
             print(f"  {r['sequences']:6d}/{sequences} sequences  train {r['train_bits_per_sequence']:7.2f} bits  "
                   f"held-out {r['bits_per_sequence']:7.2f} bits, {r['bit_errors_per_sequence']:6.2f} bit errors  "
                   f"{r['sequences_per_second']:6.1f} seq/s  {r['seconds']:6.1f}s  ETA {eta:5.0f}s", flush=True)
+    state = os.path.join(out_dir, "state.npz")              # written at every evaluation; --resume goes on from it
+    if getattr(args, "resume", False):
+        print(f"resuming from state.npz in {out_dir}" if os.path.isfile(state) else
+              f"nothing to resume in {out_dir}: starting afresh", flush=True)
     rng = np.random.default_rng(args.seed)
-    out = train_task(args.task, config=config, rng=rng, sequences=sequences, progress=show)
+    out = train_task(args.task, config=config, rng=rng, sequences=sequences, progress=show, state_path=state,
+                     resume=getattr(args, "resume", False))
     res = results(out, rng)
     params = out["best_params"] if out.get("best_params") is not None else out["params"]
     ckpt = T.save_checkpoint(os.path.join(out_dir, "checkpoint.npz"), "ntm", params, config, [],
