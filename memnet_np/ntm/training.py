@@ -336,3 +336,66 @@ def train_command(args) -> int:
           f"sequences; longer sequences: {g}")
     print(f"wrote {os.path.join(out_dir, 'results.json')} and {ckpt}")
     return 0
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# `python -m memnet_np figures --model ntm`: the copy task's pictures (memnet_np.figures finds this hook)
+
+FIGURE_SEQUENCES = 20_000   # seed 0 with the tuned settings converges at about 14k sequences
+
+
+def figures(out, data_dir=None, quick: bool = False) -> tuple[list, dict]:
+    """Train on the copy task (tuned settings, seed 0), then draw a length-20 sequence: inputs, targets and
+    outputs over time, the read and write weightings over time (the paper's Fig. 6), the memory after it, and the
+    learning curve. Returns the paths written and the numbers behind them. data_dir is unused (no data files)."""
+    from pathlib import Path
+    from memnet_np import plots
+    from memnet_np.ntm.model import predict
+    out = Path(out)
+    config = Config.tuned("copy")
+    sequences = 800 if quick else FIGURE_SEQUENCES
+    print(f"NTM figures: copy task, {sequences} training sequences, seed 0", flush=True)
+    run = train_task(config=config, rng=np.random.default_rng(0), sequences=sequences, eval_every=500)
+    params = run["best_params"]
+    report = test_report(params, config, np.random.default_rng(1))
+    print(f"NTM copy: converged at {run['converged_at']}; {report['bit_errors_per_sequence']:.3f} bit errors per "
+          f"sequence on lengths 1-20, {report['generalisation']['bit_errors_per_sequence']:.3f} on length 40")
+
+    L = 20
+    b = make_batch(task_batch(config, np.random.default_rng(2), 1, L, L), config)
+    bits, info = predict(params, b, config)
+    T = 2 * L + 1
+    probs = info["probs"][0, :T] * b.target_mask[0, :T, None]                # (T, Y) only the scored steps
+    read_w, write_w = info["read_weightings"][0, :T, 0], info["write_weightings"][0, :T, 0]   # (T, M) each
+    written = write_w[:L + 1].argmax(1)                                      # (L + 1,) where each input went
+    lo, hi = int(written.min()), int(written.max()) + 1
+    if hi - lo > 40:                                                         # focus wrapped around: show it all
+        lo, hi = 0, config.memory_slots
+    paths = [
+        plots.ntm_sequence(b.inputs[0, :T], b.targets[0, :T], probs, out / "ntm_copy_sequence.png",
+                           title=f"NTM copy, a length-{L} sequence: inputs, targets, outputs "
+                                 f"({int(info['bit_errors_per_sequence'][0])} bit errors)"),
+        plots.ntm_weightings(read_w, write_w, out / "ntm_copy_weightings.png",
+                             title=f"NTM copy, a length-{L} sequence: write then read, location × time"),
+        plots.ntm_memory(info["memory"][0], out / "ntm_copy_memory.png", rows=(lo, hi),
+                         title=f"NTM copy: memory locations {lo}-{hi - 1} after the sequence"),
+        plots.ntm_learning_curve(run["history"], out / "ntm_copy_learning_curve.png",
+                                 title="NTM copy task (tuned settings, seed 0): learning curve"),
+    ]
+    r6 = lambda a: np.round(np.asarray(a, dtype=float), 6).tolist()
+    numbers = {
+        "task": "copy", "seed": 0, "training_sequences": sequences,
+        "converged_at": (run["converged_at"] or {}).get("sequences"), "selected_at": run["best"]["sequences"],
+        "bit_errors_per_sequence": round(report["bit_errors_per_sequence"], 6),
+        "bits_per_sequence": round(report["bits_per_sequence"], 6),
+        "generalisation_length": report["generalisation"]["length"],
+        "generalisation_bit_errors_per_sequence": round(report["generalisation"]["bit_errors_per_sequence"], 6),
+        "curve_sequences": [r["sequences"] for r in run["history"]],
+        "curve_bits_per_sequence": r6([r["bits_per_sequence"] for r in run["history"]]),
+        "curve_bit_errors_per_sequence": r6([r["bit_errors_per_sequence"] for r in run["history"]]),
+        "example_bit_errors": int(info["bit_errors_per_sequence"][0]),
+        "example_write_focus": write_w.argmax(1).tolist(), "example_read_focus": read_w.argmax(1).tolist(),
+        "example_write_peak": r6(write_w.max(1)), "example_read_peak": r6(read_w.max(1)),
+        "memory_rows_shown": [lo, hi],
+    }
+    return paths, numbers
