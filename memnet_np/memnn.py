@@ -61,8 +61,8 @@ Shape letters: N batch, M memory slots, L words, V vocabulary (|W|, with the nul
 
 This file is the model as the paper reads: the configuration, the scores of O and R (forward and backward), the
 margin ranking loss, the hops at test time. I, G and the making of batches are in memnet_np/memnn_data.py; the
-same model one example at a time, its oracle, in memnet_np/memnn_naive.py. Every public name of both is
-importable from here.
+same model one example at a time, its oracle, in memnet_np/memnn_naive.py; the command line's `figures` and
+`bench` in memnet_np/memnn_cli.py. Every public name of them is importable from here.
 """
 from __future__ import annotations
 
@@ -79,6 +79,7 @@ from memnet_np.memnn_data import (NGRAM_PRIMES, Batch, _check_batch, bag_of_word
                                   feature_size, features, hop_targets, make_batch, sample_negatives, stop_targets,
                                   write_memory)
 from memnet_np.memnn_naive import loss_and_grads_naive, predict_naive  # noqa: F401
+from memnet_np.memnn_cli import bench, figures, format_bench  # noqa: F401  (the command line's hooks)
 
 EXTRA_FACTS = ("error", "first")
 ANSWER_INPUTS = ("ordered", "sum")
