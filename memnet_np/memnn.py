@@ -76,8 +76,8 @@ from memnet_np import ops
 # I and G, and the batches (targets and negatives drawn when a batch is made), live in memnn_data; the paper's
 # model one example at a time, the oracle for this file, in memnn_naive. Their public names are this module's too.
 from memnet_np.memnn_data import (NGRAM_PRIMES, Batch, _check_batch, bag_of_words, example_batch,  # noqa: F401
-                                  feature_size, features, hop_targets, make_batch, sample_negatives, stop_targets,
-                                  write_memory)
+                                  feature_size, features, hashed_candidates, hop_candidates, hop_targets,
+                                  make_batch, sample_negatives, stop_targets, word_buckets, write_memory)
 from memnet_np.memnn_naive import loss_and_grads_naive, predict_naive  # noqa: F401
 from memnet_np.memnn_cli import bench, figures, format_bench  # noqa: F401  (the command line's hooks)
 
@@ -92,6 +92,9 @@ class Config:
     d: int = 50                  # embedding size (the paper's n: U is n × 3|W|)
     hops: int = 2                # k
     memory_size: int = 50        # G's capacity: a longer story forgets its oldest sentences
+    hashing: bool = False        # G by hashing (2014 §3, huge memories): a bucket per word; O scores only the memories
+                                 # that share a word with its input [x, m_o1, …] (all of them where none does), and
+                                 # the loss ranks each true fact against those of the TRUE input only
     time_features: bool = True   # write-time features and the pairwise-winner loop (2014 §3.4)
     ngrams: int = 1              # NG (2015 appendix): 2 or 3 adds each sentence's 2-grams (and 3-grams), hashed
     ngram_buckets: int = 128     # into this many features after the |W| word features
@@ -451,14 +454,15 @@ def winner_loop(s, tau, t_x, mask):
     """The argmax of O with write-time features: memories in write order, the winner so far y against the next
     one y'; y stays when s_Ot(x, y, y') > 0. Loops over slots, vectorised over the batch. Returns (N,) slots.
 
-    s (N, M) s_O(x, m_i); tau (N, 3) (U_O Φx)ᵀ T_O; t_x (N,) write time of x; mask (N, M)."""
+    s (N, M) s_O(x, m_i); tau (N, 3) (U_O Φx)ᵀ T_O; t_x (N,) write time of x; mask (N, M) the candidates, at
+    least one per row."""
     N, M = s.shape
     rows = np.arange(N)
     after = t_x[:, None] < np.arange(M)                       # (N, M) x older than m_i
-    w = np.zeros(N, dtype=np.int64)                           # slot 0 holds a sentence in every story
+    w = np.argmax(mask, 1)                                    # (N,) the oldest candidate (slot 0 without hashing)
     for i in range(1, M):
         s_ot = s[rows, w] - s[:, i] + tau[:, 0] * after[rows, w] + tau[:, 1] * after[:, i] + tau[:, 2]  # y older
-        w = np.where(mask[:, i] & ~(s_ot > 0), i, w)          # (N,) the newcomer wins unless the winner beats it
+        w = np.where(mask[:, i] & (i > w) & ~(s_ot > 0), i, w)   # (N,) the newcomer wins unless the winner beats it
     return w
 
 
@@ -472,12 +476,15 @@ def infer(params, batch: Batch, config: Config):
     rows = np.arange(N)
     q = features(batch.queries, config, dtype)                # (N, F)
     bags, ey, _ = memory_candidates(params, batch, config)    # (N, M', F), (N, M', d)
-    mask = np.concatenate([batch.mask, np.ones((N, 1), bool)], 1) if config.adaptive else batch.mask   # (N, M')
     c = np.zeros_like(q)
-    t_x = np.full(N, mask.shape[1])                           # the question comes after every memory
+    t_x = np.full(N, M + config.adaptive)                     # the question comes after every memory
     stopped = np.zeros(N, bool)
     chosen, hop_scores, facts = [], [], []
+    if config.hashing:
+        buckets, inp = word_buckets(batch.stories, V), word_buckets(batch.queries, V)   # (N, M, V), (N, V)
     for _ in range(K):
+        cand = hashed_candidates(buckets, batch.mask, inp) if config.hashing else batch.mask   # (N, M)
+        mask = np.concatenate([cand, np.ones((N, 1), bool)], 1) if config.adaptive else cand   # (N, M') + STOP
         ex, _ = nonlinear_forward(embed_input(params["U_O"], q, c), params.get("W_O"))   # (N, d)
         s = np.einsum("nd,nmd->nm", ex, ey)                   # (N, M')
         if config.time_features:
@@ -492,6 +499,8 @@ def infer(params, batch: Batch, config: Config):
         facts.append(bags[rows, o])                           # (N, V)
         c = c + facts[-1]
         t_x = o
+        if config.hashing:                                    # the chosen memory's words join the input's buckets
+            inp = inp | (buckets[rows, np.minimum(o, M - 1)] & (o < M)[:, None])
     er, _, ew, _ = answer_embeddings(params, q, facts, config)   # (N, d), (V, d)
     s_ans = er @ ew.T                                         # (N, V)
     answers = 1 + np.argmax(s_ans[:, 1:], 1)                  # the null word is never an answer

@@ -3,7 +3,9 @@
     I   features: a sentence's bag of words, and with NG (Weston et al. 2015 appendix) its 2- and 3-grams hashed
         into `ngram_buckets` features after the |W| words.
     G   write_memory: each sentence into the next slot, oldest first; a capacity smaller than the story forgets
-        the oldest sentences.
+        the oldest sentences. With hashing (Config.hashing, the 2014 paper's §3 for huge memories) each sentence
+        also goes into one bucket per word it contains (word_buckets), and O scores only the memories in a bucket
+        of its input, the ones sharing a word with it (hashed_candidates).
 
 A Batch carries, beside the words, everything random or data-given the margin loss needs, so that
 memnn.loss_and_grads is a deterministic function of (params, batch): the supporting fact each hop is trained to
@@ -64,6 +66,22 @@ def write_memory(stories: np.ndarray, mask: np.ndarray, capacity: int):
     src = np.minimum(forgotten[:, None] + np.arange(C), M - 1)  # (N, C) slot each new slot is read from
     rows = np.arange(N)[:, None]
     return stories[rows, src], mask[rows, src] & (np.arange(C) < n[:, None] - forgotten[:, None]), forgotten
+
+
+def word_buckets(x: np.ndarray, V: int) -> np.ndarray:
+    """G with hashing (the 2014 paper's §3, "huge memories"): a sentence goes into one bucket per word it contains.
+    x (..., L) word ids -> (..., V) bool, True for the buckets of x (the null word 0 is in none)."""
+    return bag_of_words(x, V) > 0
+
+
+def hashed_candidates(buckets: np.ndarray, mask: np.ndarray, inp: np.ndarray) -> np.ndarray:
+    """The memories O scores with hashing: those in a bucket of the input, i.e. sharing a word with it; where no
+    memory of a story does, every memory (the input then has nothing to hash to, and a hop must choose one).
+
+    buckets (N, M, V) bool of the memories, mask (N, M), inp (N, V) bool the words of the hop's input
+    [x, m_o1, …]. Returns (N, M) bool."""
+    share = mask & (buckets & inp[:, None, :]).any(-1)        # (N, M)
+    return np.where(share.any(1, keepdims=True), share, mask)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -129,12 +147,15 @@ def hop_targets(order: np.ndarray, hops: int, extra_facts: str = "error", source
 
 
 def sample_negatives(mask, targets, answers, V: int, negatives: int, rng: Optional[np.random.Generator],
-                     stop: bool = False):
+                     stop: bool = False, candidates: Optional[np.ndarray] = None):
     """Counts of negative memories (N, K, M') and answer words (N, V): every candidate once when negatives = 0 or
     rng is None, else `negatives` draws with replacement, uniform over the candidates other than the target.
-    With stop=True the STOP memory, slot M' − 1 = M, is a candidate too."""
+    With stop=True the STOP memory, slot M' − 1 = M, is a candidate too. `candidates` (N, K, M) bool narrows each
+    hop's memories (hashing: those sharing a word with the hop's input); by default every sentence in memory."""
     N, M = mask.shape
     K = targets.shape[1]
+    if candidates is not None:
+        return _sample_among(candidates, targets, answers, V, negatives, rng, stop)
     if negatives == 0 or rng is None:
         cand = np.concatenate([mask, np.ones((N, 1), bool)], 1) if stop else mask    # (N, M')
         neg_m = (cand[:, None, :] & (np.arange(M + stop) != targets[..., None])).astype(float)   # (N, K, M')
@@ -160,6 +181,45 @@ def sample_negatives(mask, targets, answers, V: int, negatives: int, rng: Option
     return neg_m, neg_a
 
 
+def _sample_among(candidates, targets, answers, V: int, negatives: int, rng, stop: bool):
+    """sample_negatives for candidate sets that need not be a prefix of the memory (N, K, M)."""
+    N, K, M = candidates.shape
+    cand = np.concatenate([candidates, np.ones((N, K, 1), bool)], -1) if stop else candidates   # (N, K, M')
+    cand = cand & (np.arange(M + stop) != targets[..., None])  # (N, K, M') the target is never its own negative
+    neg_a = np.ones((N, V))                                   # (N, V)
+    neg_a[:, 0] = 0.0
+    neg_a[np.arange(N), answers] = 0.0
+    if negatives == 0 or rng is None:
+        return cand.astype(float), neg_a
+    count = cand.sum(-1)                                      # (N, K) candidates to draw from
+    r = np.floor(rng.random((N, K, negatives)) * count[..., None]).astype(np.int64)   # (N, K, S) in [0, count)
+    j = (np.cumsum(cand, -1)[:, :, None, :] <= r[..., None]).sum(-1)                  # (N, K, S) the r-th candidate
+    ok = np.broadcast_to(count[..., None] > 0, j.shape)
+    neg_m = np.zeros((N, K, M + stop))
+    nn, kk, _ = np.indices(j.shape)
+    np.add.at(neg_m, (nn[ok], kk[ok], j[ok]), 1.0)
+    w = 1 + np.floor(rng.random((N, negatives)) * (V - 2)).astype(np.int64)   # (N, S) words in [1, V−1)
+    w += w >= answers[:, None]                                # skip the answer
+    neg_a = np.zeros((N, V))
+    np.add.at(neg_a, (np.repeat(np.arange(N), negatives), w.ravel()), 1.0)
+    return neg_m, neg_a
+
+
+def hop_candidates(stories, queries, mask, targets, V: int) -> np.ndarray:
+    """With hashing, the memories each hop's loss ranks the true fact against: (N, K, M) bool, those sharing a word
+    with the hop's input built from the TRUE facts, [x, f1, …, f(k−1)] (a STOP target, slot M, adds no words)."""
+    N, M = mask.shape
+    rows = np.arange(N)
+    buckets = word_buckets(stories, V)                        # (N, M, V)
+    inp = word_buckets(queries, V)                            # (N, V)
+    out = []
+    for k in range(targets.shape[1]):
+        out.append(hashed_candidates(buckets, mask, inp))
+        f = targets[:, k]                                     # (N,)
+        inp = inp | (buckets[rows, np.minimum(f, M - 1)] & (f < M)[:, None])
+    return np.stack(out, 1)                                   # (N, K, M)
+
+
 def _batch(stories, queries, answers, mask, order, config: Config, rng, sources=None) -> Batch:
     stories, mask, forgotten = write_memory(stories, mask, config.memory_size)
     N, M = mask.shape
@@ -173,8 +233,9 @@ def _batch(stories, queries, answers, mask, order, config: Config, rng, sources=
             targets, active, known = stop_targets(order, config.hops, M, config.extra_facts, sources)
         else:
             targets, known = hop_targets(order, config.hops, config.extra_facts, sources)
+    cand = hop_candidates(stories, queries, mask, targets, config.vocab_size) if config.hashing else None
     neg_m, neg_a = sample_negatives(mask, targets, answers, config.vocab_size, config.negatives, rng,
-                                    config.adaptive)
+                                    config.adaptive, cand)
     return Batch(stories, queries, answers, mask, targets, known.astype(float), active.astype(float), neg_m, neg_a)
 
 

@@ -1,6 +1,7 @@
 """The MemNN of memnet_np/memnn.py one example at a time, written from the paper: explicit 3|W| (+3) feature
 vectors, s = aᵀUᵀUb, every hinge term of the margin ranking loss on its own, and the gradient of each active one
-as U(abᵀ + baᵀ); hops by a plain argmax or the paper's pairwise-winner loop.
+as U(abᵀ + baᵀ); hops by a plain argmax or the paper's pairwise-winner loop, over the memories that share a
+word with the hop's input when G hashes by word.
 
 It is the oracle of the vectorised code, so it calls none of its helpers: the features, the copies of the
 vocabulary, the write-time features, the STOP memory and the n-gram hashing are all spelled out here again.
@@ -51,6 +52,11 @@ def _phi(words, copy, size, P: _Paper):
             h = 7919 * n + sum(w * p for w, p in zip(words[j:j + n], NGRAM_PRIMES))
             v[copy * P.F + P.V + h % (P.F - P.V)] += 1.0
     return v
+
+
+def _words(sentence) -> set:
+    """The words of a sentence (ids, padding 0 left out): with hashing, the buckets it is stored in."""
+    return {int(w) for w in np.ravel(sentence) if w != 0}
 
 
 def _phi_y(batch, n, i, P: _Paper, stop_slot):
@@ -166,9 +172,12 @@ def predict_naive(params, batch: Batch, config: Config):
     for n in range(len(batch.answers)):
         x = _phi(batch.queries[n], 0, P.D, P)
         x_r = _phi(batch.queries[n], 0, P.D_R, P)
-        candidates = [i for i in range(M) if batch.mask[n, i]] + ([stop_slot] if config.adaptive else [])
+        memories = [i for i in range(M) if batch.mask[n, i]]
+        heard = _words(batch.queries[n])                      # the input's words: its buckets with hashing
         t_x, picks = M + config.adaptive, []
         for k in range(K):
+            shared = [i for i in memories if _words(batch.stories[n, i]) & heard]
+            candidates = (shared or memories if config.hashing else memories) + ([stop_slot] if config.adaptive else [])
             if time:
                 best = candidates[0]
                 for i in candidates[1:]:                      # y = the winner so far, y' = the next memory
@@ -187,6 +196,7 @@ def predict_naive(params, batch: Batch, config: Config):
             x = x + _phi(batch.stories[n, best], 1, P.D, P)
             x_r = x_r + _phi(batch.stories[n, best], 1 + min(k, P.C - 1), P.D_R, P)
             t_x = best
+            heard |= _words(batch.stories[n, best])
         word_scores = []
         for w in range(1, V):
             b_w = np.zeros(P.D_R)
