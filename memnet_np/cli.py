@@ -242,7 +242,9 @@ def cmd_bench(args):
         return bench.main(args)
     if not hasattr(model, "bench"):
         raise E.UserError(f"bench {args.model} is not written yet; bench memn2n and bench ntm are")
-    r = model.bench(quick=args.quick)                         # a model's own benchmark (ntm: sequences per second)
+    import inspect
+    wants = inspect.signature(model.bench).parameters            # a bAbI model's bench takes --task and --data too
+    r = model.bench(quick=args.quick, **{k: getattr(args, k) for k in ("task", "data") if k in wants})
     print(json.dumps(r) if args.json else model.format_bench(r))
     return 0
 

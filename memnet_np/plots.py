@@ -244,3 +244,45 @@ def ntm_addressing_stages(stages: dict, path=None, title: str = "one head's addr
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def hop_scores_heatmap(sentences: Sequence[str], scores: np.ndarray, chosen: Sequence[int],
+                       supporting: Sequence[int], question: str, predicted: str, answer: str, path=None,
+                       title: Optional[str] = None, note: str = ""):
+    """MemNN's hard hops: story sentences as rows, hops as columns, each cell the score s_O(x_k, m_i) of memory i
+    at hop k (x_k = the question and the memories chosen before). The memory each hop chose is boxed; the true
+    supporting facts are marked ★1, ★2, … on their rows, in the order the hops should find them.
+
+    scores (K, n) for the n sentences; chosen (K,) row per hop (a row ≥ n, e.g. AM's STOP, is left unboxed);
+    supporting: rows of the supporting facts in file order.
+    """
+    plt = _plt()
+    from matplotlib.patches import Rectangle
+    s = np.asarray(scores, dtype=float).T                     # (n, K)
+    n, K = s.shape
+    if n != len(sentences):
+        raise ValueError(f"{len(sentences)} sentences but scores over {n} slots")
+    if len(chosen) != K:
+        raise ValueError(f"{K} hops of scores but {len(chosen)} chosen memories")
+    fig, ax = plt.subplots(figsize=(2.4 + 1.0 * K + 0.06 * max(map(len, sentences), default=10),
+                                    1.5 + 0.32 * n))
+    lim = max(1e-9, float(np.abs(s).max()))
+    ax.imshow(s, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
+    for i in range(n):
+        for k in range(K):
+            ax.text(k, i, f"{s[i, k]:.2f}", ha="center", va="center", fontsize=8,
+                    color="white" if abs(s[i, k]) > 0.6 * lim else "black")
+    for k, i in enumerate(chosen):
+        if 0 <= int(i) < n:
+            ax.add_patch(Rectangle((k - 0.5, int(i) - 0.5), 1, 1, fill=False, lw=2.2, ec="black"))
+    marks = {}
+    for order, i in enumerate(supporting):
+        marks.setdefault(int(i), []).append(f"★{order + 1}")
+    labels = [(" ".join(marks[i]) + " " if i in marks else "") + sent for i, sent in enumerate(sentences)]
+    ax.set_yticks(range(n), labels, fontsize=9)
+    ax.set_xticks(range(K), [f"hop {k + 1}" for k in range(K)])
+    ax.xaxis.tick_top()
+    ok = "✓" if predicted == answer else "✗"
+    ax.set_title(title or f"{question}?\npredicted: {predicted} {ok}   true: {answer}\n"
+                          f"□ memory chosen at each hop   ★k supporting fact of hop k{note}", fontsize=10, pad=24)
+    return _save(fig, path)
