@@ -21,10 +21,11 @@ COMMANDS = ("demo", "train", "evaluate", "reproduce", "bench", "figures", "check
 def _user_errors():
     """The exception types that mean 'the user asked for something impossible', imported lazily."""
     from memnet_np import experiments, train
-    from memnet_np.data import babi, download
+    from memnet_np.data import babi, corpus, download
     from memnet_np.exercises import ExerciseError
     return (experiments.UserError, train.CheckpointError, babi.BabiFormatError, babi.UnknownWordError,
-            babi.DataNotFoundError, babi.SentenceTooLongError, download.DownloadError, ExerciseError)
+            babi.DataNotFoundError, babi.SentenceTooLongError, download.DownloadError, ExerciseError,
+            corpus.CorpusError)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -181,6 +182,8 @@ def cmd_evaluate(args):
                                     f"its --out folder)")
     ck = T.load_checkpoint(path)
     model = E.get_model(ck.model)
+    if hasattr(model, "evaluate_command"):                    # a model that scores itself (memn2n-lm: perplexity)
+        return model.evaluate_command(args, ck, path)
     if hasattr(model, "train_command"):
         raise E.UserError(f"evaluate scores bAbI checkpoints; this {ck.model} run's scores are in the results.json "
                           f"beside {path}")
@@ -320,11 +323,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("train", help="train a model on one bAbI task (or all jointly)")
-    s.add_argument("model", help="memn2n, memnn (bAbI tasks) or ntm (copy, repeat-copy, associative-recall)")
+    s.add_argument("model", help="memn2n, memnn (bAbI tasks), ntm (copy, repeat-copy, associative-recall) or "
+                   "memn2n-lm (a text corpus: --data DIR with ptb.train.txt, ...; generated text without it)")
     s.add_argument("--task", help="bAbI task 1..20, or the NTM's task")
     s.add_argument("--config", help="a model's preset: memnn basic (default) or extended")
     s.add_argument("--sequences", type=int, help="ntm: training sequences (default 30000)")
     s.add_argument("--batch", type=int, help="ntm: sequences per batch (default: the tuned settings' 16)")
+    s.add_argument("--memory", type=int, help="memn2n-lm: previous words in memory (default 100)")
+    s.add_argument("--time-budget", type=float, metavar="SECONDS",
+                   help="memn2n-lm: start no epoch that would end after this much training time")
     s.add_argument("--joint", action="store_true", help="one model for all 20 tasks")
     _add_data_args(s)
     s.add_argument("--runs", type=int, default=1, help="seeds to train; the lowest training error is selected")

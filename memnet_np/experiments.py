@@ -18,7 +18,8 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-MODELS = {"memn2n": "memnet_np.memn2n", "memnn": "memnet_np.memnn", "ntm": "memnet_np.ntm"}
+MODELS = {"memn2n": "memnet_np.memn2n", "memnn": "memnet_np.memnn", "ntm": "memnet_np.ntm",
+          "memn2n-lm": "memnet_np.memn2n_lm"}
 PLANNED = ("dmn",)
 SUITES = {"babi-1k": (False, False), "babi-10k": (True, False),
           "babi-1k-joint": (False, True), "babi-10k-joint": (True, True)}

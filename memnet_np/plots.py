@@ -286,3 +286,48 @@ def hop_scores_heatmap(sentences: Sequence[str], scores: np.ndarray, chosen: Seq
     ax.set_title(title or f"{question}?\npredicted: {predicted} {ok}   true: {answer}\n"
                           f"□ memory chosen at each hop   ★k supporting fact of hop k{note}", fontsize=10, pad=24)
     return _save(fig, path)
+
+
+def word_attention(words: Sequence[str], attention: np.ndarray, target: str, predicted: str, path=None,
+                   title: Optional[str] = None):
+    """A language model's attention: the previous words along the x axis (oldest left), one row per hop.
+
+    attention (K, n) over the n words shown (the last n slots of the memory).
+    """
+    plt = _plt()
+    att = np.asarray(attention, dtype=float)                  # (K, n)
+    K, n = att.shape
+    if n != len(words):
+        raise ValueError(f"{len(words)} words but attention over {n} slots")
+    fig, ax = plt.subplots(figsize=(1.5 + 0.32 * n, 1.2 + 0.38 * K))
+    ax.imshow(att, cmap="Blues", vmin=0, vmax=max(1e-9, float(att.max())), aspect="auto")
+    ax.set_xticks(range(n), words, rotation=90, fontsize=8)
+    ax.set_yticks(range(K), [f"hop {k + 1}" for k in range(K)], fontsize=8)
+    ok = "✓" if predicted == target else "✗"
+    ax.set_title(title or f"next word: predicted {predicted!r} {ok}, true {target!r}", fontsize=10)
+    return _save(fig, path)
+
+
+def perplexity_curves(history, path=None, title: str = "perplexity per epoch", paper: Optional[float] = None,
+                      baseline: Optional[float] = None, test: Optional[float] = None):
+    """Training and validation perplexity per epoch (log scale), with the paper's and a baseline's test
+    perplexity as horizontal lines when given, and the final test perplexity as a point."""
+    plt = _plt()
+    rows = [h if isinstance(h, dict) else h._asdict() for h in history]
+    ep = [r["epoch"] for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    ax.plot(ep, [r["train_perplexity"] for r in rows], "o-", label="train")
+    ax.plot(ep, [r["valid_perplexity"] for r in rows], "o-", label="validation")
+    if test is not None and ep:
+        ax.plot([ep[-1]], [test], "k*", markersize=10, label=f"test {test:.1f}")
+    if paper is not None:
+        ax.axhline(paper, color="0.3", ls="--", lw=1, label=f"paper (test) {paper:g}")
+    if baseline is not None:
+        ax.axhline(baseline, color="0.6", ls=":", lw=1, label=f"bigram (test) {baseline:g}")
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("perplexity")
+    ax.legend(fontsize=8)
+    ax.set_title(title)
+    fig.tight_layout()
+    return _save(fig, path)
