@@ -452,7 +452,7 @@ def gate_features_backward(dz, cache: FeatureCache):
     """-> dc (N, F, H), dm (N, H), dq (N, H), dWb (H, H) or None. |x|' = sign(x) (0 at 0, never met in practice)."""
     c, m, q, Wb, Wq, Wm, sq, sm = cache
     H = c.shape[-1]
-    blocks = [dz[..., i * H:(i + 1) * H] for i in range(dz.shape[-1] // H)]   # H-wide pieces in z's order
+    blocks = [dz[..., i * H:(i + 1) * H] for i in range(7 if Wb is not None else 4)]   # H-wide pieces, z's order
     if Wb is not None:
         dc_, dmb, dqb, dcq, dcm, daq, dam = blocks
         dcWq, dcWm = dz[..., 7 * H], dz[..., 7 * H + 1]       # (N, F)

@@ -1,9 +1,10 @@
-"""Exercise 5: the backward of one GRU step with the DMN's episode gate, h = a ⊙ h̃ + (1 − a) ⊙ h_prev, a = g u."""
+"""Exercise 5: the DMN's two cells by hand — the backward of one GRU step with the episode gate
+(h = a ⊙ h̃ + (1 − a) ⊙ h_prev, a = g u), and of the gate features z(c, m, q)."""
 from __future__ import annotations
 
 import numpy as np
 
-from memnet_np import ops
+from memnet_np import dmn, ops
 from memnet_np.exercises.attention import _matching
 from memnet_np.exercises.grader import Exercise, Target, register
 
@@ -112,18 +113,110 @@ _GRU_BACKWARD = Target(
 )
 
 
+# ----------------------------------------------------------------------------------------------------------------
+# Part 2: the features the DMN's gates look at (memnet_np.dmn.gate_features_forward, with W_b)
+#
+#   z(c, m, q) = [c, m, q, c∘q, c∘m, |c−q|, |c−m|, cᵀW_b q, cᵀW_b m]      c (N, F, H) facts; m, q (N, H)
+
+
+def _feature_cases(rng: np.random.Generator) -> list:
+    """c, m, q drawn apart so no |c − q| or |c − m| entry sits near its kink at 0 (the checker's finite
+    differences would straddle it): every entry of c − q and c − m is at least 0.05 away from 0."""
+    cases = []
+    for N, F, H in [(2, 3, 4), (3, 4, 4), (1, 5, 2)]:
+        q = rng.standard_normal((N, H))                       # (N, H)
+        m = rng.standard_normal((N, H))                       # (N, H)
+        c = rng.standard_normal((N, F, H))                    # (N, F, H)
+        for ref in (q, m):
+            near = np.abs(c - ref[:, None, :]) < 0.05
+            c = np.where(near, c + 0.1, c)                    # nudged off the kink (checked again below)
+        assert (np.abs(c - q[:, None, :]) > 0.04).all() and (np.abs(c - m[:, None, :]) > 0.04).all()
+        cases.append(dict(c=c, m=m, q=q, Wb=rng.standard_normal((H, H))))
+    return cases
+
+
+def _describe_feature_case(case: dict) -> str:
+    N, F, H = case["c"].shape
+    return f"(N, F, H) = ({N}, {F}, {H})"
+
+
+FEATURE_MISTAKES = {
+    "abs": "the derivative of |x| is sign(x), not 1: |c − q| passes dz on with the sign of c − q",
+    "abs_q_sign": "|c − q| depends on q with a minus sign: dq gets −sign(c − q) ⊙ dz, dc gets +sign(c − q) ⊙ dz",
+    "no_sum": "q and m are shared by all F facts (broadcast in the forward): their gradients sum over the facts",
+    "direct": "z also holds c, m and q themselves (its first three blocks): their dz adds to dc, dm, dq directly",
+    "bilinear_transpose": "cᵀ W_b q = (W_b q)ᵀ c: the gradient reaching q is W_bᵀ (Σ_f dz_f c_f), i.e. "
+                          "(Σ_f dz_f c_f) @ W_b for row vectors, not @ W_bᵀ",
+    "bilinear_m": "W_b appears twice, in cᵀ W_b q and in cᵀ W_b m: dW_b is the sum of both outer products",
+}
+
+
+def feature_backward_variant(dz, cache: "dmn.FeatureCache", mistake=None) -> tuple:
+    """(dc, dm, dq, dWb) of z(c, m, q), right (mistake None) or with one of FEATURE_MISTAKES; written here from
+    the equation, not through memnet_np.dmn."""
+    c, m, q = cache.c, cache.m, cache.q
+    Wb = cache.Wb
+    H = c.shape[-1]
+    d = [dz[..., i * H:(i + 1) * H] for i in range(7)]       # 7 × (N, F, H): c, m, q, c∘q, c∘m, |c−q|, |c−m|
+    dcq_b, dcm_b = dz[..., 7 * H], dz[..., 7 * H + 1]         # (N, F) the two bilinear terms
+    sq = np.sign(c - q[:, None, :])                           # (N, F, H)
+    sm = np.sign(c - m[:, None, :])
+    if mistake == "abs":
+        sq, sm = np.ones_like(sq), np.ones_like(sm)
+    Wq, Wm = q @ Wb.T, m @ Wb.T                               # (N, H) W_b q, W_b m
+    dc = d[3] * q[:, None, :] + d[4] * m[:, None, :] + d[5] * sq + d[6] * sm \
+        + dcq_b[..., None] * Wq[:, None, :] + dcm_b[..., None] * Wm[:, None, :]     # (N, F, H)
+    per_q = d[3] * c - (d[5] * sq if mistake != "abs_q_sign" else -d[5] * sq)       # (N, F, H)
+    per_m = d[4] * c - d[6] * sm
+    if mistake != "direct":
+        dc = dc + d[0]
+        per_q, per_m = per_q + d[2], per_m + d[1]
+    sum_f = (lambda x: x[:, 0]) if mistake == "no_sum" else (lambda x: x.sum(1))
+    gq = sum_f(dcq_b[..., None] * c)                          # (N, H) ∂/∂(W_b q)
+    gm = sum_f(dcm_b[..., None] * c)                          # (N, H) ∂/∂(W_b m)
+    Wt = Wb.T if mistake == "bilinear_transpose" else Wb
+    dq = sum_f(per_q) + gq @ Wt                               # (N, H)
+    dm = sum_f(per_m) + gm @ Wb                               # (N, H)
+    dWb = gq.T @ q + (0 if mistake == "bilinear_m" else gm.T @ m)   # (H, H)
+    return dc, dm, dq, dWb
+
+
+FEATURE_GRADS = ("dc", "dm", "dq", "dWb")
+
+
+def _feature_notes(gname, yours, expected, dz, cache, case) -> list:
+    k = FEATURE_GRADS.index(gname)
+    found = _matching(yours, expected, [(feature_backward_variant(dz, cache, m)[k], m) for m in FEATURE_MISTAKES])
+    return [f"yours looks like a known mistake: {FEATURE_MISTAKES[m]}" for m in found]
+
+
+_FEATURES_BACKWARD = Target(
+    function="gate_features_backward",
+    grads=FEATURE_GRADS,
+    wrt=("c", "m", "q", "Wb"),
+    forward=dmn.gate_features_forward,
+    inputs=lambda case: {k: case[k] for k in ("c", "m", "q", "Wb")},
+    arguments=lambda dz, cache: {"dz": dz, "cache": cache},
+    reference=lambda dz, cache: dmn.gate_features_backward(dz, cache),
+    learner_forward="gate_features_forward",
+    forbidden=("dmn.gate_features_backward",),
+    notes=_feature_notes,
+)
+
+
 def _shared(labels, where):
     return ({f"gru_backward: {g}" for g in labels}, where)
 
 
 EXERCISE = register(Exercise(
     name="gru_backward",
-    title="the backward pass of one GRU step with the DMN's episode gate (h = g u ⊙ h̃ + (1 − g u) ⊙ h_prev)",
+    title="the DMN's two cells: one GRU step with the episode gate (h = g u ⊙ h̃ + (1 − g u) ⊙ h_prev) and the "
+          "gate features z(c, m, q)",
     stub="tutorials/exercises/05_gru_backward.py",
     solution="tutorials/exercises/solutions/05_gru_backward.py",
-    targets=(_GRU_BACKWARD,),
-    make_cases=_gru_cases,
-    describe_case=_describe_gru_case,
+    targets=(_GRU_BACKWARD, _FEATURES_BACKWARD),
+    make_cases=lambda rng: [{**a, **b} for a, b in zip(_gru_cases(rng), _feature_cases(rng))],
+    describe_case=lambda case: f"{_describe_gru_case(case)}, {_describe_feature_case(case)}",
     shared=(
         _shared(("dx", "dh_prev", "dWx", "dWh", "db"),
                 "everything the pre-activations reach is wrong and dg is right: look at the gates' derivatives "

@@ -16,12 +16,20 @@ W_u; Wh (3H, H) holds U_r, U_h, U_u; b (3H,). Shape letters: N batch, D input si
 
 You write `gru_backward`: from dh = ∂loss/∂h (N, H), the gradients with respect to all six inputs of the forward.
 
+Part 2 is the other piece only the DMN has: the features its gates look at for a fact c, given the memory m and
+the question q,
+
+    z(c, m, q) = [c, m, q, c∘q, c∘m, |c−q|, |c−m|, cᵀW_b q, cᵀW_b m]
+
+and you write `gate_features_backward`: from dz, the gradients with respect to c, m, q and W_b.
+
 The rules:
   - no Python loops (for, while, comprehensions) in gru_backward or the helpers it calls. The checker looks, and
     fails a file with one (after grading it);
   - leave the arguments as they are (no `x -= ...` on them, nor on the cache's arrays);
-  - do NOT call the library's memnet_np.ops.gru_backward or gru_sequence_backward: the checker notices, and fails
-    the file. Reading ops.py is fine; writing the same maths yourself is the exercise.
+  - do NOT call the library's memnet_np.ops.gru_backward, gru_sequence_backward or
+    memnet_np.dmn.gate_features_backward: the checker notices, and fails the file. Reading ops.py and dmn.py is
+    fine; writing the same maths yourself is the exercise.
 
 Then check your work:
 
@@ -29,6 +37,8 @@ Then check your work:
 
 (or run this file). The checker runs this file's gru_forward to make the cache it hands you, and compares your
 gradients with finite differences of the forward and with the library's backward, on three random cases.
+You can check part 1 before writing part 2: a function that still raises NotImplementedError is reported as
+"not implemented yet" and the other is graded.
 """
 EXERCISE = "gru_backward"
 
@@ -74,6 +84,33 @@ def gru_forward(x, h_prev, Wx, Wh, b, g):
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# Part 2, the forward: the features the DMN's gates look at (memnet_np.dmn.gate_features_forward).
+#
+#     z(c, m, q) = [c, m, q, c∘q, c∘m, |c−q|, |c−m|, cᵀW_b q, cᵀW_b m]       (N, F, 7H + 2)
+#
+# c (N, F, H) the facts; m (N, H) the memory and q (N, H) the question, the same for all F facts of a story;
+# W_b (H, H). The blocks of z are H wide, in this order, then the two bilinear numbers.
+
+
+class FeatureCache(NamedTuple):
+    c: np.ndarray        # (N, F, H)
+    m: np.ndarray        # (N, H)
+    q: np.ndarray        # (N, H)
+    Wb: np.ndarray       # (H, H)
+
+
+def gate_features_forward(c, m, q, Wb):
+    """c (N, F, H), m (N, H), q (N, H), Wb (H, H)  ->  z (N, F, 7H + 2), cache."""
+    qf, mf = q[:, None, :], m[:, None, :]                 # (N, 1, H): broadcast over the facts
+    cWq = (c * (q @ Wb.T)[:, None, :]).sum(-1, keepdims=True)   # (N, F, 1) cᵀ W_b q
+    cWm = (c * (m @ Wb.T)[:, None, :]).sum(-1, keepdims=True)   # (N, F, 1) cᵀ W_b m
+    parts = [c, np.broadcast_to(mf, c.shape), np.broadcast_to(qf, c.shape), c * qf, c * mf,
+             np.abs(c - qf), np.abs(c - mf), cWq, cWm]
+    z = np.concatenate(parts, axis=-1)                    # (N, F, 7H + 2)
+    return z, FeatureCache(c, m, q, Wb)
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # The backward pass: your turn.
 
 
@@ -89,6 +126,17 @@ def gru_backward(dh, cache):
       4. pre_h̃ = W_h x + r ⊙ (U_h h_prev) + b_h                   where the reset gate's gradient comes from
       5. xw = W x + b, hw = U h_prev       dx, dWx, db, dWh, and the gates' share of dh_prev
     Every gradient has the shape of what it is the gradient of. Hints at the bottom of the file.
+    """
+    raise NotImplementedError("fill me in")
+
+
+def gate_features_backward(dz, cache):
+    """Gradients of z(c, m, q), from dz (N, F, 7H + 2) = ∂loss/∂z and the forward's cache (a FeatureCache).
+
+    returns dc (N, F, H), dm (N, H), dq (N, H), dWb (H, H)   in the forward's order
+
+    Take dz apart into its nine blocks, then each block's gradient to c, m, q and W_b, and add up. Remember
+    that m and q were broadcast over the F facts, and what |x| does to a gradient. Hints at the bottom.
     """
     raise NotImplementedError("fill me in")
 
@@ -112,6 +160,12 @@ def gru_backward(dh, cache):
 # 5. Stack the pre-activation gradients in the forward's row order [r, h̃, u]: dxw (N, 3H) for xw = x Wxᵀ + b,
 #    and dhw (N, 3H) for hw = h_prev Whᵀ, the same except the middle block is dpre_h̃ ⊙ r. Then dx = dxw Wx,
 #    dWx = dxwᵀ x, db = Σ_n dxw, dWh = dhwᵀ h_prev, and dh_prev += dhw Wh.
+# 6. Part 2. z is a concatenation: its gradient is dz cut back into the pieces, dz[..., i·H:(i+1)·H] for block i
+#    and dz[..., 7H] and dz[..., 7H + 1] for the two numbers. Then one block at a time:
+#    c∘q gives dc += d ⊙ q and dq += Σ_f d ⊙ c;  |c − q| gives dc += d ⊙ sign(c − q) and dq −= Σ_f d ⊙ sign(c − q)
+#    (the sum over f because q was broadcast to every fact);  cᵀ W_b q (one number per fact, call its gradient
+#    β_f) gives dc_f += β_f W_b q, and W_b q gets Σ_f β_f c_f =: γ, so dq += W_bᵀ γ (γ @ W_b for a row vector) and
+#    dW_b += γ qᵀ. The same with m for the last one. Blocks c, m, q themselves pass dz straight through.
 
 
 if __name__ == "__main__":

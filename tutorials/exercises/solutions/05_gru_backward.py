@@ -44,6 +44,33 @@ def gru_forward(x, h_prev, Wx, Wh, b, g):
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# Part 2, the forward: the features the DMN's gates look at (memnet_np.dmn.gate_features_forward).
+#
+#     z(c, m, q) = [c, m, q, c∘q, c∘m, |c−q|, |c−m|, cᵀW_b q, cᵀW_b m]       (N, F, 7H + 2)
+#
+# c (N, F, H) the facts; m (N, H) the memory and q (N, H) the question, the same for all F facts of a story;
+# W_b (H, H). The blocks of z are H wide, in this order, then the two bilinear numbers.
+
+
+class FeatureCache(NamedTuple):
+    c: np.ndarray        # (N, F, H)
+    m: np.ndarray        # (N, H)
+    q: np.ndarray        # (N, H)
+    Wb: np.ndarray       # (H, H)
+
+
+def gate_features_forward(c, m, q, Wb):
+    """c (N, F, H), m (N, H), q (N, H), Wb (H, H)  ->  z (N, F, 7H + 2), cache."""
+    qf, mf = q[:, None, :], m[:, None, :]                 # (N, 1, H): broadcast over the facts
+    cWq = (c * (q @ Wb.T)[:, None, :]).sum(-1, keepdims=True)   # (N, F, 1) cᵀ W_b q
+    cWm = (c * (m @ Wb.T)[:, None, :]).sum(-1, keepdims=True)   # (N, F, 1) cᵀ W_b m
+    parts = [c, np.broadcast_to(mf, c.shape), np.broadcast_to(qf, c.shape), c * qf, c * mf,
+             np.abs(c - qf), np.abs(c - mf), cWq, cWm]
+    z = np.concatenate(parts, axis=-1)                    # (N, F, 7H + 2)
+    return z, FeatureCache(c, m, q, Wb)
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # The backward pass
 
 
@@ -72,6 +99,26 @@ def gru_backward(dh, cache):
     dWh = dhw.T @ h_prev                                  # (3H, H)
     dh_prev = dh_prev + dhw @ Wh                          # (N, H) the direct path plus every gate's
     return dx, dh_prev, dWx, dWh, db, dg
+
+
+def gate_features_backward(dz, cache):
+    """dc, dm, dq, dWb from dz (N, F, 7H + 2) and the forward's cache."""
+    c, m, q, Wb = cache
+    H = c.shape[-1]
+    d_c, d_m, d_q, d_cq, d_cm, d_aq, d_am = np.split(dz[..., :7 * H], 7, axis=-1)   # (N, F, H) each, z's order
+    d_bq, d_bm = dz[..., 7 * H:7 * H + 1], dz[..., 7 * H + 1:]          # (N, F, 1) the bilinear numbers
+    qf, mf = q[:, None, :], m[:, None, :]                 # (N, 1, H)
+    sq, sm = np.sign(c - qf), np.sign(c - mf)             # (N, F, H) |x|' = sign(x)
+    Wq, Wm = q @ Wb.T, m @ Wb.T                           # (N, H) W_b q, W_b m
+    # c takes part in every block
+    dc = d_c + d_cq * qf + d_cm * mf + d_aq * sq + d_am * sm + d_bq * Wq[:, None, :] + d_bm * Wm[:, None, :]
+    # q and m were broadcast over the facts: their gradients sum over them; |c − q| gives q a minus sign
+    gq = (d_bq * c).sum(1)                                # (N, H) ∂loss/∂(W_b q)
+    gm = (d_bm * c).sum(1)                                # (N, H) ∂loss/∂(W_b m)
+    dq = (d_q + d_cq * c - d_aq * sq).sum(1) + gq @ Wb    # (N, H)
+    dm = (d_m + d_cm * c - d_am * sm).sum(1) + gm @ Wb    # (N, H)
+    dWb = gq.T @ q + gm.T @ m                             # (H, H) both bilinear terms
+    return dc, dm, dq, dWb
 
 
 if __name__ == "__main__":
