@@ -61,6 +61,11 @@ def _add_model_options(p):
     g.add_argument("--mask-empty", dest="mask_empty", action="store_true", default=None,
                    help="give empty memory slots exactly zero attention (default: they take part with score 0, "
                    "as in the official code)")
+    g.add_argument("--variant", choices=["dmn", "dmn+"], help="dmn: Kumar et al. (default); dmn+: Xiong et al.")
+    g.add_argument("--passes", type=int, help="dmn: episodic memory passes (default 3)")
+    g.add_argument("--hidden", type=int, help="dmn: GRU state size H (default 80)")
+    g.add_argument("--gate-supervision", type=float, help="dmn: weight of the supporting-fact loss on the gates "
+                   "(default 1 for dmn, 0 for dmn+)")
     g.add_argument("--float32", action="store_const", const="float32", dest="dtype", default=None,
                    help="train in float32 (faster)")
 
@@ -80,7 +85,7 @@ def _overrides(args) -> dict:
     elif getattr(args, "config", None):
         raise UserError(f"{args.model} has no --config presets")
     keys = ("epochs", "hops", "d", "encoding", "tying", "temporal", "random_noise", "linear_start", "ls_mode",
-            "relu", "mask_empty", "dtype")
+            "relu", "mask_empty", "dtype", "variant", "passes", "hidden", "gate_supervision")
     out.update({k: getattr(args, k) for k in keys if getattr(args, k, None) is not None})
     if out.get("encoding") == "bow":
         out["encoding"] = None
@@ -127,7 +132,7 @@ def cmd_train(args):
         task = "joint" if args.joint else int(args.task)
     except ValueError:
         raise UserError(f"--task must be a bAbI task 1..20 for {args.model}, got {args.task!r}") from None
-    spec = _data_spec(args, task)
+    spec = E.spec_for(args.model, _data_spec(args, task))
     ds = E.load_data(spec)                                    # fail early: missing data, bad files
     config = E.make_config(model, ds, _overrides(args))       # and impossible settings (--epochs 0, ...)
     out_dir = args.out or os.path.join("runs", f"{args.model}-{'joint' if args.joint else f'task{task}'}"

@@ -74,6 +74,21 @@ def heatmap_for_example(question, attention_row, mask_row, predicted: str, path=
                              question.answer_token, supporting, path, title)
 
 
+def gate_heatmap(question, gates, mask_row, predicted: str, path=None, title=None):
+    """The DMN's gates for one vectorised example: facts as rows, passes as columns, supporting facts marked with ★,
+    question, prediction and answer in the title. `question` is a memnet_np.data.Question; gates (K, F) from
+    info["gates"][n] of dmn.predict (the story's last F sentences, oldest first); mask_row (F,) its real facts."""
+    gates = np.asarray(gates)
+    if gates.ndim != 2:
+        raise ValueError(f"gates must be (passes, facts) for one example, got shape {gates.shape}")
+    n = int(np.sum(np.asarray(mask_row)[:gates.shape[1]]))
+    offset = len(question.story) - n                          # statements cut off by the fact window
+    sentences = [" ".join(s) for s in question.story[offset:]]
+    supporting = [s - offset for s in question.supporting if s >= offset]
+    return attention_heatmap(sentences, gates[:, :n], " ".join(question.question), predicted, question.answer_token,
+                             supporting, path, title, column_label="pass")
+
+
 def learning_curves(history, path=None, title: str = "learning curves"):
     """Train and validation error (and loss) per epoch; the linear-start phase is shaded."""
     plt = _plt()

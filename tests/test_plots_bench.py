@@ -229,3 +229,19 @@ def test_committed_memnn_figures_are_what_figures_draws_today(tmp_path):
         assert np.allclose(today[key], committed[key], atol=1e-3), f"figures/memnn.json {key} is not what figures draws now"
     assert committed["chosen"] == committed["supporting"]      # the picture shows both hops finding their fact
     assert (root / "figures" / "memnn_hop_scores.png").is_file()
+def test_gate_heatmap_shows_the_facts_in_the_window_and_the_passes(tmp_path):
+    pytest.importorskip("matplotlib")
+    from memnet_np import dmn
+    from memnet_np.data import babi
+    qs = babi.parse_babi(["1 Mary went to the kitchen.", "2 John went to the garden.", "3 Mary went to the hall.",
+                          "4 Where is Mary?\thall\t3"], task=1)
+    vocab = babi.build_vocab(qs)
+    arrays = babi.vectorize(qs, vocab, memory_size=2)         # the first sentence falls out of the window
+    config = dmn.Config.tiny(vocab_size=len(vocab), memory_size=2, d=6)
+    params = dmn.init_params(config, np.random.default_rng(0))
+    pred, info = dmn.predict(params, dmn.make_batch(arrays, np.arange(1), config), config)
+    assert info["gates"].shape == (1, config.passes, 2)
+    p = plots.gate_heatmap(qs[0], info["gates"][0], arrays.mask[0], vocab.decode([pred[0]])[0], tmp_path / "g.png")
+    assert p.stat().st_size > 1000
+    with pytest.raises(ValueError, match="gates must be"):
+        plots.gate_heatmap(qs[0], info["gates"], arrays.mask[0], "x")
