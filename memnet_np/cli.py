@@ -61,6 +61,11 @@ def _add_model_options(p):
     g.add_argument("--mask-empty", dest="mask_empty", action="store_true", default=None,
                    help="give empty memory slots exactly zero attention (default: they take part with score 0, "
                    "as in the official code)")
+    g.add_argument("--variant", choices=["dmn", "dmn+"], help="dmn: Kumar et al. (default); dmn+: Xiong et al.")
+    g.add_argument("--passes", type=int, help="dmn: episodic memory passes (default 3)")
+    g.add_argument("--hidden", type=int, help="dmn: GRU state size H (default 80)")
+    g.add_argument("--gate-supervision", type=float, help="dmn: weight of the supporting-fact loss on the gates "
+                   "(default 1 for dmn, 0 for dmn+)")
     g.add_argument("--float32", action="store_const", const="float32", dest="dtype", default=None,
                    help="train in float32 (faster)")
 
@@ -80,7 +85,7 @@ def _overrides(args) -> dict:
     elif getattr(args, "config", None):
         raise UserError(f"{args.model} has no --config presets")
     keys = ("epochs", "hops", "d", "encoding", "tying", "temporal", "random_noise", "linear_start", "ls_mode",
-            "relu", "mask_empty", "dtype")
+            "relu", "mask_empty", "dtype", "variant", "passes", "hidden", "gate_supervision")
     out.update({k: getattr(args, k) for k in keys if getattr(args, k, None) is not None})
     if out.get("encoding") == "bow":
         out["encoding"] = None
@@ -127,7 +132,7 @@ def cmd_train(args):
         task = "joint" if args.joint else int(args.task)
     except ValueError:
         raise UserError(f"--task must be a bAbI task 1..20 for {args.model}, got {args.task!r}") from None
-    spec = _data_spec(args, task)
+    spec = E.spec_for(args.model, _data_spec(args, task))
     ds = E.load_data(spec)                                    # fail early: missing data, bad files
     config = E.make_config(model, ds, _overrides(args))       # and impossible settings (--epochs 0, ...)
     out_dir = args.out or os.path.join("runs", f"{args.model}-{'joint' if args.joint else f'task{task}'}"
@@ -173,7 +178,6 @@ def _print_train_summary(res, ckpt, out):
 
 
 def cmd_evaluate(args):
-    import numpy as np
     from memnet_np import data, experiments as E, train as T
     path = args.checkpoint
     if os.path.isdir(path):                                   # the folder `train` wrote
@@ -246,7 +250,9 @@ def cmd_bench(args):
         return bench.main(args)
     if not hasattr(model, "bench"):
         raise E.UserError(f"bench {args.model} is not written yet; bench memn2n and bench ntm are")
-    r = model.bench(quick=args.quick)                         # a model's own benchmark (ntm: sequences per second)
+    import inspect
+    wants = inspect.signature(model.bench).parameters            # a bAbI model's bench takes --task and --data too
+    r = model.bench(quick=args.quick, **{k: getattr(args, k) for k in ("task", "data") if k in wants})
     print(json.dumps(r) if args.json else model.format_bench(r))
     return 0
 
@@ -258,7 +264,7 @@ def cmd_figures(args):
         import matplotlib  # noqa: F401  (checked before any training: the figures need it)
     except ImportError:
         raise UserError("figures need matplotlib: pip install 'memnet_np[plot]'") from None
-    return figures.main(out_dir=args.out, data_dir=args.data, quick=args.quick)
+    return figures.main(out_dir=args.out, data_dir=args.data, quick=args.quick, models=args.model)
 
 
 def cmd_check(args):
@@ -337,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--jobs", type=int, default=1, help="parallel processes for --runs")
     s.add_argument("--seed", type=int, default=0, help="first seed")
     s.add_argument("--out", help="folder for results.json and checkpoint.npz (default: runs/MODEL-taskN); the "
-                   "training state is saved there after every epoch")
+                   "training state is saved there after every epoch (ntm: every 1000 sequences)")
     s.add_argument("--resume", action="store_true", help="continue an interrupted run from the state saved in --out "
                    "(same arguments: the result is the same, bit for bit)")
     s.add_argument("--quiet", action="store_true", help="no per-epoch lines")
@@ -375,6 +381,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="figures")
     s.add_argument("--data", metavar="DIR", help="bAbI folder; default: $MEMNET_DATA, else generated stories")
     s.add_argument("--quick", action="store_true", help="short training (for tests)")
+    s.add_argument("--model", action="append", metavar="NAME",
+                   help="only this model's figures (repeatable); default: every model that has figures")
     s.set_defaults(func=cmd_figures)
 
     s = sub.add_parser("check", help="grade a gradient-check exercise you filled in")

@@ -22,7 +22,8 @@ def test_there_are_tutorials():
 
 @pytest.mark.parametrize("path", TUTORIALS, ids=lambda p: p.name)
 def test_tutorial_runs_in_fast_mode(path, tmp_path):
-    env = dict(os.environ, MEMNET_FAST="1", MPLBACKEND="Agg", MEMNET_TUTORIAL_OUT=str(tmp_path))
+    env = dict(os.environ, MEMNET_FAST="1", MPLBACKEND="Agg", MEMNET_TUTORIAL_OUT=str(tmp_path),
+               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))   # this checkout's code
     r = subprocess.run([sys.executable, str(path)], cwd=tmp_path, env=env, capture_output=True, text=True,
                        timeout=300)
     assert r.returncode == 0, f"{path.name} exited with {r.returncode}\n--- stderr ---\n{r.stderr}" \
@@ -96,3 +97,18 @@ def test_tutorial_opens_as_a_notebook_with_its_cells(path):
     assert kinds == ["markdown" if MARKDOWN_CELL.match(m) else "code" for m in markers]
     first_code = next(c for c in nb.cells if c.cell_type == "code")
     assert "import" in first_code.source
+
+
+@pytest.mark.slow
+def test_ntm_tutorial_full_run_keeps_its_claims(tmp_path):
+    """The full run trains the copy task for real: the claims about the trained machine are checked there."""
+    path = ROOT / "tutorials/04_ntm.py"
+    env = {k: v for k, v in os.environ.items() if k != "MEMNET_FAST"}
+    env.update(MPLBACKEND="Agg", MEMNET_TUTORIAL_OUT=str(tmp_path),
+               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    r = subprocess.run([sys.executable, str(path)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                       timeout=1800)
+    assert r.returncode == 0, f"--- stderr ---\n{r.stderr}\n--- last stdout ---\n{r.stdout[-3000:]}"
+    assert "✓ the read head visits the written locations" in r.stdout and "✗" not in r.stdout
+    for name in ("04_addressing_stages.png", "04_copy_weightings.png", "04_copy_learning_curve.png"):
+        assert (tmp_path / name).stat().st_size > 2000, name
