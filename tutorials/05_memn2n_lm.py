@@ -19,30 +19,21 @@
 
 # %%
 import math
-import os
 import time
-from pathlib import Path
 
 from memnet_np import runtime
 
-runtime.one_blas_thread()                 # before numpy is imported
+runtime.one_blas_thread()                 # before numpy is imported: one thread is faster for these matrices
 import numpy as np
 
-from memnet_np import gradcheck, memn2n, memn2n_lm, plots
+from memnet_np import gradcheck, memn2n, memn2n_lm, plots, tutorial
 from memnet_np.data import corpus as corpora
+from memnet_np.tutorial import claim, save_figure
 
 T_START = time.perf_counter()
-FAST = os.environ.get("MEMNET_FAST", "") not in ("", "0")
-_out = os.environ.get("MEMNET_TUTORIAL_OUT")
-OUT = Path(_out) if _out else (None if FAST else Path("tutorial_out"))
-rng = np.random.default_rng(0)
+FAST = tutorial.fast()                    # MEMNET_FAST=1: tiny training, for tests
+rng = np.random.default_rng(0)            # every random draw below comes from this generator
 np.set_printoptions(precision=3, suppress=True, linewidth=120)
-
-
-def claim(ok: bool, text: str) -> None:
-    """Print a claim the prose makes with ✓ or ✗, and stop the tutorial when it does not hold."""
-    print(("✓ " if ok else "✗ ") + text)
-    assert ok, text
 
 
 # %% [markdown]
@@ -166,13 +157,9 @@ claim(answer_ppl > 2 * other_ppl, "the answers after '?' are predicted far worse
 # %%
 example = memn2n_lm.attention_example(params, text.test, text.words, config, min_words=5)
 print(example["sentence"], "→ predicted", repr(example["predicted"]), "true", repr(example["target"]))
-if OUT is not None:
-    try:
-        print("wrote", plots.word_attention(example["words"], example["attention"], example["target"],
-                                            example["predicted"], path=OUT / "05_lm_attention.png"))
-        print("wrote", plots.perplexity_curves(out["history"], path=OUT / "05_lm_perplexity.png"))
-    except ImportError as e:              # matplotlib is an optional extra
-        print(f"(figures not drawn: {e})")
+save_figure(plots.word_attention, "05_lm_attention.png", example["words"], example["attention"], example["target"],
+            example["predicted"])
+save_figure(plots.perplexity_curves, "05_lm_perplexity.png", out["history"])
 
 # %% [markdown]
 # ## 6. The real benchmark
