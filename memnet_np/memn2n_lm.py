@@ -366,9 +366,10 @@ def perplexity(params, ids: np.ndarray, config: Config, chunk: int = 512) -> flo
 
 def train_step(params, batch: Batch, config: Config, lr: float) -> float:
     """One SGD step on the summed loss, the gradient of all parameters clipped to norm max_grad_norm together."""
-    logits, cache = forward(params, batch, config, check_params=False)
-    loss, dlogits = next_word_loss(logits, batch.targets)    # (N, V)
-    grads = backward(dlogits, cache, params, config)
+    with np.errstate(over="ignore", invalid="ignore"):       # a blow-up is reported by the norm check below
+        logits, cache = forward(params, batch, config, check_params=False)
+        loss, dlogits = next_word_loss(logits, batch.targets)    # (N, V)
+        grads = backward(dlogits, cache, params, config)
     optim.sgd_step_global_clip(params, grads, lr, config.max_grad_norm)
     return loss
 
@@ -394,15 +395,18 @@ def train(corpus, config: Config, rng: np.random.Generator, params: Optional[dic
         te, cost, last_report = time.perf_counter(), 0.0, time.perf_counter()
         for step in range(1, steps + 1):
             batch = make_batch(ids, training_positions(len(ids), config, rng), config.memory_size)
-            cost += train_step(params, batch, config, lr)
+            try:
+                cost += train_step(params, batch, config, lr)
+            except optim.NonFiniteError as e:                 # the step changed nothing; the last epoch's
+                raise optim.NonFiniteError(f"training blew up in epoch {epoch}, step {step}: {e}") from None
             if progress is not None and time.perf_counter() - last_report > 30:
                 last_report = time.perf_counter()
                 progress("step", {"epoch": epoch, "step": step, "steps": steps,
-                                  "train_perplexity": math.exp(cost / (step * config.batch_size)),
+                                  "train_perplexity": math.exp(min(cost / (step * config.batch_size), 700.0)),
                                   "seconds": last_report - te})
         train_seconds = time.perf_counter() - te
         valid = perplexity(params, corpus.valid, config)
-        log = EpochLog(epoch, lr, math.exp(cost / (steps * config.batch_size)), valid,
+        log = EpochLog(epoch, lr, math.exp(min(cost / (steps * config.batch_size), 700.0)), valid,
                        time.perf_counter() - te, steps * config.batch_size / train_seconds)
         history.append(log)
         if progress is not None:
@@ -444,7 +448,6 @@ def run(corpus, config: Config, seed: int = 0, time_budget: Optional[float] = No
     """Train, score the final model on validation and test text, write results.json and checkpoint.npz."""
     from memnet_np import train as T
     t0 = time.perf_counter()
-    steps = math.ceil(len(corpus.train) / config.batch_size)
 
     def show(kind, r):
         if quiet:

@@ -190,6 +190,17 @@ def test_the_time_budget_stops_before_an_epoch_that_would_overrun():
     assert out["stopped"] == "time budget" and len(out["history"]) == 1
 
 
+def test_a_blow_up_names_its_epoch_and_step_and_leaves_the_parameters_as_they_were():
+    text = corpora.generated_corpus(n_train=100)
+    config = L.Config.for_corpus(text, d=8, hops=1, memory_size=5, epochs=2)
+    params = L.init_params(config, np.random.default_rng(0))
+    params["W"][3, 2] = np.inf                                  # the first step's gradient is not finite
+    before = {k: v.copy() for k, v in params.items()}
+    with pytest.raises(optim.NonFiniteError, match="training blew up in epoch 1, step 1"):
+        L.train(text, config, np.random.default_rng(0), params=params)
+    assert all(np.array_equal(params[k], before[k]) for k in params)
+
+
 def test_training_stops_when_the_learning_rate_falls_below_its_floor():
     text = corpora.generated_corpus(n_train=100)
     config = L.Config.for_corpus(text, d=8, hops=1, memory_size=5, epochs=40, lr=2e-5, lr_divisor=10.0)
