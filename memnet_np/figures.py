@@ -8,6 +8,7 @@ pictures are what this draws today (by their numbers, not their pixels).
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -91,7 +92,28 @@ def dmn_figures(out: Path, data_dir=None, quick: bool = False) -> tuple[list, di
     return written, numbers
 
 
-BUILDERS = {"memn2n": memn2n_figures, "dmn": dmn_figures}       # models whose pictures are drawn here rather than by a module hook
+def _ptb_folder(data_dir=None) -> Optional[str]:
+    """Penn Treebank for the language model's pictures: $MEMNET_PTB, else a `ptb` folder beside (or inside) the bAbI
+    folder given, else shared/data/ptb next to this checkout; None: the generated text."""
+    candidates = [Path(os.environ["MEMNET_PTB"])] if os.environ.get("MEMNET_PTB") else []
+    for base in ([Path(data_dir)] if data_dir else []) + ([Path(os.environ["MEMNET_DATA"])]
+                                                          if os.environ.get("MEMNET_DATA") else []):
+        candidates += [base / "ptb", base.parent / "ptb", base.parent.parent / "ptb"]
+    candidates.append(Path(__file__).resolve().parents[2] / "shared" / "data" / "ptb")
+    return next((str(c) for c in candidates if (c / "ptb.train.txt").is_file()), None)
+
+
+def memn2n_lm_figures(out: Path, data_dir=None, quick: bool = False) -> tuple[list, dict]:
+    """MemN2N as a language model (2 hops, memory 50, d 100, 3 epochs on Penn Treebank; the generated text without
+    it, or with --quick): where each hop looks among the previous words of a test sentence, and perplexity per
+    epoch."""
+    from memnet_np import memn2n_lm
+    ptb = None if quick else _ptb_folder(data_dir)           # quick (for tests): the generated text, in seconds
+    print(f"MemN2N-LM figures from {ptb or 'the generated text'} (seed 0)", flush=True)
+    return memn2n_lm.figures(out, ptb, quick)
+
+
+BUILDERS = {"memn2n": memn2n_figures, "dmn": dmn_figures, "memn2n-lm": memn2n_lm_figures}       # models whose pictures are drawn here rather than by a module hook
 
 
 def builders() -> dict:

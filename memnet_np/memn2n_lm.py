@@ -764,5 +764,7 @@ def figures(out_dir, data_dir: Optional[str] = None, quick: bool = False, run_di
                                      baseline=PAPER["bigram_test_perplexity"] if ptb else None, test=test)]
     numbers = {"data": corpus.name, "valid_perplexity": valid, "test_perplexity": test, "epochs": len(history),
                "sentence": ex["sentence"], "target": ex["target"], "predicted": ex["predicted"],
-               "config": {k: getattr(config, k) for k in ("hops", "memory_size", "d")}}
+               "config": {k: getattr(config, k) for k in ("hops", "memory_size", "d")},
+               "attention": np.round(np.asarray(ex["attention"], dtype=float), 6).tolist(),
+               "valid_perplexity_per_epoch": [round(float(h["valid_perplexity"]), 4) for h in history]}
     return paths, numbers

@@ -168,6 +168,9 @@ def test_committed_ntm_figures_are_what_figures_draws_today(tmp_path):
     for name in ("ntm_copy_sequence.png", "ntm_copy_weightings.png", "ntm_copy_memory.png",
                  "ntm_copy_learning_curve.png"):
         assert (root / "figures" / name).is_file()
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # MemNN: the hop-score heatmap, `bench memnn`, `figures --model memnn`
 
 
