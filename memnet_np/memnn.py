@@ -58,6 +58,11 @@ Extensions of Weston et al. 2015 (appendix), off by default:
 
 Shape letters: N batch, M memory slots, L words, V vocabulary (|W|, with the null word 0), F features of a sentence
 (V, or V + ngram_buckets), d embedding, K hops.
+
+This file is the model as the paper reads: the configuration, the scores of O and R (forward and backward), the
+margin ranking loss, the hops at test time. I, G and the making of batches are in memnet_np/memnn_data.py; the
+same model one example at a time, its oracle, in memnet_np/memnn_naive.py; the command line's `figures` and
+`bench` in memnet_np/memnn_cli.py. Every public name of them is importable from here.
 """
 from __future__ import annotations
 
@@ -68,9 +73,15 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from memnet_np import ops
+# I and G, and the batches (targets and negatives drawn when a batch is made), live in memnn_data; the paper's
+# model one example at a time, the oracle for this file, in memnn_naive. Their public names are this module's too.
+from memnet_np.memnn_data import (NGRAM_PRIMES, Batch, _check_batch, bag_of_words, example_batch,  # noqa: F401
+                                  feature_size, features, hashed_candidates, hop_candidates, hop_targets,
+                                  make_batch, sample_negatives, stop_targets, word_buckets, write_memory)
+from memnet_np.memnn_naive import loss_and_grads_naive, predict_naive  # noqa: F401
+from memnet_np.memnn_cli import bench, figures, format_bench  # noqa: F401  (the command line's hooks)
 
 EXTRA_FACTS = ("error", "first")
-NGRAM_PRIMES = (1, 1009, 1018081)   # NG: the n-gram (w_1, …, w_n) goes to bucket (7919·n + Σ_i w_i·p_i) mod B
 ANSWER_INPUTS = ("ordered", "sum")
 
 
@@ -81,6 +92,9 @@ class Config:
     d: int = 50                  # embedding size (the paper's n: U is n × 3|W|)
     hops: int = 2                # k
     memory_size: int = 50        # G's capacity: a longer story forgets its oldest sentences
+    hashing: bool = False        # G by hashing (2014 §3, huge memories): a bucket per word; O scores only the memories
+                                 # that share a word with its input [x, m_o1, …] (all of them where none does), and
+                                 # the loss ranks each true fact against those of the TRUE input only
     time_features: bool = True   # write-time features and the pairwise-winner loop (2014 §3.4)
     ngrams: int = 1              # NG (2015 appendix): 2 or 3 adds each sentence's 2-grams (and 3-grams), hashed
     ngram_buckets: int = 128     # into this many features after the |W| word features
@@ -193,223 +207,7 @@ def init_params(config: Config, rng: np.random.Generator) -> dict[str, np.ndarra
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# I and G: bags of words, and the memory written slot after slot
-
-
-def bag_of_words(x: np.ndarray, V: int, dtype=np.float64) -> np.ndarray:
-    """Word counts (..., V) of sentences x (..., L); the null word 0 is not counted."""
-    lead, L = x.shape[:-1], x.shape[-1]
-    S = int(np.prod(lead))                                    # number of sentences
-    flat = (np.arange(S)[:, None] * V + x.reshape(S, L))[x.reshape(S, L) != 0]   # (words,) flat index into (S, V)
-    return np.bincount(flat, minlength=S * V).reshape(lead + (V,)).astype(dtype)
-
-
-def feature_size(config: Config) -> int:
-    """F: features of one copy, the |W| words and, with NG, the n-gram buckets."""
-    return config.vocab_size + (config.ngram_buckets if config.ngrams > 1 else 0)
-
-
-def features(x: np.ndarray, config: Config, dtype=np.float64) -> np.ndarray:
-    """I: counts (..., F) of the words of sentences x (..., L) and, with NG, of their hashed 2- and 3-grams."""
-    bags = bag_of_words(x, config.vocab_size, dtype)          # (..., V)
-    if config.ngrams == 1:
-        return bags
-    B, L = config.ngram_buckets, x.shape[-1]
-    grams = []
-    for n in range(2, config.ngrams + 1):
-        win = np.stack([x[..., i:L - n + 1 + i] for i in range(n)], -1)   # (..., L−n+1, n) consecutive words
-        h = 7919 * n + (win * np.array(NGRAM_PRIMES[:n])).sum(-1)        # (..., L−n+1)
-        grams.append(np.where((win != 0).all(-1), 1 + h % B, 0))         # bucket + 1; 0 = not an n-gram
-    counts = bag_of_words(np.concatenate(grams, -1), B + 1, dtype)[..., 1:]   # (..., B)
-    return np.concatenate([bags, counts], -1)                 # (..., V + B)
-
-
-def write_memory(stories: np.ndarray, mask: np.ndarray, capacity: int):
-    """G: the sentences of each story in slots oldest first; a story longer than `capacity` forgets its oldest.
-
-    stories (N, M, L) with the n sentences of a story in slots 0..n−1. Returns (stories (N, C, L), mask (N, C),
-    forgotten (N,)) with C = min(M, capacity): slot i of the result holds sentence i + forgotten.
-    """
-    N, M, _ = stories.shape
-    n = mask.sum(1)                                           # (N,) sentences per story
-    forgotten = np.maximum(n - capacity, 0)                   # (N,) oldest sentences that do not fit
-    C = min(M, capacity)
-    src = np.minimum(forgotten[:, None] + np.arange(C), M - 1)  # (N, C) slot each new slot is read from
-    rows = np.arange(N)[:, None]
-    return stories[rows, src], mask[rows, src] & (np.arange(C) < n[:, None] - forgotten[:, None]), forgotten
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Batches: the supporting facts of each hop, and the negatives, drawn here so that loss_and_grads is deterministic
-
-
-class Batch(NamedTuple):
-    stories: np.ndarray        # (N, M, L) int word ids, slots oldest first (slot index = write time)
-    queries: np.ndarray        # (N, L) int
-    answers: np.ndarray        # (N,) int
-    mask: np.ndarray           # (N, M) bool, slot holds a sentence
-    targets: np.ndarray        # (N, K) int slot of the supporting fact each hop is trained to choose
-    weight: np.ndarray         # (N,) float 1, or 0 for a question whose supporting facts are not all in memory
-    active: np.ndarray         # (N, K) float 1 where hop k is trained (AM: the facts and the STOP hop; else all)
-    neg_memories: np.ndarray   # (N, K, M') float how often each slot is a negative f̄ of hop k; M' = M, or M + 1
-                               # with AM: slot M is the STOP memory
-    neg_answers: np.ndarray    # (N, V) float how often each word is a negative r̄
-
-
-def _count_facts(order, hops, room, extra_facts, sources, what="hops"):
-    """(N,) supporting facts per question (-1 pads); ValueError for none, or for more than `room`."""
-    count = (order != -1).sum(1)                              # (N,)
-    if len(count) and count.min() == 0:
-        n = int(np.argmin(count))
-        where = f" ({sources[n]})" if sources is not None else ""
-        raise ValueError(f"question {n}{where} has no supporting fact; MemNN is trained with strong supervision "
-                         "and needs the supporting facts of every question")
-    if len(count) and count.max() > room and extra_facts == "error":
-        n = int(np.argmax(count))
-        where = f" ({sources[n]})" if sources is not None else ""
-        raise ValueError(f"question {n}{where} has {count[n]} supporting facts but the model has only "
-                         f"{hops} {what}; use hops >= {count.max() + hops - room} or extra_facts='first'")
-    return np.minimum(count, room)
-
-
-def stop_targets(order: np.ndarray, hops: int, stop: int, extra_facts: str = "error", sources=None):
-    """AM: (targets (N, K), active (N, K), known (N,)): the facts in the file's order, then the STOP memory (slot
-    `stop`) one hop later; the hops after STOP are not trained. Needs hops >= facts + 1."""
-    N, S = order.shape
-    count = _count_facts(order, hops, hops - 1, extra_facts, sources, "hops (STOP included)")   # (N,)
-    k = np.arange(hops)
-    padded = np.concatenate([order, np.full((N, hops), -1, order.dtype)], 1)[:, :hops]   # (N, K)
-    targets = np.where(k < count[:, None], padded, stop)      # (N, K) facts, then STOP
-    active = k <= count[:, None]                              # (N, K)
-    known = ~((targets < 0) & active).any(1)                  # (N,) a fact was cut off
-    return np.where(known[:, None], targets, 0), active, known
-
-
-def hop_targets(order: np.ndarray, hops: int, extra_facts: str = "error", sources=None):
-    """(targets (N, K), known (N,)) from supporting facts in slots, file order, padded with negatives.
-
-    A question with fewer facts than K repeats its last one; one with more raises ValueError unless
-    extra_facts = "first". `known` is False where a fact a hop needs is missing (cut off: a negative slot).
-    """
-    N, S = order.shape
-    _count_facts(order, hops, hops, extra_facts, sources)
-    order = np.concatenate([order, np.full((N, max(hops - S, 0)), -1, order.dtype)], 1)[:, :hops]   # (N, K)
-    targets = order.copy()
-    for k in range(1, hops):                                  # repeat the last fact on the hops that have none
-        targets[:, k] = np.where(order[:, k] == -1, targets[:, k - 1], order[:, k])
-    known = (targets >= 0).all(1)                             # (N,)
-    return np.where(known[:, None], targets, 0), known
-
-
-def sample_negatives(mask, targets, answers, V: int, negatives: int, rng: Optional[np.random.Generator],
-                     stop: bool = False):
-    """Counts of negative memories (N, K, M') and answer words (N, V): every candidate once when negatives = 0 or
-    rng is None, else `negatives` draws with replacement, uniform over the candidates other than the target.
-    With stop=True the STOP memory, slot M' − 1 = M, is a candidate too."""
-    N, M = mask.shape
-    K = targets.shape[1]
-    if negatives == 0 or rng is None:
-        cand = np.concatenate([mask, np.ones((N, 1), bool)], 1) if stop else mask    # (N, M')
-        neg_m = (cand[:, None, :] & (np.arange(M + stop) != targets[..., None])).astype(float)   # (N, K, M')
-        neg_a = np.ones((N, V))                                                            # (N, V)
-        neg_a[:, 0] = 0.0                                     # the null word is never an answer
-        neg_a[np.arange(N), answers] = 0.0
-        return neg_m, neg_a
-    n = mask.sum(1)                                           # (N,) valid slots, a prefix of the memory
-    n_c = n + stop                                            # (N,) candidates: the sentences (and STOP, as n)
-    t = np.where(targets == M, n[:, None], targets) if stop else targets   # (N, K) target among the candidates
-    j = np.floor(rng.random((N, K, negatives)) * (n_c[:, None, None] - 1)).astype(np.int64)  # (N, K, S) [0, n_c−1)
-    j += j >= t[..., None]                                    # skip the target: uniform over the others
-    if stop:
-        j = np.where(j == n[:, None, None], M, j)             # candidate n is the STOP memory, slot M
-    ok = np.broadcast_to((n_c > 1)[:, None, None], j.shape)   # a one-sentence story has no negative memory
-    neg_m = np.zeros((N, K, M + stop))
-    nn, kk, _ = np.indices(j.shape)
-    np.add.at(neg_m, (nn[ok], kk[ok], j[ok]), 1.0)
-    w = 1 + np.floor(rng.random((N, negatives)) * (V - 2)).astype(np.int64)   # (N, S) words in [1, V−1)
-    w += w >= answers[:, None]                                # skip the answer
-    neg_a = np.zeros((N, V))
-    np.add.at(neg_a, (np.repeat(np.arange(N), negatives), w.ravel()), 1.0)
-    return neg_m, neg_a
-
-
-def _batch(stories, queries, answers, mask, order, config: Config, rng, sources=None) -> Batch:
-    stories, mask, forgotten = write_memory(stories, mask, config.memory_size)
-    N, M = mask.shape
-    active = np.ones((N, config.hops), bool)
-    if order is None:                                         # no supporting facts: prediction only, no loss
-        targets, known = np.zeros((N, config.hops), np.int64), np.zeros(N, bool)
-    else:
-        moved = order - forgotten[:, None]                                        # (N, S) slots after forgetting
-        order = np.where(order >= 0, np.where(moved >= 0, moved, -2), order)      # a forgotten fact is cut off (-2)
-        if config.adaptive:
-            targets, active, known = stop_targets(order, config.hops, M, config.extra_facts, sources)
-        else:
-            targets, known = hop_targets(order, config.hops, config.extra_facts, sources)
-    neg_m, neg_a = sample_negatives(mask, targets, answers, config.vocab_size, config.negatives, rng,
-                                    config.adaptive)
-    return Batch(stories, queries, answers, mask, targets, known.astype(float), active.astype(float), neg_m, neg_a)
-
-
-def make_batch(arrays, idx, config: Config, rng: Optional[np.random.Generator] = None,
-               train: bool = False) -> Batch:
-    """Rows idx of a vectorised split (memnet_np.data.BabiArrays). Negatives are sampled in training only;
-    otherwise every candidate is a negative, so the validation loss is deterministic."""
-    order = getattr(arrays, "supporting_order", None)
-    if order is None or (len(arrays.answers) and (order[:, 0] == -1).all()):
-        if train:
-            raise ValueError("MemNN is trained with strong supervision, but this data has no supporting facts "
-                             "(BabiArrays.supporting_order is missing or empty)")
-        order = None
-    else:
-        order = order[idx]
-    sources = [arrays.questions[i].source for i in np.atleast_1d(idx)] if getattr(arrays, "questions", None) \
-        else None
-    return _batch(arrays.stories[idx], arrays.queries[idx], arrays.answers[idx], arrays.mask[idx], order, config,
-                  rng if train else None, sources)
-
-
-def example_batch(config: Config, rng: np.random.Generator, N: int = 4, M: Optional[int] = None,
-                  L: int = 5) -> Batch:
-    """A small random valid batch: stories of different lengths (one with a single sentence), padded words,
-    questions with one or two supporting facts."""
-    from memnet_np.data.babi import random_story_arrays
-    M = min(config.memory_size, 5) if M is None else M
-    stories, queries, answers, mask = random_story_arrays(rng, N, M, L, config.vocab_size, min_sentences=2)
-    n = mask.sum(1)                                           # (N,) sentences per story
-    order = np.full((N, config.hops), -1, np.int64)
-    for k in range(config.hops):
-        order[:, k] = np.floor(rng.random(N) * n).astype(np.int64)
-    order[::2, 1:] = -1                                       # every other question has a single fact
-    if config.adaptive:
-        order[:, config.hops - 1:] = -1                       # room for the STOP hop
-    return _batch(stories, queries, answers, mask, order, config, rng)
-
-
-def _check_batch(batch: Batch, config: Config) -> None:
-    for name in batch._fields:
-        value = getattr(batch, name)
-        if value is not None and not isinstance(value, np.ndarray):
-            raise ValueError(f"batch.{name} must be a numpy array, got {type(value).__name__}")
-    if batch.stories.ndim != 3:
-        raise ValueError(f"batch.stories must have shape (N, M, L), got {batch.stories.shape}")
-    N, M, L = batch.stories.shape
-    if (batch.queries.shape[0] != N or batch.answers.shape != (N,) or batch.mask.shape != (N, M)
-            or batch.targets.shape != (N, config.hops) or batch.active.shape != (N, config.hops)
-            or batch.neg_memories.shape != (N, config.hops, M + config.adaptive)
-            or batch.neg_answers.shape != (N, config.vocab_size)):
-        raise ValueError(f"inconsistent batch for {config.hops} hops and V = {config.vocab_size}: stories "
-                         f"{batch.stories.shape}, queries {batch.queries.shape}, answers {batch.answers.shape}, "
-                         f"mask {batch.mask.shape}, targets {batch.targets.shape}, neg_memories "
-                         f"{batch.neg_memories.shape}, neg_answers {batch.neg_answers.shape}")
-    for name in ("stories", "queries", "answers"):
-        a = getattr(batch, name)
-        if a.size and (a.min() < 0 or a.max() >= config.vocab_size):
-            raise ValueError(f"batch.{name} holds word ids outside [0, {config.vocab_size}) "
-                             f"(min {a.min()}, max {a.max()}): was the data encoded with another vocabulary?")
-    if N and not batch.mask[:, 0].all():
-        raise ValueError("every story needs at least one sentence in memory (slot 0 is empty for question "
-                         f"{int(np.argmin(batch.mask[:, 0]))})")
+# I and G (features, write_memory) and the batches (make_batch, example_batch): memnet_np/memnn_data.py
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -656,14 +454,15 @@ def winner_loop(s, tau, t_x, mask):
     """The argmax of O with write-time features: memories in write order, the winner so far y against the next
     one y'; y stays when s_Ot(x, y, y') > 0. Loops over slots, vectorised over the batch. Returns (N,) slots.
 
-    s (N, M) s_O(x, m_i); tau (N, 3) (U_O Φx)ᵀ T_O; t_x (N,) write time of x; mask (N, M)."""
+    s (N, M) s_O(x, m_i); tau (N, 3) (U_O Φx)ᵀ T_O; t_x (N,) write time of x; mask (N, M) the candidates, at
+    least one per row."""
     N, M = s.shape
     rows = np.arange(N)
     after = t_x[:, None] < np.arange(M)                       # (N, M) x older than m_i
-    w = np.zeros(N, dtype=np.int64)                           # slot 0 holds a sentence in every story
+    w = np.argmax(mask, 1)                                    # (N,) the oldest candidate (slot 0 without hashing)
     for i in range(1, M):
         s_ot = s[rows, w] - s[:, i] + tau[:, 0] * after[rows, w] + tau[:, 1] * after[:, i] + tau[:, 2]  # y older
-        w = np.where(mask[:, i] & ~(s_ot > 0), i, w)          # (N,) the newcomer wins unless the winner beats it
+        w = np.where(mask[:, i] & (i > w) & ~(s_ot > 0), i, w)   # (N,) the newcomer wins unless the winner beats it
     return w
 
 
@@ -677,12 +476,15 @@ def infer(params, batch: Batch, config: Config):
     rows = np.arange(N)
     q = features(batch.queries, config, dtype)                # (N, F)
     bags, ey, _ = memory_candidates(params, batch, config)    # (N, M', F), (N, M', d)
-    mask = np.concatenate([batch.mask, np.ones((N, 1), bool)], 1) if config.adaptive else batch.mask   # (N, M')
     c = np.zeros_like(q)
-    t_x = np.full(N, mask.shape[1])                           # the question comes after every memory
+    t_x = np.full(N, M + config.adaptive)                     # the question comes after every memory
     stopped = np.zeros(N, bool)
     chosen, hop_scores, facts = [], [], []
+    if config.hashing:
+        buckets, inp = word_buckets(batch.stories, V), word_buckets(batch.queries, V)   # (N, M, V), (N, V)
     for _ in range(K):
+        cand = hashed_candidates(buckets, batch.mask, inp) if config.hashing else batch.mask   # (N, M)
+        mask = np.concatenate([cand, np.ones((N, 1), bool)], 1) if config.adaptive else cand   # (N, M') + STOP
         ex, _ = nonlinear_forward(embed_input(params["U_O"], q, c), params.get("W_O"))   # (N, d)
         s = np.einsum("nd,nmd->nm", ex, ey)                   # (N, M')
         if config.time_features:
@@ -697,6 +499,8 @@ def infer(params, batch: Batch, config: Config):
         facts.append(bags[rows, o])                           # (N, V)
         c = c + facts[-1]
         t_x = o
+        if config.hashing:                                    # the chosen memory's words join the input's buckets
+            inp = inp | (buckets[rows, np.minimum(o, M - 1)] & (o < M)[:, None])
     er, _, ew, _ = answer_embeddings(params, q, facts, config)   # (N, d), (V, d)
     s_ans = er @ ew.T                                         # (N, V)
     answers = 1 + np.argmax(s_ans[:, 1:], 1)                  # the null word is never an answer
@@ -726,189 +530,6 @@ def predict(params, batch: Batch, config: Config):
     return answers, {"chosen": chosen, "hop_scores": hop_scores, "answer_scores": s_ans, "loss": loss,
                      "supporting_hit": hit}
 
-
-# ----------------------------------------------------------------------------------------------------------------
-# The same model one example at a time, from the paper: explicit 3|W| (+3) feature vectors, s = aᵀUᵀUb, and the
-# gradient of every active hinge term as U(abᵀ + baᵀ). The oracle for everything above.
-
-
-class _Paper(NamedTuple):
-    """The paper's feature space for one configuration: O's D = 3F (+1 STOP feature with AM, +3 write-time
-    features), R's (1 + C)F + |W|, and U_Ot = [U_O | S_O | T_O] as one d × D matrix. F = |W| (+ n-gram buckets)."""
-    V: int
-    F: int
-    ngrams: int
-    D: int
-    U: np.ndarray
-    C: int                        # copies of R's input that hold the chosen memories
-    D_R: int
-
-
-def _paper(params, config: Config) -> _Paper:
-    V, F = config.vocab_size, config.vocab_size + (config.ngram_buckets if config.ngrams > 1 else 0)
-    blocks = [params["U_O"]] + ([params["S_O"]] if config.adaptive else []) + \
-        ([params["T_O"]] if config.time_features else [])
-    C = config.hops if config.answer_input == "ordered" else 1
-    return _Paper(V, F, config.ngrams, 3 * F + config.adaptive + 3 * config.time_features, np.hstack(blocks), C,
-                  (1 + C) * F + V)
-
-
-def _phi(words, copy, size, P: _Paper):
-    """A sentence's bag of words (and, with NG, of its 2- and 3-grams, each in its bucket after the |W| words) in
-    copy 0, 1, 2, … of the F features, in a vector of `size` zeros."""
-    v = np.zeros(size)
-    words = [int(w) for w in np.ravel(words) if w != 0]      # padding comes last: the rest are consecutive
-    for w in words:
-        v[copy * P.F + w] += 1.0
-    for n in range(2, P.ngrams + 1):
-        for j in range(len(words) - n + 1):
-            h = 7919 * n + sum(w * p for w, p in zip(words[j:j + n], NGRAM_PRIMES))
-            v[copy * P.F + P.V + h % (P.F - P.V)] += 1.0
-    return v
-
-
-def _phi_y(batch, n, i, P: _Paper, stop_slot):
-    """Φy(m_i) of example n: its words in copy 3, or the STOP memory's own feature (column 3|W|)."""
-    if i == stop_slot:
-        v = np.zeros(P.D)
-        v[3 * P.F] = 1.0
-        return v
-    return _phi(batch.stories[n, i], 2, P.D, P)
-
-
-def _paper_scores(params, config: Config, P: _Paper):
-    """s(U, a, b) = aᵀUᵀUb, and s_Ot(x, Φy(y), Φy(y'), Φy(y) − Φy(y') + Φt) = Φxᵀ U_Otᵀ U_Ot (…); with NL
-    e(v) = W tanh(Uv) replaces Uv: s = e(a)ᵀe(b) and s_Ot = e(x)ᵀ(e(y) − e(y') + T_O Φt)."""
-    W = {id(P.U): params.get("W_O"), id(params["U_R"]): params.get("W_R")}
-
-    def e(U, v):
-        return U @ v if W[id(U)] is None else W[id(U)] @ np.tanh(U @ v)
-
-    def s(U, a, b):
-        return e(U, a) @ e(U, b)
-
-    def s_ot(x, b_y, b_y2, b):
-        if W[id(P.U)] is None:
-            return s(P.U, x, b)
-        return e(P.U, x) @ (e(P.U, b_y) - e(P.U, b_y2) + params["T_O"] @ b[P.D - 3:])
-
-    return s, s_ot
-
-
-def loss_and_grads_naive(params, batch: Batch, config: Config):
-    """The loss and its gradients one example and one hinge at a time, each active term adding ± U(abᵀ + baᵀ).
-
-    With NL the score is e(a)ᵀe(b), e(v) = W tanh(Uv) (and s_Ot = e(x)ᵀ(e(y) − e(y') + T_O Φt)); the naive
-    gradient is the linear model's only, so the NL gradients are checked against differences of this loss."""
-    P = _paper(params, config)
-    V, K, g, time = P.V, config.hops, config.margin, config.time_features
-    U_O, U_R = P.U, params["U_R"]
-    dU_O, dU_R = np.zeros_like(U_O), np.zeros_like(U_R)
-    s, s_ot = _paper_scores(params, config, P)
-
-    def ds_dU(U, a, b):
-        return U @ (np.outer(a, b) + np.outer(b, a))
-
-    M = batch.mask.shape[1]
-    stop_slot = M if config.adaptive else None
-    loss = 0.0
-    for n in range(len(batch.answers)):
-        if batch.weight[n] == 0:
-            continue
-        x = _phi(batch.queries[n], 0, P.D, P)
-        x_r = _phi(batch.queries[n], 0, P.D_R, P)
-        candidates = [i for i in range(M) if batch.mask[n, i]] + ([stop_slot] if config.adaptive else [])
-        t_x = M + config.adaptive                             # the question: after every memory (and STOP)
-        for k in range(K):
-            if not batch.active[n, k]:
-                break
-            f = batch.targets[n, k]
-            for j in candidates:
-                c = batch.neg_memories[n, k, j]
-                if j == f or c == 0:
-                    continue
-                if not time:
-                    b_f, b_j = _phi_y(batch, n, f, P, stop_slot), _phi_y(batch, n, j, P, stop_slot)
-                    h = g - s(U_O, x, b_f) + s(U_O, x, b_j)
-                    if h > 0:
-                        loss += c * h
-                        dU_O += c * (ds_dU(U_O, x, b_j) - ds_dU(U_O, x, b_f))
-                    continue
-                for y, y2, sign in ((f, j, -1.0), (j, f, +1.0)):     # γ − s_Ot(x, f, f̄), γ + s_Ot(x, f̄, f)
-                    b_y, b_y2 = _phi_y(batch, n, y, P, stop_slot), _phi_y(batch, n, y2, P, stop_slot)
-                    b = b_y - b_y2
-                    b[P.D - 3:] = [t_x < y, t_x < y2, y < y2]        # Φt(x, y, y')
-                    h = g + sign * s_ot(x, b_y, b_y2, b)
-                    if h > 0:
-                        loss += c * h
-                        dU_O += c * sign * ds_dU(U_O, x, b)
-            if f != stop_slot:
-                x = x + _phi(batch.stories[n, f], 1, P.D, P)          # [x, f_k]: the fact's words in copy 2
-                x_r = x_r + _phi(batch.stories[n, f], 1 + min(k, P.C - 1), P.D_R, P)   # R: copy 2, or k + 2
-            t_x = f
-        r = batch.answers[n]
-        for w in range(1, V):
-            c = batch.neg_answers[n, w]
-            if w == r or c == 0:
-                continue
-            b_r, b_w = np.zeros(P.D_R), np.zeros(P.D_R)
-            b_r[(1 + P.C) * P.F + r] = b_w[(1 + P.C) * P.F + w] = 1.0
-            h = g - s(U_R, x_r, b_r) + s(U_R, x_r, b_w)
-            if h > 0:
-                loss += c * h
-                dU_R += c * (ds_dU(U_R, x_r, b_w) - ds_dU(U_R, x_r, b_r))
-    if config.nonlinear:
-        return loss, None
-    grads = {"U_O": dU_O[:, :3 * P.F], "U_R": dU_R}
-    if config.adaptive:
-        grads["S_O"] = dU_O[:, 3 * P.F:3 * P.F + 1]
-    if time:
-        grads["T_O"] = dU_O[:, P.D - 3:]
-    return loss, grads
-
-
-def predict_naive(params, batch: Batch, config: Config):
-    """(answers (N,), chosen (N, K)): argmax hops, or the winner loop with write-time features, one example at a
-    time with explicit feature vectors; with AM the hops end at STOP."""
-    P = _paper(params, config)
-    V, K, time = P.V, config.hops, config.time_features
-    U_O, U_R = P.U, params["U_R"]
-    s, s_ot = _paper_scores(params, config, P)
-    M = batch.mask.shape[1]
-    stop_slot = M if config.adaptive else None
-    answers, chosen = [], []
-    for n in range(len(batch.answers)):
-        x = _phi(batch.queries[n], 0, P.D, P)
-        x_r = _phi(batch.queries[n], 0, P.D_R, P)
-        candidates = [i for i in range(M) if batch.mask[n, i]] + ([stop_slot] if config.adaptive else [])
-        t_x, picks = M + config.adaptive, []
-        for k in range(K):
-            if time:
-                best = candidates[0]
-                for i in candidates[1:]:                      # y = the winner so far, y' = the next memory
-                    b_y, b_y2 = _phi_y(batch, n, best, P, stop_slot), _phi_y(batch, n, i, P, stop_slot)
-                    b = b_y - b_y2
-                    b[P.D - 3:] = [t_x < best, t_x < i, best < i]
-                    if not s_ot(x, b_y, b_y2, b) > 0:
-                        best = i
-            else:
-                scores = [s(U_O, x, _phi_y(batch, n, i, P, stop_slot)) for i in candidates]
-                best = candidates[int(np.argmax(scores))]
-            picks.append(best)
-            if best == stop_slot:                             # STOP: the remaining hops do nothing
-                picks += [stop_slot] * (K - 1 - k)
-                break
-            x = x + _phi(batch.stories[n, best], 1, P.D, P)
-            x_r = x_r + _phi(batch.stories[n, best], 1 + min(k, P.C - 1), P.D_R, P)
-            t_x = best
-        word_scores = []
-        for w in range(1, V):
-            b_w = np.zeros(P.D_R)
-            b_w[(1 + P.C) * P.F + w] = 1.0
-            word_scores.append(s(U_R, x_r, b_w))
-        answers.append(1 + int(np.argmax(word_scores)))
-        chosen.append(picks)
-    return np.array(answers), np.array(chosen)
 
 
 def replace(config: Config, **changes) -> Config:

@@ -74,6 +74,21 @@ def heatmap_for_example(question, attention_row, mask_row, predicted: str, path=
                              question.answer_token, supporting, path, title)
 
 
+def gate_heatmap(question, gates, mask_row, predicted: str, path=None, title=None):
+    """The DMN's gates for one vectorised example: facts as rows, passes as columns, supporting facts marked with ★,
+    question, prediction and answer in the title. `question` is a memnet_np.data.Question; gates (K, F) from
+    info["gates"][n] of dmn.predict (the story's last F sentences, oldest first); mask_row (F,) its real facts."""
+    gates = np.asarray(gates)
+    if gates.ndim != 2:
+        raise ValueError(f"gates must be (passes, facts) for one example, got shape {gates.shape}")
+    n = int(np.sum(np.asarray(mask_row)[:gates.shape[1]]))
+    offset = len(question.story) - n                          # statements cut off by the fact window
+    sentences = [" ".join(s) for s in question.story[offset:]]
+    supporting = [s - offset for s in question.supporting if s >= offset]
+    return attention_heatmap(sentences, gates[:, :n], " ".join(question.question), predicted, question.answer_token,
+                             supporting, path, title, column_label="pass")
+
+
 def learning_curves(history, path=None, title: str = "learning curves"):
     """Train and validation error (and loss) per epoch; the linear-start phase is shaded."""
     plt = _plt()
@@ -242,5 +257,92 @@ def ntm_addressing_stages(stages: dict, path=None, title: str = "one head's addr
     axes[0].set_ylabel("weight")
     axes[0].set_ylim(0, 1)
     fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def hop_scores_heatmap(sentences: Sequence[str], scores: np.ndarray, chosen: Sequence[int],
+                       supporting: Sequence[int], question: str, predicted: str, answer: str, path=None,
+                       title: Optional[str] = None, note: str = ""):
+    """MemNN's hard hops: story sentences as rows, hops as columns, each cell the score s_O(x_k, m_i) of memory i
+    at hop k (x_k = the question and the memories chosen before). The memory each hop chose is boxed; the true
+    supporting facts are marked ★1, ★2, … on their rows, in the order the hops should find them.
+
+    scores (K, n) for the n sentences; chosen (K,) row per hop (a row ≥ n, e.g. AM's STOP, is left unboxed);
+    supporting: rows of the supporting facts in file order.
+    """
+    plt = _plt()
+    from matplotlib.patches import Rectangle
+    s = np.asarray(scores, dtype=float).T                     # (n, K)
+    n, K = s.shape
+    if n != len(sentences):
+        raise ValueError(f"{len(sentences)} sentences but scores over {n} slots")
+    if len(chosen) != K:
+        raise ValueError(f"{K} hops of scores but {len(chosen)} chosen memories")
+    fig, ax = plt.subplots(figsize=(2.4 + 1.0 * K + 0.06 * max(map(len, sentences), default=10),
+                                    1.5 + 0.32 * n))
+    lim = max(1e-9, float(np.abs(s).max()))
+    ax.imshow(s, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
+    for i in range(n):
+        for k in range(K):
+            ax.text(k, i, f"{s[i, k]:.2f}", ha="center", va="center", fontsize=8,
+                    color="white" if abs(s[i, k]) > 0.6 * lim else "black")
+    for k, i in enumerate(chosen):
+        if 0 <= int(i) < n:
+            ax.add_patch(Rectangle((k - 0.5, int(i) - 0.5), 1, 1, fill=False, lw=2.2, ec="black"))
+    marks = {}
+    for order, i in enumerate(supporting):
+        marks.setdefault(int(i), []).append(f"★{order + 1}")
+    labels = [(" ".join(marks[i]) + " " if i in marks else "") + sent for i, sent in enumerate(sentences)]
+    ax.set_yticks(range(n), labels, fontsize=9)
+    ax.set_xticks(range(K), [f"hop {k + 1}" for k in range(K)])
+    ax.xaxis.tick_top()
+    ok = "✓" if predicted == answer else "✗"
+    ax.set_title(title or f"{question}?\npredicted: {predicted} {ok}   true: {answer}\n"
+                          f"□ memory chosen at each hop   ★k supporting fact of hop k{note}", fontsize=10, pad=24)
+    return _save(fig, path)
+
+
+def word_attention(words: Sequence[str], attention: np.ndarray, target: str, predicted: str, path=None,
+                   title: Optional[str] = None):
+    """A language model's attention: the previous words along the x axis (oldest left), one row per hop.
+
+    attention (K, n) over the n words shown (the last n slots of the memory).
+    """
+    plt = _plt()
+    att = np.asarray(attention, dtype=float)                  # (K, n)
+    K, n = att.shape
+    if n != len(words):
+        raise ValueError(f"{len(words)} words but attention over {n} slots")
+    fig, ax = plt.subplots(figsize=(1.5 + 0.32 * n, 1.2 + 0.38 * K))
+    ax.imshow(att, cmap="Blues", vmin=0, vmax=max(1e-9, float(att.max())), aspect="auto")
+    ax.set_xticks(range(n), words, rotation=90, fontsize=8)
+    ax.set_yticks(range(K), [f"hop {k + 1}" for k in range(K)], fontsize=8)
+    ok = "✓" if predicted == target else "✗"
+    ax.set_title(title or f"next word: predicted {predicted!r} {ok}, true {target!r}", fontsize=10)
+    return _save(fig, path)
+
+
+def perplexity_curves(history, path=None, title: str = "perplexity per epoch", paper: Optional[float] = None,
+                      baseline: Optional[float] = None, test: Optional[float] = None):
+    """Training and validation perplexity per epoch (log scale), with the paper's and a baseline's test
+    perplexity as horizontal lines when given, and the final test perplexity as a point."""
+    plt = _plt()
+    rows = [h if isinstance(h, dict) else h._asdict() for h in history]
+    ep = [r["epoch"] for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    ax.plot(ep, [r["train_perplexity"] for r in rows], "o-", label="train")
+    ax.plot(ep, [r["valid_perplexity"] for r in rows], "o-", label="validation")
+    if test is not None and ep:
+        ax.plot([ep[-1]], [test], "k*", markersize=10, label=f"test {test:.1f}")
+    if paper is not None:
+        ax.axhline(paper, color="0.3", ls="--", lw=1, label=f"paper (test) {paper:g}")
+    if baseline is not None:
+        ax.axhline(baseline, color="0.6", ls=":", lw=1, label=f"bigram (test) {baseline:g}")
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("perplexity")
+    ax.legend(fontsize=8)
+    ax.set_title(title)
     fig.tight_layout()
     return _save(fig, path)

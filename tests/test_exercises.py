@@ -261,9 +261,9 @@ def test_missing_exercise_line(tmp_path):
 def test_unknown_exercise_lists_the_known_ones(tmp_path):
     path = variant(tmp_path, "unknown", 'EXERCISE = "softmax_attention_backward"', 'EXERCISE = "softmax_atention"')
     known = ", ".join(sorted(E.EXERCISES))
-    assert "softmax_attention_backward" in known and "memn2n_hop_backward" in known
+    assert "memn2n_hop_backward, " in known and "softmax_attention_backward" in known
     with pytest.raises(E.ExerciseError, match=r"unknown exercise EXERCISE = 'softmax_atention'; "
-                                              r"known exercises: " + re.escape(known)):
+                                              r"known exercises: " + re.escape(known) + "$"):
         E.grade(path, stream=io.StringIO())
 
 
@@ -755,6 +755,125 @@ def test_the_stubs_forbid_python_loops_and_the_grader_checks(tmp_path):
     assert not ok
     assert (f"hop_backward has a Python loop (your line {line_of(path, 'for r in range(R)')}, in embed_backward: "
             "return sum(dY[r] * bags.b[r] for r in range(R))); the exercise asks for it batched") in out, out
+
+
+# ================================================================================================================
+# Exercise 3: the backward of MemNN's margin ranking loss through s(x, y) = Φx(x)ᵀ Uᵀ U Φy(y)
+
+MARGIN_STUB = ROOT / "tutorials/exercises/03_memnn_margin_backward.py"
+MARGIN_SOLUTION = ROOT / "tutorials/exercises/solutions/03_memnn_margin_backward.py"
+MARGIN_GRADIENTS = ["score_backward: dU", "margin_loss_backward: dU"]
+
+
+def margin_variant(tmp_path, name, *replacements):
+    """The exercise 3 solution with each (old, new) replaced once, written to tmp_path/name.py."""
+    src = MARGIN_SOLUTION.read_text(encoding="utf-8")
+    for old, new in replacements:
+        assert src.count(old) == 1, f"the solution no longer contains {old!r} exactly once: update this test"
+        src = src.replace(old, new)
+    path = tmp_path / f"{name}.py"
+    path.write_text(src, encoding="utf-8")
+    return path
+
+
+def test_margin_solution_passes_with_every_gradient_listed():
+    ok, out = run_grade(MARGIN_SOLUTION)
+    assert ok, out
+    assert out.rstrip().splitlines()[-1] == "PASS  (all 2 gradients right on all 3 cases)"
+    assert "Exercise memnn_margin_backward" in out
+    for label in MARGIN_GRADIENTS:
+        ln = line_for(out, label)
+        assert float(re.search(r"rel error (\S+)", ln).group(1)) < 1e-9 and ln.rstrip().endswith("ok"), ln
+    assert "WRONG" not in out
+
+
+def test_margin_grading_is_deterministic_and_other_seeds_pass_too():
+    assert run_grade(MARGIN_SOLUTION) == run_grade(MARGIN_SOLUTION)
+    for seed in (1, 2, 3):
+        ok, out = run_grade(MARGIN_SOLUTION, seed=seed)
+        assert ok, out
+
+
+def test_margin_stub_fails_with_not_implemented():
+    ok, out = run_grade(MARGIN_STUB)
+    assert not ok and "Traceback" not in out
+    assert out.rstrip().splitlines()[-1] == "FAIL  (not implemented yet: score_backward, margin_loss_backward)"
+
+
+def test_margin_cases_have_active_and_inactive_hinges_far_from_their_kinks():
+    """What the mistakes need: in every case some hinges active and some not, a question with none active, none
+    within GAP of the kink (so finite differences see one smooth function), Φx and Φy on disjoint columns."""
+    from memnet_np.exercises import memnn_margin as M
+    ex = E.EXERCISES["memnn_margin_backward"]
+    for seed in (ex.seed, 1, 2):
+        for case in ex.make_cases(np.random.default_rng(seed)):
+            U, x, y, y_neg, g = (case[k] for k in ("U", "x", "y", "y_neg", "margin"))
+            ex_ = x @ U.T
+            h = g - np.sum(ex_ * (y @ U.T), -1)[:, None] + np.einsum("nd,nsd->ns", ex_, y_neg @ U.T)   # (N, S)
+            assert np.abs(h).min() > M.GAP
+            assert 0 < (h > 0).sum() < h.size and (h <= 0).all(-1).any() and (h > 0).sum(-1).max() >= 2
+            assert not (x.any(0) & (y.any(0) | y_neg.any((0, 1)))).any()      # the two terms on other columns
+            assert U.shape[0] != U.shape[1] and x.dtype == np.float64
+
+
+MARGIN_SCORE_LINE = "return (ds[:, None] * ea).T @ b + (ds[:, None] * eb).T @ a"
+MARGIN_NEG_LINE = "ds_neg = dloss[:, None] * active "
+MARGIN_POS_LINE = "ds_pos = -dloss * active.sum(-1)"
+MARGIN_WRONG = {
+    # name: (replacements in the solution, gradients that must be WRONG, phrases in the report)
+    "forgets_b_aT": ([(MARGIN_SCORE_LINE, "return (ds[:, None] * ea).T @ b")], MARGIN_GRADIENTS,
+                     ["it has only the term U a bᵀ = (U a) bᵀ of ∂s/∂U = U(a bᵀ + b aᵀ)",
+                      "fix score_backward first"]),
+    "forgets_a_bT": ([(MARGIN_SCORE_LINE, "return (ds[:, None] * eb).T @ a")], MARGIN_GRADIENTS,
+                     ["it has only the term U b aᵀ = (U b) aᵀ of ∂s/∂U = U(a bᵀ + b aᵀ)",
+                      "margin_loss_backward has the same mistake (through score_backward?)"]),
+    "twice_one_term": ([(MARGIN_SCORE_LINE, "return 2 * (ds[:, None] * ea).T @ b")], MARGIN_GRADIENTS,
+                       ["it is 2 U a bᵀ: the derivative of uᵀu, 2u, does not apply"]),
+    "through_inactive_hinges": ([(MARGIN_NEG_LINE, "ds_neg = dloss[:, None] * np.ones(active.shape) "),
+                                 (MARGIN_POS_LINE, "ds_pos = -dloss * S")], ["margin_loss_backward: dU"],
+                                ["it passes a gradient through every hinge, but only 4 of the 12 are active"]),
+    "sign_flipped": ([(MARGIN_NEG_LINE, "ds_neg = -dloss[:, None] * active "),
+                      (MARGIN_POS_LINE, "ds_pos = dloss * active.sum(-1)")], ["margin_loss_backward: dU"],
+                     ["yours has the wrong sign", "∂ℓ/∂s(x, ȳ_j) = +1 and ∂ℓ/∂s(x, y) = −1 per active hinge"]),
+    "forgets_true_score": ([(MARGIN_POS_LINE, "ds_pos = 0 * dloss")], ["margin_loss_backward: dU"],
+                           ["it has only the negatives' scores s(x, ȳ_j)"]),
+    "true_score_once": ([(MARGIN_POS_LINE, "ds_pos = -dloss * active.any(-1)")], ["margin_loss_backward: dU"],
+                        ["it counts the true candidate's score once per question"]),
+    "ignores_dloss": ([(MARGIN_NEG_LINE, "ds_neg = 1.0 * active "), (MARGIN_POS_LINE, "ds_pos = -1.0 * active.sum(-1)")],
+                      ["margin_loss_backward: dU"], ["it ignores dloss"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MARGIN_WRONG))
+def test_margin_wrong_gradient_fails_and_is_named(tmp_path, name):
+    replacements, wrong, phrases = MARGIN_WRONG[name]
+    ok, out = run_grade(margin_variant(tmp_path, name, *replacements))
+    assert not ok, out
+    last = out.rstrip().splitlines()[-1]
+    assert last.startswith("FAIL  (wrong: "), out
+    for label in MARGIN_GRADIENTS:
+        ln = line_for(out, label)
+        assert ln.rstrip().endswith("WRONG" if label in wrong else "ok"), (label, out)
+        assert (label in last) == (label in wrong), (label, out)
+    for phrase in phrases:
+        assert phrase in out, (phrase, out)
+
+
+def test_margin_loss_backward_may_not_loop(tmp_path):
+    path = margin_variant(tmp_path, "loop", ("x_rep = np.repeat(x, S, axis=0) ",
+                                             "x_rep = np.stack([x[n] for n in range(N) for _ in range(S)]) "))
+    ok, out = run_grade(path)
+    assert not ok and "WRONG" not in out
+    assert out.rstrip().splitlines()[-1] == "FAIL  (Python loops in margin_loss_backward)"
+
+
+@pytest.mark.parametrize("path,status", [(MARGIN_SOLUTION, 0), (MARGIN_STUB, 1)])
+def test_margin_cli_and_running_the_file(path, status):
+    for argv in ([sys.executable, "-m", "memnet_np", "check", str(path)], [sys.executable, str(path)]):
+        env = dict(os.environ, PYTHONPATH=str(ROOT))          # this checkout's library, wherever it is installed
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=ROOT, env=env)
+        assert r.returncode == status, r.stdout + r.stderr
+        assert ("PASS" if status == 0 else "FAIL") in r.stdout.splitlines()[-1]
 
 
 # ================================================================================================================

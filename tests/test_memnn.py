@@ -365,3 +365,91 @@ def test_extensions_solve_three_supporting_facts_relations_and_induction(babi_ro
     basic = train.train(memnn, ds, memnn.Config.for_data(ds, **memnn.PRESETS["basic"]), np.random.default_rng(0))
     ext = train.train(memnn, ds, memnn.Config.for_data(ds, **extension), np.random.default_rng(0))
     assert basic.test_error > 20 and ext.test_error <= 5.0, (basic.summary(), ext.summary())
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# G by hashing (the 2014 paper's §3, huge memories): a bucket per word, O scores the memories sharing a word
+
+
+def _words(sentence):
+    return {int(w) for w in sentence if w}
+
+
+def _hashed_sets(batch, config, n, inputs):
+    """The candidate slots of example n for each hop input's word set, written out with Python sets."""
+    memories = [i for i in range(batch.mask.shape[1]) if batch.mask[n, i]]
+    out = []
+    for heard in inputs:
+        shared = [i for i in memories if _words(batch.stories[n, i]) & heard]
+        out.append(set(shared or memories))
+    return out
+
+
+def test_word_buckets_and_hashed_candidates_by_hand():
+    stories = np.array([[[1, 2, 0], [3, 4, 0], [5, 0, 0]]])       # (1, 3, 3) three sentences
+    b = memnn.word_buckets(stories, 6)                              # (1, 3, 6)
+    assert b[0, 0, [1, 2]].all() and b[0, 0].sum() == 2 and not b[..., 0].any()
+    mask = np.ones((1, 3), bool)
+    inp = memnn.word_buckets(np.array([[4, 5, 0]]), 6)             # the input's words: 4, 5
+    assert memnn.hashed_candidates(b, mask, inp).tolist() == [[False, True, True]]
+    nothing = memnn.word_buckets(np.array([[0, 0, 0]]), 6)
+    assert memnn.hashed_candidates(b, mask, nothing).tolist() == [[True, True, True]]   # no bucket: all of them
+    assert memnn.hashed_candidates(b, np.array([[True, False, True]]), inp).tolist() == [[False, False, True]]
+
+
+@pytest.mark.parametrize("time_features,negatives,adaptive", list(itertools.product([True, False], [3, 0],
+                                                                                       [False, True])))
+def test_hashing_loss_grads_and_hops_equal_the_per_example_model(time_features, negatives, adaptive):
+    pruned = 0
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        config = memnn.Config.tiny(vocab_size=40, hashing=True, time_features=time_features, negatives=negatives,
+                                   adaptive=adaptive, hops=3 if adaptive else 2, init_std=0.5)
+        params = memnn.init_params(config, rng)
+        batch = memnn.example_batch(config, rng, N=6, M=6)
+        loss, grads, info = memnn.loss_and_grads(params, batch, config)
+        loss_n, grads_n = memnn.loss_and_grads_naive(params, batch, config)
+        assert np.isclose(loss, loss_n, rtol=1e-12, atol=0)
+        assert all(np.allclose(grads[k], grads_n[k], rtol=1e-10, atol=1e-12) for k in grads)
+        answers_n, chosen_n = memnn.predict_naive(params, batch, config)
+        assert np.array_equal(info["predictions"], answers_n) and np.array_equal(info["chosen"], chosen_n)
+        M = batch.mask.shape[1]
+        for n in range(len(batch.answers)):                        # the loss's negatives: the TRUE input's buckets
+            heard, inputs = _words(batch.queries[n]), []
+            for k in range(config.hops):
+                inputs.append(set(heard))
+                if batch.targets[n, k] < M:
+                    heard |= _words(batch.stories[n, batch.targets[n, k]])
+            for k, cand in enumerate(_hashed_sets(batch, config, n, inputs)):
+                drawn = set(np.flatnonzero(batch.neg_memories[n, k, :M]))
+                assert drawn <= cand - {int(batch.targets[n, k])}
+                if negatives == 0:
+                    assert drawn == cand - {int(batch.targets[n, k])}
+                pruned += len(cand) < batch.mask[n].sum()
+            for k, o in enumerate(info["chosen"][n]):              # what each hop chose was among its candidates
+                if o < M:
+                    inp = _words(batch.queries[n]).union(*[_words(batch.stories[n, c]) for c in info["chosen"][n, :k]])
+                    assert o in _hashed_sets(batch, config, n, [inp])[0]
+    assert pruned > 0                                               # the buckets did leave memories out
+
+
+@pytest.mark.gradcheck
+def test_hashing_gradients():
+    config, params, batch = setup(12, vocab_size=40, hashing=True)
+    report = check_gradients(lambda p: memnn.loss_and_grads(p, batch, config), params, max_entries=150,
+                             rng=np.random.default_rng(0))
+    assert all(r.rel_error < 1e-7 for r in report.values()), format_report(report)
+
+
+def test_hashing_keeps_a_distractor_that_shares_no_word_out():
+    """A memory that wins without hashing but shares no word with the input is not chosen with hashing."""
+    config = memnn.Config.tiny(vocab_size=12, hashing=False, time_features=False, hops=1)
+    rng = np.random.default_rng(0)
+    params = memnn.init_params(config, rng)
+    stories = np.array([[[1, 2, 0], [3, 4, 0], [5, 6, 0]]])        # the question (7, 1) shares word 1 with slot 0
+    batch = memnn.Batch(stories, np.array([[7, 1, 0]]), np.array([9]), np.ones((1, 3), bool),
+                        np.zeros((1, 1), np.int64), np.ones(1), np.ones((1, 1)), np.ones((1, 1, 3)), np.ones((1, 12)))
+    params["U_O"][:, 2 * 12 + 5] += 10 * params["U_O"][:, :12] @ memnn.features(batch.queries, config)[0]
+    assert memnn.infer(params, batch, config)[1][0, 0] == 2          # slot 2 (words 5, 6) now wins outright ...
+    hashed = memnn.replace(config, hashing=True)
+    assert memnn.infer(params, batch, hashed)[1][0, 0] == 0          # ... but only slot 0 shares a word

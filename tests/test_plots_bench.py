@@ -168,3 +168,80 @@ def test_committed_ntm_figures_are_what_figures_draws_today(tmp_path):
     for name in ("ntm_copy_sequence.png", "ntm_copy_weightings.png", "ntm_copy_memory.png",
                  "ntm_copy_learning_curve.png"):
         assert (root / "figures" / name).is_file()
+# MemNN: the hop-score heatmap, `bench memnn`, `figures --model memnn`
+
+
+def test_hop_scores_heatmap_writes_a_png_and_checks_shapes(tmp_path):
+    p = plots.hop_scores_heatmap(["a b", "c d", "e f"], np.array([[0.3, -1.2, 0.8], [1.0, 0.1, -0.4]]), [2, 0],
+                                 [2, 0], "where is x", "garden", "garden", tmp_path / "s.png")
+    assert _is_png(p)
+    with pytest.raises(ValueError, match="3 sentences but scores over 2 slots"):
+        plots.hop_scores_heatmap(["a", "b", "c"], np.ones((2, 2)), [0, 1], [0], "q", "x", "x")
+    with pytest.raises(ValueError, match="2 hops of scores but 1 chosen memories"):
+        plots.hop_scores_heatmap(["a", "b"], np.ones((2, 2)), [0], [0], "q", "x", "x")
+
+
+def test_bench_memnn_json(tmp_path):
+    from conftest import DEFAULT_BABI
+    if not DEFAULT_BABI.is_dir():
+        pytest.skip("no bAbI data")
+    r = subprocess.run([sys.executable, "-m", "memnet_np", "bench", "memnn", "--json", "--quick", "--task", "2",
+                        "--data", str(DEFAULT_BABI)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["model"] == "memnn" and out["data"] == "bAbI 1k task 2" and out["training_questions"] == 900
+    assert 0 < out["seconds_per_epoch"] < 30
+    assert out["train_examples_per_second"] == pytest.approx(900 / out["seconds_per_epoch"])
+    assert out["inference_examples_per_second"] > 0 and out["config"]["hops"] == 2
+    assert list(out["scaling"]["memory_size"]) == ["10", "50"] and list(out["scaling"]["hops"]) == ["1", "2"]
+    assert all(v > 0 for part in ("memory_size", "hops") for v in out["scaling"][part].values())
+    r = subprocess.run([sys.executable, "-m", "memnet_np", "bench", "memnn", "--task", "21"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "--task must be 1..20" in r.stderr
+
+
+def test_figures_memnn_quick(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "memnet_np", "figures", "--model", "memnn", "--out", str(tmp_path),
+                        "--quick"], capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, MPLBACKEND="Agg"))
+    assert r.returncode == 0, r.stderr
+    assert _is_png(tmp_path / "memnn_hop_scores.png")
+    numbers = json.loads((tmp_path / "memnn.json").read_text())
+    assert numbers["quick"] is True and len(numbers["chosen"]) == len(numbers["hop_scores"]) == 2
+
+
+@pytest.mark.slow
+def test_committed_memnn_figures_are_what_figures_draws_today(tmp_path):
+    """By the numbers behind the picture (figures/memnn.json): same data, seed 0, one thread."""
+    root = Path(__file__).resolve().parents[1]
+    committed = json.loads((root / "figures" / "memnn.json").read_text())
+    assert not committed["quick"] and committed["data"] == "bAbI 1k task 2"
+    from conftest import DEFAULT_BABI
+    env = dict(os.environ, MPLBACKEND="Agg")
+    env.setdefault("MEMNET_DATA", str(DEFAULT_BABI))
+    r = subprocess.run([sys.executable, "-m", "memnet_np", "figures", "--model", "memnn", "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=900, env=env)
+    assert r.returncode == 0, r.stderr
+    today = json.loads((tmp_path / "memnn.json").read_text())
+    for key in ("data", "question", "chosen", "supporting", "predicted", "answer", "test_error"):
+        assert today[key] == committed[key], f"figures/memnn.json {key} is not what figures draws now"
+    for key in ("hop_scores", "train_error", "val_error"):
+        assert np.allclose(today[key], committed[key], atol=1e-3), f"figures/memnn.json {key} is not what figures draws now"
+    assert committed["chosen"] == committed["supporting"]      # the picture shows both hops finding their fact
+    assert (root / "figures" / "memnn_hop_scores.png").is_file()
+def test_gate_heatmap_shows_the_facts_in_the_window_and_the_passes(tmp_path):
+    pytest.importorskip("matplotlib")
+    from memnet_np import dmn
+    from memnet_np.data import babi
+    qs = babi.parse_babi(["1 Mary went to the kitchen.", "2 John went to the garden.", "3 Mary went to the hall.",
+                          "4 Where is Mary?\thall\t3"], task=1)
+    vocab = babi.build_vocab(qs)
+    arrays = babi.vectorize(qs, vocab, memory_size=2)         # the first sentence falls out of the window
+    config = dmn.Config.tiny(vocab_size=len(vocab), memory_size=2, d=6)
+    params = dmn.init_params(config, np.random.default_rng(0))
+    pred, info = dmn.predict(params, dmn.make_batch(arrays, np.arange(1), config), config)
+    assert info["gates"].shape == (1, config.passes, 2)
+    p = plots.gate_heatmap(qs[0], info["gates"][0], arrays.mask[0], vocab.decode([pred[0]])[0], tmp_path / "g.png")
+    assert p.stat().st_size > 1000
+    with pytest.raises(ValueError, match="gates must be"):
+        plots.gate_heatmap(qs[0], info["gates"], arrays.mask[0], "x")
