@@ -580,3 +580,29 @@ def test_a_killed_train_ntm_resumes_to_the_same_result_bit_for_bit(tmp_path):
     for key in ("bits_per_sequence", "bit_errors_per_sequence", "generalisation", "selected_at", "sequences"):
         assert ra[key] == rb[key], key
     assert _same_records(ra["history"], rb["history"])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# clipping the controller's outputs (Collier & Beel's clip_value)
+
+
+@pytest.mark.gradcheck
+def test_clipped_controller_outputs_gradients_and_oracle():
+    """With clip_controller the head layer's outputs and the logits are clipped: a clipped entry passes no gradient
+    (checked against finite differences away from the clip's kinks) and the per-sequence oracle clips too."""
+    config, params, batch = setup(21, scale=1.5, clip_controller=1.0)
+    logits, cache = ntm.forward(params, batch, config)
+    inside = np.concatenate([s.inside for s in cache.steps])
+    assert 0.2 < inside.mean() < 0.8 and 0.2 < cache.inside.mean() < 0.8   # both sides of the clip are exercised
+    assert np.abs(logits).max() <= 1.0
+    assert np.allclose(logits, ntm.forward_naive(params, batch, config), atol=1e-10)
+    report = check_gradients(lambda p: ntm.loss_and_grads(p, batch, config), params, max_entries=25)
+    assert all(r.checked > 0 for r in report.values())
+    assert all(r.rel_error < MODEL_TOL for r in report.values()), format_report(report, MODEL_TOL)
+    unclipped = ntm.loss_and_grads(params, batch, ntm.replace(config, clip_controller=0.0))[1]
+    assert not np.allclose(unclipped["W_heads"], ntm.loss_and_grads(params, batch, config)[1]["W_heads"])
+
+
+def test_clip_controller_must_be_a_number_at_least_0():
+    with pytest.raises(ValueError, match=r"clip_controller must be a finite number >= 0, got -1"):
+        ntm.Config.tiny(clip_controller=-1)

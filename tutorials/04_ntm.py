@@ -324,9 +324,9 @@ save_figure(plots.ntm_learning_curve, "04_copy_learning_curve.png", run["history
 # ## 9. The classic figure
 #
 # Now one sequence of length 20, and where the heads look at every step (the paper's Fig. 6). During the input
-# the write head should walk down the memory one location per step, writing each vector into its own row; after
-# the delimiter the read head should jump back to where the writing began and walk the same way, reading the
-# rows back in order.
+# the write head should walk through the memory one location per step, writing the vectors into consecutive rows;
+# after the delimiter the read head should jump back to where the writing began and walk the same way, reading
+# the rows back in order. (Which way it walks, and where it starts, each training run decides for itself.)
 
 # %%
 section("9. where the heads read and write")
@@ -346,12 +346,13 @@ save_figure(plots.ntm_sequence, "04_copy_sequence.png", b.inputs[0, :T], b.targe
 if FAST:
     print("fast mode: the machine has barely trained, so the claims about the trained machine are not checked")
 else:
-    steps = np.diff(write_focus) % config.memory_slots         # (L − 1,) how far the write head moved each step
+    steps = (np.diff(write_focus[1:]) + 1) % config.memory_slots - 1   # (L − 2,) each move, −1 wraps to −1
     claim(run["converged_at"] is not None, "training converged: ≤ 0.1 bit errors per held-out sequence")
     claim(int(info["bit_errors_per_sequence"][0]) == 0, "the length-20 sequence is copied without a bit wrong")
-    claim(len(set(write_focus.tolist())) == L, "every input vector is written to a location of its own")
+    claim(len(set(steps.tolist())) == 1 and abs(int(steps[0])) == 1,
+          f"from the second input on, the write head moves one location per step, always the same way "
+          f"({int(steps[0]):+d})")
     claim(np.mean(read_focus == write_focus) >= 0.9, "the read head visits the written locations in the order "
                                                      "they were written (at least 18 of 20 steps)")
-    claim(len(set(steps.tolist())) == 1, f"the write head moves by the same step every time ({steps[0]:+d})")
 
 print(f"\ntutorial done in {time.perf_counter() - T_START:.0f}s")

@@ -45,6 +45,8 @@ class Config:
     init_weighting_std: float = 0.2  # learned initial weightings start as softmax(N(0, std²)): a near-uniform but
                                      # asymmetric start (a uniform one would stay uniform over a constant memory)
     dtype: str = "float64"           # "float32" trains faster; gradient checks need float64
+    clip_controller: float = 0.0     # > 0: the head layer's outputs and the output logits are clipped to ±this
+                                     # (Collier & Beel's official code: 20); 0: off
     # training (train_task)
     task: str = "copy"
     optimizer: str = "rmsprop"       # "rmsprop" (Graves 2013 form) | "adam"
@@ -84,7 +86,7 @@ class Config:
         if self.dtype not in ("float64", "float32"):
             problems.append(f"dtype must be 'float64' or 'float32', got {self.dtype!r}")
         for name in ("memory_init_value", "memory_init_std", "init_weighting_std", "lr", "clip", "momentum",
-                     "decay"):
+                     "decay", "clip_controller"):
             v = getattr(self, name)
             if not isinstance(v, (int, float, np.floating)) or not math.isfinite(v) or v < 0:
                 problems.append(f"{name} must be a finite number >= 0, got {v!r}")

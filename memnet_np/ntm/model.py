@@ -33,7 +33,7 @@ R read heads, Wh write heads, Hh = R + Wh heads in all (read heads first). D inp
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import numpy as np
 
@@ -121,6 +121,7 @@ class StepCache(NamedTuple):
     read: ReadCache
     erase: EraseCache
     add: AddCache
+    inside: Optional[np.ndarray] = None   # (N, P) bool, with clip_controller: where P was not clipped
 
 
 def step_forward(params, config: Config, x, state):
@@ -134,12 +135,16 @@ def step_forward(params, config: Config, x, state):
         h = np.tanh(xin @ params["Wx"].T + params["b"])       # (N, H)
         ctrl = None
     P = h @ params["W_heads"].T + params["b_heads"]           # (N, P) every head's raw parameters
+    inside = None
+    if config.clip_controller:
+        inside = np.abs(P) < config.clip_controller           # (N, P) the clip passes gradient only here
+        P = np.clip(P, -config.clip_controller, config.clip_controller)   # (N, P)
     heads, hc = heads_forward(P, config)
     w, (cc, ic, sc, pc) = address(heads, w_prev, mem)         # (N, Hh, M) all heads address M_{t−1}
     r, rc = read_forward(mem, w[:, :R])                       # (N, R, d)
     mem_e, ec = erase_forward(mem, w[:, R:], heads.e)         # (N, M, d) all erasures ...
     mem_new, ac = add_forward(mem_e, w[:, R:], heads.a)       # (N, M, d) ... then all additions
-    return (h, c, r, w, mem_new), StepCache(xin, ctrl, h, hc, cc, ic, sc, pc, rc, ec, ac)
+    return (h, c, r, w, mem_new), StepCache(xin, ctrl, h, hc, cc, ic, sc, pc, rc, ec, ac, inside)
 
 
 def step_backward(params, config: Config, dstate, dh_out, dr_out, cache: StepCache):
@@ -162,6 +167,8 @@ def step_backward(params, config: Config, dstate, dh_out, dr_out, cache: StepCac
     dk, dbeta, dmem_c = content_backward(dwc, cache.content)
     dmem_prev = dmem_prev + dmem_c                            # (N, M, d)
     dP = heads_backward(Heads(dk, dbeta, dg, ds, dgamma, de, da), cache.heads, config)   # (N, P)
+    if cache.inside is not None:
+        dP = dP * cache.inside                                # (N, P) a clipped entry passes no gradient
     dh = dh_out + dP @ params["W_heads"] + (0.0 if dh is None else dh)   # (N, H)
     if config.controller == "lstm":
         dz, dc_prev = ops.lstm_preactivation_backward(dh, dc, cache.controller)   # (N, 4H), (N, H)
@@ -183,6 +190,7 @@ class Cache(NamedTuple):
     hr: np.ndarray              # (N, T, H + R·d) output layer input [h_t, r_t]
     w0: np.ndarray              # (Hh, M) softmax(params["w0"])
     N: int
+    inside: Optional[np.ndarray] = None   # (N, T, Y) bool, with clip_controller: where the logits were not clipped
 
 
 def initial_state(params, config: Config, batch: Batch):
@@ -228,14 +236,21 @@ def forward(params, batch: Batch, config: Config):
         rs.append(state[2].reshape(N, -1))
     hr = np.concatenate([np.stack(hs, 1), np.stack(rs, 1)], axis=2)     # (N, T, H + R·d)
     logits = np.zeros((N, T_all, config.output_width), dtype=dtype)     # (N, T, Y)
-    logits[:, :len(steps)] = hr @ params["W_out"].T + params["b_out"]
-    return logits, Cache(steps, hr, w0, N)
+    z = hr @ params["W_out"].T + params["b_out"]              # (N, T, Y)
+    inside = None
+    if config.clip_controller:
+        inside = np.abs(z) < config.clip_controller           # (N, T, Y)
+        z = np.clip(z, -config.clip_controller, config.clip_controller)
+    logits[:, :len(steps)] = z
+    return logits, Cache(steps, hr, w0, N, inside)
 
 
 def backward(dlogits, cache: Cache, params, config: Config) -> dict[str, np.ndarray]:
     grads = {name: np.zeros_like(p) for name, p in params.items()}
     T, N, H, R = len(cache.steps), cache.N, config.controller_size, config.read_heads
     dl = dlogits[:, :T]                                       # (N, T, Y)
+    if cache.inside is not None:
+        dl = dl * cache.inside                                # (N, T, Y) a clipped logit passes no gradient
     Y = dl.shape[-1]
     grads["W_out"] += dl.reshape(-1, Y).T @ cache.hr.reshape(N * T, -1)   # (Y, H + R·d)
     grads["b_out"] += dl.reshape(-1, Y).sum(0)
@@ -369,6 +384,8 @@ def forward_naive(params, batch: Batch, config: Config) -> np.ndarray:
             else:
                 h = np.tanh(params["Wx"] @ xin + params["b"])
             p = params["W_heads"] @ h + params["b_heads"]
+            if config.clip_controller:
+                p = np.clip(p, -config.clip_controller, config.clip_controller)
             weightings = []
             for j in range(Hh):
                 k = np.tanh(p[off_k + j * d: off_k + (j + 1) * d])
@@ -403,4 +420,6 @@ def forward_naive(params, batch: Batch, config: Config) -> np.ndarray:
             mem = new
             w_prev = weightings
             out[n, t] = params["W_out"] @ np.concatenate([h] + reads) + params["b_out"]
+            if config.clip_controller:
+                out[n, t] = np.clip(out[n, t], -config.clip_controller, config.clip_controller)
     return out
