@@ -11,7 +11,9 @@ A story is a sequence of sentences, a question q, a one-word answer. The origina
     answer           â = softmax(W_a mᴷ + b_a)                        (a single-word answer is one softmax)
 
     supervision      with supporting facts, pass i's gates are also trained with a binary cross-entropy toward
-                     the i-th supporting fact: −Σ_f [y_f log g_f + (1 − y_f) log(1 − g_f)], y = one-hot
+                     the i-th supporting fact: −Σ_f [y_f log g_f + (1 − y_f) log(1 − g_f)], y = one-hot; passes
+                     after the last supporting fact toward that last fact again (Kumar et al. add an end-of-passes
+                     fact instead; `extra_passes="free"` leaves them unsupervised)
 
 DMN+ (variant "dmn+"), the configuration of the bAbI 10k record:
 
@@ -122,7 +124,7 @@ class Config:
         """Settings for a loaded bAbI dataset. DMN+ trains without supporting facts (its 10k result)."""
         base = dict(vocab_size=len(dataset.vocab), memory_size=dataset.memory_size)
         if overrides.get("variant") == "dmn+":
-            base.update(gate_supervision=0.0)
+            base.update(gate_supervision=0.0, batch_size=128)   # Xiong et al.: no supporting facts, batch 128
         base.update(overrides)
         return cls(**base)
 
