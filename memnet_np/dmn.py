@@ -379,8 +379,9 @@ def input_module_forward(params, batch: Batch, config: Config):
     if config.variant == "dmn":
         hs, enc = encode_words_forward(params["E"], batch.words, batch.word_mask, _gru(params, "in"))  # (N, T, H)
         N, T, H = hs.shape
-        at = np.arange(N)[:, None] * T + batch.ends           # (N, F) row of hs.reshape(N·T, H) at each fact's end
-        c, at_ends = ops.lookup_forward(hs.reshape(N * T, H), at, batch.mask)   # (N, F, H)
+        hs_tm = hs.transpose(1, 0, 2)                         # (T, N, H) the GRU's own time-major layout, no copy
+        at = batch.ends * N + np.arange(N)[:, None]           # (N, F) row of hs_tm.reshape(T·N, H) at each fact's end
+        c, at_ends = ops.lookup_forward(hs_tm.reshape(T * N, H), at, batch.mask)   # (N, F, H)
         return c, InputCache("dmn", enc, at_ends, T, None, None, None, batch.mask)
     bags = ops.encode_bags(batch.stories, config.vocab_size, config.d, "paper", dtype)
     f, _ = ops.bag_embed_forward(bags, params["E"])          # (N, F, d) f_i = Σ_j l_j ⊙ E w_ij
@@ -396,7 +397,7 @@ def input_module_backward(dc, cache: InputCache, grads):
     """Accumulates into grads (E and the input GRUs)."""
     if cache.variant == "dmn":
         N, F, H = dc.shape
-        dhs = ops.lookup_backward(dc, cache.at_ends).reshape(N, cache.T, H)      # (N, T, H)
+        dhs = ops.lookup_backward(dc, cache.at_ends).reshape(cache.T, N, H).transpose(1, 0, 2)   # (N, T, H)
         dE, dWx, dWh, db = encode_words_backward(dhs, cache.encoder)
         grads["E"] += dE
         grads["in_Wx"] += dWx
@@ -423,7 +424,7 @@ def question_module_forward(params, batch: Batch, config: Config):
 
 def question_module_backward(dq, cache: EncoderCache, grads, config: Config):
     prefix = "in" if config.variant == "dmn" else "q"
-    dhs = np.zeros(cache.gru.r.shape, dq.dtype)               # (N, Lq, H)
+    dhs = np.zeros(cache.gru.x.shape[:2] + (dq.shape[1],), dq.dtype)   # (N, Lq, H)
     dhs[:, -1] = dq
     dE, dWx, dWh, db = encode_words_backward(dhs, cache)
     grads["E"] += dE
@@ -547,7 +548,7 @@ def episode_forward(c, g, mask, W):
 
 def episode_backward(de, cache: ops.GRUSequenceCache):
     """-> dc (N, F, H), dg (N, F), dWx, dWh, db."""
-    dhs = np.zeros(cache.r.shape, de.dtype)                   # (N, F, H)
+    dhs = np.zeros(cache.x.shape[:2] + (de.shape[1],), de.dtype)       # (N, F, H)
     dhs[:, -1] = de
     dc, _, dWx, dWh, db, dg = ops.gru_sequence_backward(dhs, cache)
     return dc, dg, dWx, dWh, db
