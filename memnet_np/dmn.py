@@ -586,17 +586,22 @@ def memory_update_backward(dm, cache: MemoryCache):
 # Answer
 
 
+class AnswerCache(NamedTuple):
+    a: np.ndarray    # (N, H) mᴷ, or (N, 2H) [mᴷ; q]
+    Wa: np.ndarray   # (V, H) or (V, 2H)
+
+
 def answer_forward(m, q, Wa, ba, variant: str):
     """logits (N, V) = W_a mᴷ + b_a (dmn) or W_a [mᴷ; q] + b_a (dmn+)."""
     a = m if variant == "dmn" else np.concatenate([m, q], axis=-1)   # (N, H) or (N, 2H)
-    return a @ Wa.T + ba, a
+    return a @ Wa.T + ba, AnswerCache(a, Wa)                  # (N, V)
 
 
-def answer_backward(dlogits, a, Wa, H: int):
-    """-> dm (N, H), dq (N, H) (None for dmn, whose answer does not read q), dWa, dba."""
+def answer_backward(dlogits, cache: AnswerCache):
+    """-> da (N, H) = ∂loss/∂mᴷ for dmn, or (N, 2H) = [∂loss/∂mᴷ; ∂loss/∂q] for dmn+, then dWa, dba."""
+    a, Wa = cache
     da = dlogits @ Wa                                         # (N, H) or (N, 2H)
-    dq = da[:, H:] if da.shape[1] == 2 * H else None          # (N, H)
-    return da[:, :H], dq, dlogits.T @ a, dlogits.sum(0)
+    return da, dlogits.T @ a, dlogits.sum(0)              # split da into dm (and dq) where the variant is known
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -620,7 +625,7 @@ class Cache(NamedTuple):
     c: np.ndarray                    # (N, F, H) facts
     q: np.ndarray                    # (N, H)
     passes: list                     # K PassCaches
-    a: np.ndarray                    # (N, H) or (N, 2H) the answer module's input
+    answer: AnswerCache
 
 
 def _memory_weights(params, config: Config, k: int):
@@ -647,8 +652,8 @@ def forward(params, batch: Batch, config: Config):
         e, ep = episode_forward(c, g, batch.mask, _episode_weights(params, config))          # (N, H)
         m, mem = memory_update_forward(e, m, q, _memory_weights(params, config, k))          # (N, H) mᵏ
         passes.append(PassCache(feat, net, act, ep, mem, s, g))
-    logits, a = answer_forward(m, q, params["Wa"], params["ba"], config.variant)             # (N, V)
-    return logits, Cache(batch, inputs, question, c, q, passes, a)
+    logits, answer = answer_forward(m, q, params["Wa"], params["ba"], config.variant)        # (N, V)
+    return logits, Cache(batch, inputs, question, c, q, passes, answer)
 
 
 def backward(dout, cache: Cache, params, config: Config) -> dict[str, np.ndarray]:
@@ -657,8 +662,9 @@ def backward(dout, cache: Cache, params, config: Config) -> dict[str, np.ndarray
     dlogits, dscores = dout if isinstance(dout, tuple) else (dout, None)
     grads = {name: np.zeros_like(p) for name, p in params.items()}
     H = config.hidden
-    dm, dq_a, grads["Wa"], grads["ba"] = answer_backward(dlogits, cache.a, params["Wa"], H)   # dm = ∂loss/∂mᴷ
-    dq = np.zeros_like(cache.q) if dq_a is None else dq_a.copy()                            # (N, H) ∂loss/∂q
+    da, grads["Wa"], grads["ba"] = answer_backward(dlogits, cache.answer)
+    dm = da[:, :H]                                            # (N, H) ∂loss/∂mᴷ
+    dq = np.zeros_like(cache.q) if config.variant == "dmn" else da[:, H:].copy()   # (N, H) ∂loss/∂q
     dc = np.zeros_like(cache.c)                               # (N, F, H)
     mask = cache.batch.mask
     for k in reversed(range(1, config.passes + 1)):
