@@ -601,7 +601,7 @@ def answer_backward(dlogits, cache: AnswerCache):
     """-> da (N, H) = ∂loss/∂mᴷ for dmn, or (N, 2H) = [∂loss/∂mᴷ; ∂loss/∂q] for dmn+, then dWa, dba."""
     a, Wa = cache
     da = dlogits @ Wa                                         # (N, H) or (N, 2H)
-    return da, dlogits.T @ a, dlogits.sum(0)              # split da into dm (and dq) where the variant is known
+    return da, dlogits.T @ a, dlogits.sum(0)                  # the caller splits da into dm (and dq)
 
 
 # ----------------------------------------------------------------------------------------------------------------
