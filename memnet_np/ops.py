@@ -597,19 +597,20 @@ def gru_backward(dh, cache):
 # A GRU over a padded batch of sequences: x (N, T, D), mask (N, T) True on real steps. The input projections of
 # every step are one product before the loop and the weight gradients one product after it; only U h_prev is
 # per step. Padded steps (anywhere: a reversed left-aligned batch starts with them) leave the state unchanged.
+# Inside, arrays are time-major (T, N, ·), so that each step reads and writes one contiguous block.
 
 
 class GRUSequenceCache(NamedTuple):
     x: np.ndarray            # (N, T, D)
     Wx: np.ndarray           # (3H or 2H, D)
     Wh: np.ndarray           # (3H or 2H, H)
-    gm: Optional[np.ndarray]  # (N, T) the outside gate times the mask (None: neither)
-    hs: np.ndarray           # (N, T + 1, H) h_0 … h_T
-    r: np.ndarray            # (N, T, H)
-    hh: np.ndarray           # (N, T, H)
-    u: Optional[np.ndarray]  # (N, T, H)
-    a: np.ndarray            # (N, T, H)
-    Uh: np.ndarray           # (N, T, H)
+    gm: Optional[np.ndarray]  # (T, N) the outside gate times the mask (None: neither)
+    hs: np.ndarray           # (T + 1, N, H) h_0 … h_T, time-major
+    r: np.ndarray            # (T, N, H)
+    hh: np.ndarray           # (T, N, H)
+    u: Optional[np.ndarray]  # (T, N, H)
+    a: np.ndarray            # (T, N, H)
+    Uh: np.ndarray           # (T, N, H)
     has_g: bool
     mask: Optional[np.ndarray]  # (N, T) bool, or None
 
@@ -621,44 +622,46 @@ def gru_sequence_forward(x, h0, Wx, Wh, b, mask=None, g=None):
     _gru_check(x, h0, Wx, Wh, b, g)
     if mask is not None and mask.shape != (N, T):
         raise ValueError(f"GRU mask must have shape {(N, T)}, got {mask.shape}")
-    gm = g
+    gm = None if g is None else g.T                           # (T, N)
     if mask is not None:
-        gm = mask.astype(x.dtype) if g is None else g * mask  # (N, T) padded steps: a = 0
-    xw = x @ Wx.T + b                                         # (N, T, 3H or 2H) every step's input projection
-    hs = np.empty((N, T + 1, H), dtype=np.result_type(x, h0, Wh))   # (N, T + 1, H)
-    hs[:, 0] = h0
-    parts = [np.empty((N, T, H), hs.dtype) for _ in range(5)]  # r, h̃, u, a, U_h h_prev per step
+        gm = mask.T.astype(x.dtype) if g is None else (g * mask).T   # (T, N) padded steps: a = 0
+    if gm is not None:
+        gm = np.ascontiguousarray(gm)
+    xw = x.transpose(1, 0, 2) @ Wx.T + b                      # (T, N, 3H or 2H) every step's input projection
+    hs = np.empty((T + 1, N, H), dtype=np.result_type(x, h0, Wh))   # (T + 1, N, H)
+    hs[0] = h0
+    parts = [np.empty((T, N, H), hs.dtype) for _ in range(5)]  # r, h̃, u, a, U_h h_prev per step
     for t in range(T):
-        h, pieces = _gru_step(xw[:, t], hs[:, t], Wh, None if gm is None else gm[:, t])
-        hs[:, t + 1] = h
+        h, pieces = _gru_step(xw[t], hs[t], Wh, None if gm is None else gm[t])
+        hs[t + 1] = h
         for store, p in zip(parts, pieces):
             if p is not None:
-                store[:, t] = p
+                store[t] = p
     r, hh, u, a, Uh = parts
     u = u if Wh.shape[0] == 3 * H else None
-    return hs[:, 1:], GRUSequenceCache(x, Wx, Wh, gm, hs, r, hh, u, a, Uh, g is not None, mask)
+    return hs[1:].transpose(1, 0, 2), GRUSequenceCache(x, Wx, Wh, gm, hs, r, hh, u, a, Uh, g is not None, mask)
 
 
 def gru_sequence_backward(dhs, cache):
     """dhs (N, T, H): the gradient of every step's state. -> dx, dh0, dWx, dWh, db, dg (N, T) or None."""
     x, Wx, Wh, gm, hs, r, hh, u, a, Uh, has_g, mask = cache
     N, T, H = dhs.shape
-    dxw = np.empty((N, T, Wh.shape[0]), dhs.dtype)            # (N, T, 3H or 2H)
-    dhw = np.empty_like(dxw)                                  # (N, T, 3H or 2H)
-    dg = np.zeros((N, T), dhs.dtype) if has_g else None       # (N, T) (2H rows always have g)
+    dhs = np.ascontiguousarray(dhs.transpose(1, 0, 2))        # (T, N, H)
+    dxw = np.empty((T, N, Wh.shape[0]), dhs.dtype)            # (T, N, 3H or 2H)
+    dhw = np.empty_like(dxw)                                  # (T, N, 3H or 2H)
+    dg = np.zeros((T, N), dhs.dtype) if has_g else None       # (T, N) (2H rows always have g)
     dh = np.zeros((N, H), dhs.dtype)                          # (N, H) from the later steps
     for t in reversed(range(T)):
-        dh = dh + dhs[:, t]
-        dxw[:, t], dh_prev, dhw[:, t], dg_t = _gru_step_backward(
-            dh, hs[:, t], Wh, None if gm is None else gm[:, t], r[:, t], hh[:, t],
-            None if u is None else u[:, t], a[:, t], Uh[:, t])
-        dh = dh_prev + dhw[:, t] @ Wh                         # (N, H)
+        dh = dh + dhs[t]
+        dxw[t], dh_prev, dhw[t], dg_t = _gru_step_backward(
+            dh, hs[t], Wh, None if gm is None else gm[t], r[t], hh[t], None if u is None else u[t], a[t], Uh[t])
+        dh = dh_prev + dhw[t] @ Wh                            # (N, H)
         if dg is not None and dg_t is not None:
-            dg[:, t] = dg_t
-    if dg is not None and mask is not None:
-        dg = dg * mask                                        # (N, T) gm = g · mask
-    dx = dxw @ Wx                                             # (N, T, D)
-    dWx = dxw.reshape(-1, dxw.shape[-1]).T @ x.reshape(-1, x.shape[-1])          # (3H, D)
-    dWh = dhw.reshape(-1, dhw.shape[-1]).T @ hs[:, :-1].reshape(-1, H)           # (3H, H)
+            dg[t] = dg_t
+    if dg is not None:
+        dg = dg.T if mask is None else dg.T * mask            # (N, T) gm = g · mask
+    dx = (dxw @ Wx).transpose(1, 0, 2)                        # (N, T, D)
+    dWx = dxw.reshape(-1, dxw.shape[-1]).T @ x.transpose(1, 0, 2).reshape(-1, x.shape[-1])   # (3H, D)
+    dWh = dhw.reshape(-1, dhw.shape[-1]).T @ hs[:-1].reshape(-1, H)                           # (3H, H)
     db = dxw.reshape(-1, dxw.shape[-1]).sum(0)                # (3H,)
-    return dx, dh, dWx, dWh, db, (dg if has_g else None)
+    return dx, dh, dWx, dWh, db, dg

@@ -12,6 +12,11 @@ the paper's words); then the softmax is put back and the normal schedule runs (`
 `decay_every`). "Stops falling" is read with patience: ls_patience epochs in a row without a new minimum (at most
 ls_epochs in all); taken literally, the first uptick of a 100-question validation loss ends it after 2-3 epochs.
 On the bAbI 1k suite the fixed reading gives the lower validation error (the README has the comparison).
+
+Hooks a model module may offer (the DMN uses all three): `make_optimizer(config)` (default: plain SGD at
+config.lr), `epoch_batches(arrays, batch_size, rng)` (default: shuffled consecutive batches), and a config field
+`patience` (early stopping: after `patience` main epochs without a new lowest validation loss training stops, and
+the parameters of that lowest validation loss are the result).
 """
 from __future__ import annotations
 

@@ -185,3 +185,18 @@ def test_figures_without_matplotlib_stops_before_training(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "figures need matplotlib" in r.stderr and "Traceback" not in r.stderr
     assert "figures from" not in r.stdout
+
+
+def test_train_and_evaluate_dmn_both_variants(tmp_path):
+    for variant in ("dmn", "dmn+"):
+        out = tmp_path / variant
+        r = run("train", "dmn", "--task", "1", "--generated", "--variant", variant, "--epochs", "2", "--hidden", "8",
+                "--dim", "8", "--passes", "2", "--quiet", "--out", str(out))
+        assert r.returncode == 0, r.stderr
+        res = json.loads((out / "results.json").read_text())
+        assert 0 <= res["test_error"] <= 100
+        r = run("evaluate", str(out))
+        assert r.returncode == 0, r.stderr
+        assert f"test error {res['test_error']:.1f}%" in r.stdout
+    r = run("train", "dmn", "--task", "1", "--generated", "--passes", "0", "--out", str(tmp_path / "x"))
+    assert r.returncode == 2 and "passes must be at least 1" in r.stderr

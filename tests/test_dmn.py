@@ -254,9 +254,12 @@ def test_story_words_runs_the_sentences_together():
 
 def test_pass_targets_follow_the_file_order_and_skip_cut_off_facts():
     order = np.array([[4, 1, babi.NO_FACT], [babi.CUT_OFF, 2, babi.NO_FACT], [0, babi.NO_FACT, babi.NO_FACT]])
-    assert dmn.pass_targets(order, 3, 3).tolist() == [[4, 1, -1], [-1, 2, -1], [0, -1, -1]]
+    assert dmn.pass_targets(order, 3, 3, "free").tolist() == [[4, 1, -1], [-1, 2, -1], [0, -1, -1]]
+    assert dmn.pass_targets(order, 3, 3, "last").tolist() == [[4, 1, 1], [-1, 2, 2], [0, 0, 0]]
     assert dmn.pass_targets(order, 1, 3).tolist() == [[4], [-1], [0]]
     assert dmn.pass_targets(None, 2, 1).tolist() == [[-1, -1]]
+    cut_last = np.array([[1, babi.CUT_OFF]])
+    assert dmn.pass_targets(cut_last, 3, 1, "last").tolist() == [[1, -1, -1]]
 
 
 def test_make_batch_on_babi_arrays_supervises_the_supporting_facts():
@@ -267,10 +270,27 @@ def test_make_batch_on_babi_arrays_supervises_the_supporting_facts():
     arrays = babi.vectorize(qs, vocab, memory_size=70)
     config = dmn.Config(vocab_size=len(vocab), memory_size=arrays.mask.shape[1])
     batch = dmn.make_batch(arrays, np.arange(2), config)
-    assert batch.support.tolist() == [[0, -1, -1], [2, -1, -1]]
+    assert batch.support.tolist() == [[0, 0, 0], [2, 2, 2]]
     assert batch.ends.tolist()[1] == [4, 9, 14]              # "mary went to the kitchen" ends at word 4
     with pytest.raises(ValueError, match="memory_size"):
         dmn.make_batch(arrays, np.arange(2), dmn.replace(config, memory_size=2))
+
+
+def test_epoch_batches_see_every_example_once_and_group_similar_lengths():
+    from memnet_np.data.babi import random_story_arrays
+    rng = np.random.default_rng(11)
+    stories, queries, answers, mask = random_story_arrays(rng, 403, 12, 5, 20)
+    arrays = babi.BabiArrays(stories, queries, answers, mask, mask & False, np.ones(403, int), [None] * 403,
+                             stories.reshape(-1, 5), np.arange(403 * 12).reshape(403, 12))
+    batches = dmn.epoch_batches(arrays, 10, rng)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(403))
+    assert sorted(len(b) for b in batches)[-1] == 10 and len(batches) == 41
+    length = (stories != 0).sum((1, 2))
+    spread = np.mean([np.ptp(length[b]) for b in batches])
+    random_spread = np.mean([np.ptp(length[b]) for b in np.array_split(rng.permutation(403), 41)])
+    assert spread < random_spread / 2                         # neighbours in length share a batch
+    assert dmn.epoch_batches(arrays, 10, np.random.default_rng(0))[0].tolist() != \
+        dmn.epoch_batches(arrays, 10, np.random.default_rng(1))[0].tolist()
 
 
 def test_data_window_is_70_facts_and_130_for_task_3():

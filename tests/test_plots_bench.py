@@ -248,3 +248,16 @@ def test_gate_heatmap_shows_the_facts_in_the_window_and_the_passes(tmp_path):
     assert p.stat().st_size > 1000
     with pytest.raises(ValueError, match="gates must be"):
         plots.gate_heatmap(qs[0], info["gates"], arrays.mask[0], "x")
+
+
+@pytest.mark.slow
+def test_bench_dmn_reports_both_variants_and_the_growth_with_facts():
+    from memnet_np import dmn
+    r = dmn.bench(quick=True)
+    for variant in ("dmn", "dmn+"):
+        v = r[variant]
+        assert v["examples_per_second"] > 0 and v["epoch_seconds"] > 0
+        assert list(v["ms_per_example_by_facts"]) == [10, 50] and list(v["ms_per_example_by_hidden"]) == [40, 80]
+        assert v["ms_per_example_by_facts"][50] > v["ms_per_example_by_facts"][10]   # 5x the facts costs more
+    text = dmn.format_bench(r)
+    assert "examples/s" in text and "PyTorch" in text
