@@ -112,3 +112,18 @@ def test_ntm_tutorial_full_run_keeps_its_claims(tmp_path):
     assert "✓ the read head visits the written locations" in r.stdout and "✗" not in r.stdout
     for name in ("04_addressing_stages.png", "04_copy_weightings.png", "04_copy_learning_curve.png"):
         assert (tmp_path / name).stat().st_size > 2000, name
+
+
+@pytest.mark.slow
+def test_dmn_tutorial_full_run_keeps_its_claims(tmp_path):
+    """The full run trains the DMN on task 1: the claims about its gates after training are checked there."""
+    path = ROOT / "tutorials/03_dmn.py"
+    env = {k: v for k, v in os.environ.items() if k != "MEMNET_FAST"}
+    env.update(MPLBACKEND="Agg", MEMNET_TUTORIAL_OUT=str(tmp_path),
+               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    r = subprocess.run([sys.executable, str(path)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                       timeout=1800)
+    assert r.returncode == 0, f"--- stderr ---\n{r.stderr}\n--- last stdout ---\n{r.stdout[-3000:]}"
+    assert "✓ from pass 2 on, the most open gate is the supporting fact's" in r.stdout and "✗" not in r.stdout
+    for name in ("03_learning_curves.png", "03_gates_after_training.png"):
+        assert (tmp_path / name).stat().st_size > 2000, name

@@ -394,60 +394,77 @@ claim(all(r.ok for r in report.values()), "every parameter passes")
 #
 # bAbI marks which sentences answer each question. Kumar et al. use them: besides the answer's cross-entropy,
 # pass i's gates get a binary cross-entropy toward the i-th supporting fact, −Σ_f [y_f log g_f + (1 − y_f)
-# log(1 − g_f)] with y one-hot on that fact (a pass after the last supporting fact is pulled toward the last one
-# again). Adam, lr 0.001, batches of 32, training stops when the validation loss has not improved for 10 epochs
-# and keeps the parameters of the best epoch. In fast mode the run is cut to a few epochs on a small model, far
-# too few to learn the task: the claims about the trained model are then skipped.
+# log(1 − g_f)] with y one-hot on that fact; a pass after the last supporting fact is pulled toward the last one
+# again. Adam at lr 0.001, halved every 10 epochs, batches of 32; training stops when the validation loss has not
+# improved for 10 epochs and keeps the parameters of the best epoch (`dmn.Config` says how each default was chosen).
+#
+# We train on **task 1** ("Where is Mary?", one supporting fact), which this implementation learns as the paper
+# did. Task 2, our story's task, is where it falls short: about 32% test accuracy against Kumar et al.'s 98.2% (the
+# gates never fit the second supporting fact; see the README's DMN section). In fast mode the run is cut to two
+# epochs on a small model, far too few to learn anything: the claims about the trained model are then skipped.
 
 # %%
 section("10. Training with the supporting facts")
+try:
+    task1 = data.load_babi(1, find_babi(HERE), memory_size=dmn.data_memory_size(1))
+except data.DataNotFoundError:
+    task1 = data.load_generated(1)
+cfg1 = dmn.Config.for_data(task1, dtype="float32")
 if FAST:
-    cfg_train = dmn.replace(cfg, d=16, hidden=16, gate_hidden=16, epochs=2, dtype="float32")
-else:
-    cfg_train = dmn.replace(cfg, dtype="float32")
+    cfg1 = dmn.replace(cfg1, d=16, hidden=16, gate_hidden=16, epochs=2)
 
 
 def show_progress(log, total):
     if FAST or log.epoch % 5 == 0 or log.epoch == 1:
-        print(f"  epoch {log.epoch:3d}  train loss {log.train_loss:.3f} err {log.train_error:5.1f}%   "
+        print(f"  epoch {log.epoch:3d}  lr {log.lr:.5f}  train loss {log.train_loss:.3f} err {log.train_error:5.1f}%   "
               f"val loss {log.val_loss:.3f} err {log.val_error:5.1f}%")
 
 
-result = train.train(dmn, dataset, cfg_train, np.random.default_rng(0), progress=show_progress)
-paper = reference.DMN_1K_ACCURACY["DMN"][TASK - 1]
+result = train.train(dmn, task1, cfg1, np.random.default_rng(0), progress=show_progress)
+paper = reference.DMN_1K_ACCURACY["DMN"][0]
 print(f"\n{result.epochs} epochs in {result.seconds:.1f} s")
-print(f"accuracy: train {100 - result.train_error:.1f}%  validation {100 - result.val_error:.1f}%  "
-      f"test {100 - result.test_error:.1f}%   (Kumar et al., task {TASK}: {paper}%)")
-save_figure(plots.learning_curves, "03_learning_curves.png", result.history, title=f"DMN on {dataset.name}")
+print(f"{task1.name} accuracy: train {100 - result.train_error:.1f}%  validation {100 - result.val_error:.1f}%  "
+      f"test {100 - result.test_error:.1f}%   (Kumar et al., task 1: {paper}%)")
+save_figure(plots.learning_curves, "03_learning_curves.png", result.history, title=f"DMN on {task1.name}")
 
 # %% [markdown]
-# ### The gates of our story, after training
+# ### The gates of a story, after training
 #
-# `dmn.predict` returns every pass's gates in `info["gates"]` (N, K, F). The heatmap has the facts down and the
-# passes across, the supporting facts marked ★.
+# `dmn.predict` returns every pass's gates in `info["gates"]` (N, K, F). We take a test story of 6 to 10
+# sentences in which the person asked about moved more than once, so only the *last* of their moves answers.
+# The heatmap has the facts down and the passes across, the supporting fact marked ★. What to look for: pass 1,
+# whose memory is still the question, opens the gates of that person's moves; from pass 2 on, with pass 1's
+# episode in the memory, the earlier moves close and only the last one stays open. That is what the passes are
+# for.
 
 # %%
 section("10b. The gates after training")
-answers, info = dmn.predict(result.params, batch, cfg_train)
-G = info["gates"][0][:, :n]                                      # (K, n)
-predicted = words[int(answers[0])]
-for k in range(cfg.passes):
-    top = int(np.argmax(G[k]))
-    print(f"  pass {k + 1}: {np.round(G[k], 2)}   most open: {'★ ' if top in supporting else ''}"
-          f"{' '.join(question.story[top])!r}")
-print(f"predicted {predicted!r}, true {question.answer_token!r}")
-save_figure(plots.gate_heatmap, "03_gates_after_training.png", question, info["gates"][0], batch.mask[0],
-            predicted)
+qs = task1.test.questions
+pick = next((i for i, q in enumerate(qs) if 6 <= len(q.story) <= 10 and
+             sum(q.question[-1] in s for s in q.story) >= 2), 0)
+q1 = qs[pick]
+b1 = dmn.make_batch(task1.test, np.array([pick]), cfg1)
+answers, info = dmn.predict(result.params, b1, cfg1)
+n1 = len(q1.story)
+G = info["gates"][0][:, :n1]                                     # (K, n1)
+predicted = task1.vocab.words[int(answers[0])]
+for i, s_ in enumerate(q1.story):
+    print(f"  {'★' if i in q1.supporting else ' '} {i + 1:2d}. {' '.join(s_):32s} gates {np.round(G[:, i], 2)}")
+print(f"\n  Q: {' '.join(q1.question)}?   predicted {predicted!r}, true {q1.answer_token!r}")
+save_figure(plots.gate_heatmap, "03_gates_after_training.png", q1, info["gates"][0], b1.mask[0], predicted)
 if FAST:
     print("fast mode: the model has barely trained, so the claims about the trained model are not checked")
 else:
-    first, second = supporting
-    claim(predicted == question.answer_token, "the trained model answers our question right")
-    claim(int(np.argmax(G[0])) == first and int(np.argmax(G[1])) == second,
-          "pass 1 opens most on who took the object, pass 2 on where that person went")
-    claim(G[0, first] > 0.5 and G[1, second] > 0.5 and np.delete(G[1], second).max() < 0.5,
-          "and sharply: the supervised fact's gate is above 1/2, pass 2's other gates below")
-    claim(result.test_error < 10, "test accuracy above 90%")
+    (fact,) = q1.supporting
+    earlier = [i for i, s_ in enumerate(q1.story) if q1.question[-1] in s_ and i != fact]
+    claim(predicted == q1.answer_token, "the trained model answers the question right")
+    claim(all(int(np.argmax(G[k])) == fact for k in range(1, cfg1.passes)),
+          "from pass 2 on, the most open gate is the supporting fact's")
+    claim(all(G[-1, fact] > G[-1, i] for i in earlier),
+          "the last pass opens the person's last move wider than their earlier moves")
+    claim(all(G[1, i] < G[0, i] for i in earlier), "pass 2 closes the earlier moves further than pass 1 did")
+    claim(result.test_error < 5, "test accuracy above 95%")
+
 
 # %% [markdown]
 # ## 11. DMN+ in one paragraph
@@ -462,7 +479,7 @@ else:
 
 # %%
 section("11. DMN+")
-plus = dmn.Config.for_data(dataset, variant="dmn+", dtype="float64")
+plus = dmn.Config.for_data(dataset, variant="dmn+", dtype="float64")     # back to our task-2 story
 pp = dmn.init_params(plus, np.random.default_rng(2))
 logits_plus, cache_plus = dmn.forward(pp, batch, plus)
 gp = dmn.gates_of(cache_plus)[0]                                 # (K, F)
