@@ -21,10 +21,11 @@ COMMANDS = ("demo", "train", "evaluate", "reproduce", "bench", "figures", "check
 def _user_errors():
     """The exception types that mean 'the user asked for something impossible', imported lazily."""
     from memnet_np import experiments, train
-    from memnet_np.data import babi, download
+    from memnet_np.data import babi, corpus, download
     from memnet_np.exercises import ExerciseError
     return (experiments.UserError, train.CheckpointError, babi.BabiFormatError, babi.UnknownWordError,
-            babi.DataNotFoundError, babi.SentenceTooLongError, download.DownloadError, ExerciseError)
+            babi.DataNotFoundError, babi.SentenceTooLongError, download.DownloadError, ExerciseError,
+            corpus.CorpusError)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -60,6 +61,11 @@ def _add_model_options(p):
     g.add_argument("--mask-empty", dest="mask_empty", action="store_true", default=None,
                    help="give empty memory slots exactly zero attention (default: they take part with score 0, "
                    "as in the official code)")
+    g.add_argument("--variant", choices=["dmn", "dmn+"], help="dmn: Kumar et al. (default); dmn+: Xiong et al.")
+    g.add_argument("--passes", type=int, help="dmn: episodic memory passes (default 3)")
+    g.add_argument("--hidden", type=int, help="dmn: GRU state size H (default 80)")
+    g.add_argument("--gate-supervision", type=float, help="dmn: weight of the supporting-fact loss on the gates "
+                   "(default 1 for dmn, 0 for dmn+)")
     g.add_argument("--float32", action="store_const", const="float32", dest="dtype", default=None,
                    help="train in float32 (faster)")
 
@@ -79,7 +85,7 @@ def _overrides(args) -> dict:
     elif getattr(args, "config", None):
         raise UserError(f"{args.model} has no --config presets")
     keys = ("epochs", "hops", "d", "encoding", "tying", "temporal", "random_noise", "linear_start", "ls_mode",
-            "relu", "mask_empty", "dtype")
+            "relu", "mask_empty", "dtype", "variant", "passes", "hidden", "gate_supervision")
     out.update({k: getattr(args, k) for k in keys if getattr(args, k, None) is not None})
     if out.get("encoding") == "bow":
         out["encoding"] = None
@@ -126,7 +132,7 @@ def cmd_train(args):
         task = "joint" if args.joint else int(args.task)
     except ValueError:
         raise UserError(f"--task must be a bAbI task 1..20 for {args.model}, got {args.task!r}") from None
-    spec = _data_spec(args, task)
+    spec = E.spec_for(args.model, _data_spec(args, task))
     ds = E.load_data(spec)                                    # fail early: missing data, bad files
     config = E.make_config(model, ds, _overrides(args))       # and impossible settings (--epochs 0, ...)
     out_dir = args.out or os.path.join("runs", f"{args.model}-{'joint' if args.joint else f'task{task}'}"
@@ -181,6 +187,8 @@ def cmd_evaluate(args):
                                     f"its --out folder)")
     ck = T.load_checkpoint(path)
     model = E.get_model(ck.model)
+    if hasattr(model, "evaluate_command"):                    # a model that scores itself (memn2n-lm: perplexity)
+        return model.evaluate_command(args, ck, path)
     if hasattr(model, "train_command"):
         raise E.UserError(f"evaluate scores bAbI checkpoints; this {ck.model} run's scores are in the results.json "
                           f"beside {path}")
@@ -320,18 +328,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("train", help="train a model on one bAbI task (or all jointly)")
-    s.add_argument("model", help="memn2n, memnn (bAbI tasks) or ntm (copy, repeat-copy, associative-recall)")
+    s.add_argument("model", help="memn2n, memnn (bAbI tasks), ntm (copy, repeat-copy, associative-recall) or "
+                   "memn2n-lm (a text corpus: --data DIR with ptb.train.txt, ...; generated text without it)")
     s.add_argument("--task", help="bAbI task 1..20, or the NTM's task")
     s.add_argument("--config", help="a model's preset: memnn basic (default) or extended")
     s.add_argument("--sequences", type=int, help="ntm: training sequences (default 30000)")
     s.add_argument("--batch", type=int, help="ntm: sequences per batch (default: the tuned settings' 16)")
+    s.add_argument("--memory", type=int, help="memn2n-lm: previous words in memory (default 100)")
+    s.add_argument("--time-budget", type=float, metavar="SECONDS",
+                   help="memn2n-lm: start no epoch that would end after this much training time")
     s.add_argument("--joint", action="store_true", help="one model for all 20 tasks")
     _add_data_args(s)
     s.add_argument("--runs", type=int, default=1, help="seeds to train; the lowest training error is selected")
     s.add_argument("--jobs", type=int, default=1, help="parallel processes for --runs")
     s.add_argument("--seed", type=int, default=0, help="first seed")
     s.add_argument("--out", help="folder for results.json and checkpoint.npz (default: runs/MODEL-taskN); the "
-                   "training state is saved there after every epoch")
+                   "training state is saved there after every epoch (ntm: every 1000 sequences)")
     s.add_argument("--resume", action="store_true", help="continue an interrupted run from the state saved in --out "
                    "(same arguments: the result is the same, bit for bit)")
     s.add_argument("--quiet", action="store_true", help="no per-epoch lines")

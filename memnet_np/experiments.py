@@ -18,8 +18,9 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-MODELS = {"memn2n": "memnet_np.memn2n", "memnn": "memnet_np.memnn", "ntm": "memnet_np.ntm"}
-PLANNED = ("dmn",)
+MODELS = {"memn2n": "memnet_np.memn2n", "memnn": "memnet_np.memnn", "dmn": "memnet_np.dmn", "ntm": "memnet_np.ntm",
+          "memn2n-lm": "memnet_np.memn2n_lm"}
+PLANNED: tuple = ()
 SUITES = {"babi-1k": (False, False), "babi-10k": (True, False),
           "babi-1k-joint": (False, True), "babi-10k-joint": (True, True)}
 
@@ -62,6 +63,14 @@ class DataSpec:
 _DATA_CACHE: dict = {}
 
 
+def spec_for(model_name: str, spec: DataSpec) -> DataSpec:
+    """The spec with the story window the model asks for (hook `data_memory_size(task)`; the DMN keeps 70 facts)."""
+    model = get_model(model_name)
+    if hasattr(model, "data_memory_size") and not spec.generated:
+        return dataclasses.replace(spec, memory_size=model.data_memory_size(spec.tasks))
+    return spec
+
+
 def load_data(spec: DataSpec):
     """Load (and cache per process) the dataset a DataSpec names."""
     if spec in _DATA_CACHE:
@@ -102,7 +111,7 @@ def run_one(model_name: str, spec: DataSpec, seed: int, overrides: Optional[dict
     is saved there after every epoch (state-seed{seed}.npz), and resume=True continues from it."""
     from memnet_np import train as T
     model = get_model(model_name)
-    ds = load_data(spec)
+    ds = load_data(spec_for(model_name, spec))
     config = make_config(model, ds, overrides)
     state_path = None if state_dir is None else Path(state_dir) / f"state-seed{seed}.npz"
     result = T.train(model, ds, config, np.random.default_rng(seed), progress=progress, state_path=state_path,

@@ -316,6 +316,51 @@ def _check_params(params, config: Config) -> None:
 # Forward
 
 
+class Hop(NamedTuple):
+    u: np.ndarray            # (N, d) uᵏ, the state read with
+    attention: ops.AttentionCache
+    relu: Optional[ops.ActCache]   # of the units relu_from … d − 1, or None
+
+
+def hop_forward(u, m, c, H=None, attend=None, linear=False, relu_from=None):
+    """One hop, shared by every MemN2N here (bAbI and the language model, memn2n_lm):
+
+        oᵏ = Σ_i p_i c_i,  p = softmax(uᵏᵀ m_i)     (linear=True: p = uᵏᵀ m_i, linear start)
+        uᵏ⁺¹ = H uᵏ + oᵏ                           (H None: uᵏ + oᵏ)
+        then ReLU on units relu_from … d − 1       (None: no ReLU; 0: all of them, the bAbI 10k model;
+                                                    d/2: the language model's half linear, half ReLU)
+    u (N, d), m and c (N, M, d), attend (N, M) bool or None. Returns uᵏ⁺¹ (N, d) and a Hop cache.
+    """
+    o, att = ops.attention_read_forward(u, m, c, attend, linear)   # (N, d)
+    u_next = (u if H is None else u @ H.T) + o                # (N, d)
+    act = None
+    if relu_from == 0:
+        u_next, act = ops.relu_forward(u_next)                # (N, d)
+    elif relu_from is not None:
+        r, act = ops.relu_forward(u_next[:, relu_from:])      # (N, d − relu_from)
+        u_next[:, relu_from:] = r                             # u_next is this function's own array
+    return u_next, Hop(u, att, act)
+
+
+def hop_backward(du_next, hop, H=None, relu_from=None):
+    """hop_forward read backward. `hop` is a Hop (or anything with its fields u, attention, relu).
+
+    Returns du (N, d), dH (d, d) or None, and the attention's memory gradients as the outer products they are,
+    (ds (N, M), uᵏ (N, d)) for the keys (∂loss/∂m_i = ds_i uᵏ) and (p (N, M), doᵏ (N, d)) for the values
+    (∂loss/∂c_i = p_i doᵏ): each memory sums them in whatever way suits its layout.
+    """
+    if relu_from == 0:
+        du_next = ops.relu_backward(du_next, hop.relu)        # (N, d)
+    elif relu_from is not None:
+        du_next = du_next.copy()                              # (N, d) never write into the caller's array
+        du_next[:, relu_from:] = ops.relu_backward(du_next[:, relu_from:], hop.relu)
+    do = du_next                                              # uᵏ⁺¹ = H uᵏ + oᵏ: ∂loss/∂oᵏ = ∂loss/∂uᵏ⁺¹
+    dH = None if H is None else du_next.T @ hop.u             # (d, d)
+    du = du_next if H is None else du_next @ H                # (N, d) through H uᵏ
+    du_att, keys, values = ops.attention_read_backward_factored(do, hop.attention)
+    return du + du_att, dH, keys, values                      # du (N, d) ∂loss/∂uᵏ
+
+
 class HopCache(NamedTuple):
     A: str                   # names of the arrays used as Aᵏ, Cᵏ (and T_Aᵏ, T_Cᵏ) in this hop
     C: str
@@ -396,13 +441,9 @@ def forward(params, batch: Batch, config: Config):
     for k in range(1, K + 1):
         A, C, TA, TC = roles(config, k)
         m, c = memory[(A, TA)], memory[(C, TC)]               # (N, M, d) keys and values
-        o, att = ops.attention_read_forward(u, m, c, attend, config.attention == "linear")      # (N, d)
-        u_prev = u
-        u = (u @ params["H"].T if config.tying == "layerwise" else u) + o   # (N, d) uᵏ⁺¹
-        act = None
-        if config.relu:
-            u, act = ops.relu_forward(u)                      # (N, d)
-        hops.append(HopCache(A, C, TA, TC, u_prev, att, act))
+        H = params["H"] if config.tying == "layerwise" else None
+        u, hop = hop_forward(u, m, c, H, attend, config.attention == "linear", 0 if config.relu else None)  # (N, d)
+        hops.append(HopCache(A, C, TA, TC, *hop))
     logits = u @ params[W].T                                  # (N, V) W uᴷ⁺¹ (the softmax is in the loss)
     return logits, Cache(bags, qbags, keys, embedding, time_weight, batch, hops, u)
 
@@ -422,14 +463,10 @@ def backward(dlogits, cache: Cache, params, config: Config) -> dict[str, np.ndar
     column = {key: slice(j * d, (j + 1) * d) for j, key in enumerate(cache.memories)}
     uses = []
     for hop in reversed(cache.hops):
-        if hop.relu is not None:
-            du = ops.relu_backward(du, hop.relu)              # (N, d)
-        do = du                                               # uᵏ⁺¹ = (H)uᵏ + oᵏ
-        if config.tying == "layerwise":
-            grads["H"] += du.T @ hop.u                        # (d, d)
-            du = du @ params["H"]                             # (N, d)
-        du_att, (ds, u_k), (p, do_k) = ops.attention_read_backward_factored(do, hop.attention)
-        du = du + du_att                                      # (N, d) ∂loss/∂uᵏ
+        H = params["H"] if config.tying == "layerwise" else None
+        du, dH, (ds, u_k), (p, do_k) = hop_backward(du, hop, H, 0 if config.relu else None)   # (N, d) ∂loss/∂uᵏ
+        if dH is not None:
+            grads["H"] += dH                                  # (d, d)
         uses += [(column[(hop.A, hop.TA)], ds, u_k), (column[(hop.C, hop.TC)], p, do_k)]
     # embed_memories read backward. A distinct sentence's gradient is the sum over the slots that hold it,
     # Σ_i coef_i v_n = Gᵀ v (G from per_row_sums); then the bag product gives every word matrix's gradient at once,

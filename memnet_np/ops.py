@@ -6,7 +6,7 @@ The contract (cs231n `layers.py`):
     dx, ...  = op_backward(dy, cache)    # gradients in the forward's argument order; dy is ∂loss/∂y
 
 `cache` is a NamedTuple holding exactly what the backward needs, so a tutorial can print `cache.p`.
-Shape letters: N batch, M memory slots, L words per sentence, d embedding, V vocabulary, R rank of the
+Shape letters: N batch, M memory slots, L words per sentence, d embedding, V vocabulary, T time steps, H hidden size, R rank of the
 position-encoding weights (1 or 2).
 """
 from __future__ import annotations
@@ -498,3 +498,167 @@ def lstm_preactivation_backward(dh, dc, cache):
     dz[:, 3 * H:] = dgates[:, 3 * H:] * (1.0 - g * g)         # tanh' = 1 − tanh²
     dc_prev = dc * f                                          # (N, H)
     return dz, dc_prev
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# GRU cell (Cho et al. 2014), in the convention of the DMN+ paper (Xiong et al. 2016, eqs 1–4):
+#
+#   r  = σ(W_r x + U_r h_prev + b_r)              reset gate
+#   h̃  = tanh(W_h x + r ⊙ (U_h h_prev) + b_h)     candidate
+#   u  = σ(W_u x + U_u h_prev + b_u)              update gate
+#   h  = a ⊙ h̃ + (1 − a) ⊙ h_prev                 with a = u          THE UPDATE GATE WEIGHTS THE CANDIDATE
+#
+# Kumar et al. write the same cell with z = 1 − u weighting the old state; we keep u on the candidate everywhere.
+# Stacked weights, rows in the order [r, h̃, u]: Wx (3H, D), Wh (3H, H), b (3H,), as linear_forward (out, in).
+#
+# Two gated forms share the cell through an outside gate g (N,), one number per example:
+#   DMN episode    h = g GRU(x, h_prev) + (1 − g) h_prev   =  the cell with a = g u          (3H weights)
+#   attention GRU  h = g h̃ + (1 − g) h_prev              =  the cell with a = g, no u     (2H weights [r, h̃])
+# The number of weight rows says which: 3H has an update gate, 2H has none (then g is required).
+# A sequence's padded steps multiply g by 0: a = 0, so h = h_prev exactly and no gradient flows into that step.
+
+
+class GRUCache(NamedTuple):
+    x: np.ndarray            # (N, D) input
+    h_prev: np.ndarray       # (N, H)
+    Wx: np.ndarray           # (3H or 2H, D)
+    Wh: np.ndarray           # (3H or 2H, H)
+    g: Optional[np.ndarray]  # (N,) outside gate, or None
+    r: np.ndarray            # (N, H) reset gate
+    hh: np.ndarray           # (N, H) candidate h̃
+    u: Optional[np.ndarray]  # (N, H) update gate, None for the attention GRU
+    a: np.ndarray            # (N, H) the weight of the candidate
+    Uh: np.ndarray           # (N, H) U_h h_prev (what the reset gate scales)
+
+
+def _gru_check(x, h_prev, Wx, Wh, b, g):
+    H = h_prev.shape[-1]
+    if Wh.shape not in ((3 * H, H), (2 * H, H)) or Wx.shape != (Wh.shape[0], x.shape[-1]) or b.shape != (Wh.shape[0],):
+        raise ValueError(f"GRU weights must be Wx (3H, D), Wh (3H, H), b (3H,) (or 2H rows for the attention GRU) "
+                         f"with H = {H}, D = {x.shape[-1]}; got Wx {Wx.shape}, Wh {Wh.shape}, b {b.shape}")
+    if Wh.shape[0] == 2 * H and g is None:
+        raise ValueError("a GRU without update-gate weights (2H rows) is the attention GRU: it needs the gate g")
+
+
+def _gru_step(xw, h_prev, Wh, g):
+    """The cell from the input projection xw = x Wxᵀ + b (N, 3H or 2H). Returns (h, pieces for the cache)."""
+    H = h_prev.shape[-1]
+    hw = h_prev @ Wh.T                                        # (N, 3H or 2H) U h_prev, all gates at once
+    r = 0.5 + 0.5 * np.tanh(0.5 * (xw[:, :H] + hw[:, :H]))   # (N, H) σ, written so it never overflows
+    Uh = hw[:, H:2 * H]                                       # (N, H)
+    hh = np.tanh(xw[:, H:2 * H] + r * Uh)                     # (N, H) candidate h̃
+    u = None
+    if Wh.shape[0] == 3 * H:
+        u = 0.5 + 0.5 * np.tanh(0.5 * (xw[:, 2 * H:] + hw[:, 2 * H:]))   # (N, H) update gate
+        a = u if g is None else g[:, None] * u                # (N, H)
+    else:
+        a = np.broadcast_to(g[:, None], h_prev.shape)         # (N, H) attention GRU: a = g
+    h = h_prev + a * (hh - h_prev)                            # (N, H) = a h̃ + (1 − a) h_prev
+    return h, (r, hh, u, a, Uh)
+
+
+def _gru_step_backward(dh, h_prev, Wh, g, r, hh, u, a, Uh):
+    """dh (N, H) -> dxw (N, 3H or 2H) (the gradient of x Wxᵀ + b), dh_prev (N, H) without the U path, dhw, dg."""
+    H = h_prev.shape[-1]
+    dhh = dh * a                                              # (N, H) h = h_prev + a (h̃ − h_prev)
+    da = dh * (hh - h_prev)                                   # (N, H)
+    dh_prev = dh - dh * a                                     # (N, H) the direct path (1 − a)
+    dxw = np.empty((dh.shape[0], Wh.shape[0]), dh.dtype)      # (N, 3H or 2H)
+    dhw = np.empty_like(dxw)                                  # (N, 3H or 2H)
+    dc = dhh * (1.0 - hh * hh)                                # (N, H) through tanh
+    dxw[:, H:2 * H] = dc
+    dhw[:, H:2 * H] = dc * r                                  # h̃ = tanh(… + r ⊙ U_h h_prev)
+    dxw[:, :H] = dhw[:, :H] = dc * Uh * r * (1.0 - r)         # through r = σ(·)
+    if u is not None:
+        du = da if g is None else da * g[:, None]             # (N, H) a = g u
+        dxw[:, 2 * H:] = dhw[:, 2 * H:] = du * u * (1.0 - u)  # through u = σ(·)
+        dg = None if g is None else (da * u).sum(-1)          # (N,)
+    else:
+        dg = da.sum(-1)                                       # (N,) a = g on every unit
+    return dxw, dh_prev, dhw, dg
+
+
+def gru_forward(x, h_prev, Wx, Wh, b, g=None):
+    """One GRU step (convention above). x (N, D), h_prev (N, H), g (N,) or None -> (h (N, H), cache)."""
+    _gru_check(x, h_prev, Wx, Wh, b, g)
+    xw = x @ Wx.T + b                                         # (N, 3H or 2H)
+    h, (r, hh, u, a, Uh) = _gru_step(xw, h_prev, Wh, g)
+    return h, GRUCache(x, h_prev, Wx, Wh, g, r, hh, u, a, Uh)
+
+
+def gru_backward(dh, cache):
+    """-> dx (N, D), dh_prev (N, H), dWx, dWh, db, dg (N,) (None when the forward had no g)."""
+    x, h_prev, Wx, Wh, g, r, hh, u, a, Uh = cache
+    dxw, dh_prev, dhw, dg = _gru_step_backward(dh, h_prev, Wh, g, r, hh, u, a, Uh)
+    dh_prev = dh_prev + dhw @ Wh                              # (N, H) through U h_prev
+    return dxw @ Wx, dh_prev, dxw.T @ x, dhw.T @ h_prev, dxw.sum(0), dg
+
+
+# A GRU over a padded batch of sequences: x (N, T, D), mask (N, T) True on real steps. The input projections of
+# every step are one product before the loop and the weight gradients one product after it; only U h_prev is
+# per step. Padded steps (anywhere: a reversed left-aligned batch starts with them) leave the state unchanged.
+
+
+class GRUSequenceCache(NamedTuple):
+    x: np.ndarray            # (N, T, D)
+    Wx: np.ndarray           # (3H or 2H, D)
+    Wh: np.ndarray           # (3H or 2H, H)
+    gm: Optional[np.ndarray]  # (N, T) the outside gate times the mask (None: neither)
+    hs: np.ndarray           # (N, T + 1, H) h_0 … h_T
+    r: np.ndarray            # (N, T, H)
+    hh: np.ndarray           # (N, T, H)
+    u: Optional[np.ndarray]  # (N, T, H)
+    a: np.ndarray            # (N, T, H)
+    Uh: np.ndarray           # (N, T, H)
+    has_g: bool
+    mask: Optional[np.ndarray]  # (N, T) bool, or None
+
+
+def gru_sequence_forward(x, h0, Wx, Wh, b, mask=None, g=None):
+    """hs (N, T, H): the state after every step. mask (N, T) bool (None: every step real), g (N, T) or None."""
+    N, T, _ = x.shape
+    H = h0.shape[-1]
+    _gru_check(x, h0, Wx, Wh, b, g)
+    if mask is not None and mask.shape != (N, T):
+        raise ValueError(f"GRU mask must have shape {(N, T)}, got {mask.shape}")
+    gm = g
+    if mask is not None:
+        gm = mask.astype(x.dtype) if g is None else g * mask  # (N, T) padded steps: a = 0
+    xw = x @ Wx.T + b                                         # (N, T, 3H or 2H) every step's input projection
+    hs = np.empty((N, T + 1, H), dtype=np.result_type(x, h0, Wh))   # (N, T + 1, H)
+    hs[:, 0] = h0
+    parts = [np.empty((N, T, H), hs.dtype) for _ in range(5)]  # r, h̃, u, a, U_h h_prev per step
+    for t in range(T):
+        h, pieces = _gru_step(xw[:, t], hs[:, t], Wh, None if gm is None else gm[:, t])
+        hs[:, t + 1] = h
+        for store, p in zip(parts, pieces):
+            if p is not None:
+                store[:, t] = p
+    r, hh, u, a, Uh = parts
+    u = u if Wh.shape[0] == 3 * H else None
+    return hs[:, 1:], GRUSequenceCache(x, Wx, Wh, gm, hs, r, hh, u, a, Uh, g is not None, mask)
+
+
+def gru_sequence_backward(dhs, cache):
+    """dhs (N, T, H): the gradient of every step's state. -> dx, dh0, dWx, dWh, db, dg (N, T) or None."""
+    x, Wx, Wh, gm, hs, r, hh, u, a, Uh, has_g, mask = cache
+    N, T, H = dhs.shape
+    dxw = np.empty((N, T, Wh.shape[0]), dhs.dtype)            # (N, T, 3H or 2H)
+    dhw = np.empty_like(dxw)                                  # (N, T, 3H or 2H)
+    dg = np.zeros((N, T), dhs.dtype) if has_g else None       # (N, T) (2H rows always have g)
+    dh = np.zeros((N, H), dhs.dtype)                          # (N, H) from the later steps
+    for t in reversed(range(T)):
+        dh = dh + dhs[:, t]
+        dxw[:, t], dh_prev, dhw[:, t], dg_t = _gru_step_backward(
+            dh, hs[:, t], Wh, None if gm is None else gm[:, t], r[:, t], hh[:, t],
+            None if u is None else u[:, t], a[:, t], Uh[:, t])
+        dh = dh_prev + dhw[:, t] @ Wh                         # (N, H)
+        if dg is not None and dg_t is not None:
+            dg[:, t] = dg_t
+    if dg is not None and mask is not None:
+        dg = dg * mask                                        # (N, T) gm = g · mask
+    dx = dxw @ Wx                                             # (N, T, D)
+    dWx = dxw.reshape(-1, dxw.shape[-1]).T @ x.reshape(-1, x.shape[-1])          # (3H, D)
+    dWh = dhw.reshape(-1, dhw.shape[-1]).T @ hs[:, :-1].reshape(-1, H)           # (3H, H)
+    db = dxw.reshape(-1, dxw.shape[-1]).sum(0)                # (3H,)
+    return dx, dh, dWx, dWh, db, (dg if has_g else None)

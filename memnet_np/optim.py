@@ -383,3 +383,25 @@ def clip_by_value(grads: Mapping[str, np.ndarray], limit: float) -> dict[str, np
     limit = _positive("limit", limit)
     check_finite(grads, "gradient")
     return {name: np.clip(g, -limit, limit) for name, g in grads.items()}   # new arrays, same shapes
+
+
+def sgd_step_global_clip(params: dict[str, np.ndarray], grads: dict[str, np.ndarray], lr: float,
+                         max_norm: float) -> float:
+    """Plain SGD after clip_by_global_norm, in place and without copies (the MemN2N language model's update):
+
+        w ← w − lr · min(1, max_norm / ‖g‖_global) · g        for every parameter
+
+    The gradients are scaled in place (the caller gives them up); each array's ‖g‖² is its own dot product, in its
+    own dtype (float32 training: a float32 sum over 1.5M entries, far more precise than clipping needs). Returns
+    the global norm before clipping; a NaN or inf gradient raises NonFiniteError before any parameter changes.
+    """
+    lr, max_norm = _positive("lr", lr), _positive("max_norm", max_norm)
+    total = math.sqrt(sum(float(np.dot(g.ravel(), g.ravel())) for g in grads.values()))
+    if not math.isfinite(total):
+        check_finite(grads, "gradient")                       # names the array
+        raise NonFiniteError(f"the gradient's norm is {total}")
+    scale = -lr * min(1.0, max_norm / total) if total > 0 else -lr
+    for name, g in grads.items():
+        g *= scale                                            # (shape of w) in place
+        params[name] += g
+    return total

@@ -110,12 +110,15 @@ class Progress:
 def run_epoch(model, params, arrays, config, rng, lr: float, opt: optim.SGD):
     """One pass over the training split in shuffled batches. Returns (mean loss, error %)."""
     n = len(arrays.answers)
-    order = rng.permutation(n)
+    if hasattr(model, "epoch_batches"):                       # a model's own batching (the DMN: by story length)
+        batches = model.epoch_batches(arrays, config.batch_size, rng)
+    else:
+        order = rng.permutation(n)
+        batches = [order[start:start + config.batch_size] for start in range(0, n, config.batch_size)]
     null_rows = model.embedding_names(config)
     opt.lr = lr
     total_loss, wrong = 0.0, 0
-    for step, start in enumerate(range(0, n, config.batch_size), start=1):
-        idx = order[start:start + config.batch_size]
+    for step, idx in enumerate(batches, start=1):
         batch = model.make_batch(arrays, idx, config, rng, train=True)
         try:
             loss, grads, info = model.loss_and_grads(params, batch, config)
@@ -143,12 +146,15 @@ def train(model, dataset, config, rng: np.random.Generator, params: Optional[dic
     exists, and gives the same parameters and results, bit for bit, as a run that was never interrupted.
     """
     t0 = time.perf_counter()
-    opt = optim.SGD(lr=config.lr)
+    # a model may bring its own optimizer (the DMN: Adam); the default is the papers' plain SGD
+    opt = model.make_optimizer(config) if hasattr(model, "make_optimizer") else optim.SGD(lr=config.lr)
+    patience = getattr(config, "patience", None)             # early stopping on validation loss (None: off)
     ls = getattr(config, "linear_start", False)
     lin = dataclasses.replace(config, attention="linear") if ls else None
     lr0 = config.ls_lr if ls else config.lr
     # where training stands: linear-start epochs done (and whether that phase is over), main epochs done
-    st = {"ls_done": 0, "ls_over": not ls, "best": math.inf, "since_best": 0, "main_done": 0}
+    st = {"ls_done": 0, "ls_over": not ls, "best": math.inf, "since_best": 0, "main_done": 0,
+          "val_best": math.inf, "val_since": 0}
     history: list[EpochLog] = []
     if resume and state_path is not None and Path(state_path).is_file():
         params, st, history = load_training_state(state_path, config, rng, opt)
@@ -182,6 +188,14 @@ def train(model, dataset, config, rng: np.random.Generator, params: Optional[dic
                 log = one_epoch(config, lr, "main")
                 st["main_done"] += 1
                 progress(log, config.epochs + st["ls_done"])
+                if patience is not None:                      # keep the parameters of the lowest validation loss
+                    if log.val_loss < st.get("val_best", math.inf):
+                        st["val_best"], st["val_since"] = log.val_loss, 0
+                        st["best_params"] = {k: v.copy() for k, v in params.items()}
+                    else:
+                        st["val_since"] = st.get("val_since", 0) + 1
+                    if st["val_since"] >= patience:
+                        st["main_done"] = config.epochs       # stopped early
             else:
                 break
             if state_path is not None:
@@ -192,6 +206,8 @@ def train(model, dataset, config, rng: np.random.Generator, params: Optional[dic
                                        f"{len(history)}) is kept in {state_path}") from None
         raise
 
+    if st.get("best_params") is not None:
+        params = st["best_params"]                            # selected on validation loss
     result = TrainResult(params, config, history, epochs=len(history), ls_epochs=st["ls_done"])
     _, result.train_error, _ = evaluate(model, params, dataset.train, config)
     _, result.val_error, _ = evaluate(model, params, dataset.val, config)
@@ -211,9 +227,10 @@ STATE_VERSION = 1
 
 def save_training_state(path, params, opt, rng, st, history, config) -> None:
     header = {"format": "memnet_np training state", "version": STATE_VERSION,
-              "config": dataclasses.asdict(config), "progress": st, "rng": rng.bit_generator.state,
-              "history": [dataclasses.asdict(h) for h in history]}
+              "config": dataclasses.asdict(config), "progress": {k: v for k, v in st.items() if k != "best_params"},
+              "rng": rng.bit_generator.state, "history": [dataclasses.asdict(h) for h in history]}
     arrays = {f"param/{k}": v for k, v in params.items()}
+    arrays.update({f"best/{k}": v for k, v in (st.get("best_params") or {}).items()})
     arrays.update({f"opt/{k}": np.asarray(v) for k, v in opt.state_dict().items()})
     arrays["header"] = np.array(json.dumps(header))
     _write_npz_atomically(Path(path), arrays)
@@ -227,6 +244,7 @@ def load_training_state(path, config, rng, opt):
             header = json.loads(str(z["header"]))
             params = {k[len("param/"):]: z[k] for k in z.files if k.startswith("param/")}
             opt_state = {k[len("opt/"):]: z[k] for k in z.files if k.startswith("opt/")}
+            best = {k[len("best/"):]: z[k] for k in z.files if k.startswith("best/")}
     except (zipfile.BadZipFile, OSError, ValueError, KeyError, EOFError) as e:
         raise CheckpointError(f"{path}: not a readable training state ({type(e).__name__}: {e})") from None
     if header.get("format") != "memnet_np training state" or header.get("version") != STATE_VERSION:
@@ -239,6 +257,8 @@ def load_training_state(path, config, rng, opt):
     opt.load_state_dict(opt_state)
     st = header["progress"]
     st["best"] = float(st["best"])
+    if best:
+        st["best_params"] = best
     return params, st, [EpochLog(**h) for h in header["history"]]
 
 

@@ -35,7 +35,7 @@ def test_no_command_prints_help_and_exits_2(capsys):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["train", "dmn", "--task", "1"], "model 'dmn' is not implemented yet"),
+    (["train", "lstm", "--task", "1"], "unknown model 'lstm'"),
     (["train", "memn2n", "--task", "1"], "MEMNET_DATA"),
     (["train", "memn2n"], "give either --task N"),
     (["train", "memn2n", "--task", "21", "--data", "."], "task must be 1..20"),

@@ -260,9 +260,10 @@ def test_missing_exercise_line(tmp_path):
 
 def test_unknown_exercise_lists_the_known_ones(tmp_path):
     path = variant(tmp_path, "unknown", 'EXERCISE = "softmax_attention_backward"', 'EXERCISE = "softmax_atention"')
+    known = ", ".join(sorted(E.EXERCISES))
+    assert "memn2n_hop_backward, " in known and "softmax_attention_backward" in known
     with pytest.raises(E.ExerciseError, match=r"unknown exercise EXERCISE = 'softmax_atention'; "
-                                              r"known exercises: memn2n_hop_backward, "
-                                              r"memnn_margin_backward, softmax_attention_backward"):
+                                              r"known exercises: " + re.escape(known) + "$"):
         E.grade(path, stream=io.StringIO())
 
 
@@ -873,3 +874,93 @@ def test_margin_cli_and_running_the_file(path, status):
         r = subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=ROOT, env=env)
         assert r.returncode == status, r.stdout + r.stderr
         assert ("PASS" if status == 0 else "FAIL") in r.stdout.splitlines()[-1]
+
+
+# ================================================================================================================
+# Exercise 4: the backward of an NTM head's addressing (content, circular shift, sharpening)
+
+NTM_STUB = ROOT / "tutorials/exercises/04_ntm_addressing_backward.py"
+NTM_SOLUTION = ROOT / "tutorials/exercises/solutions/04_ntm_addressing_backward.py"
+NTM_GRADIENTS = ["content_backward: dk", "content_backward: dbeta", "content_backward: dmem", "shift_backward: dwg",
+                 "shift_backward: ds", "sharpen_backward: dws", "sharpen_backward: dgamma"]
+
+
+def ntm_variant(tmp_path, name, *replacements):
+    """The exercise 4 solution with each (old, new) replaced once, written to tmp_path/name.py."""
+    src = NTM_SOLUTION.read_text(encoding="utf-8")
+    for old, new in replacements:
+        assert src.count(old) == 1, f"the solution no longer contains {old!r} exactly once: update this test"
+        src = src.replace(old, new)
+    path = tmp_path / f"{name}.py"
+    path.write_text(src, encoding="utf-8")
+    return path
+
+
+def test_ntm_addressing_solution_passes_with_every_gradient_listed():
+    ok, out = run_grade(NTM_SOLUTION)
+    assert ok, out
+    assert out.rstrip().splitlines()[-1] == "PASS  (all 7 gradients right on all 3 cases)"
+    for label in NTM_GRADIENTS:
+        ln = line_for(out, label)
+        err = float(re.search(r"rel error (\S+)", ln).group(1))
+        assert err < 1e-8 and ln.rstrip().endswith("ok"), ln
+    assert "WRONG" not in out
+
+
+def test_ntm_addressing_cases_are_on_the_simplex_and_asymmetric():
+    """What the mistakes need to show: non-uniform weightings (a uniform w^g hides a reversed shift), s not
+    symmetric (δ and −δ with the same weight hide it too), two shift ranges, no w̃ near 0."""
+    cases = E.EXERCISES["ntm_addressing_backward"].make_cases(np.random.default_rng(0))
+    assert {c["s"].shape[-1] for c in cases} == {3, 5}
+    for c in cases:
+        for w in (c["wg"], c["s"], c["ws"]):
+            assert np.allclose(w.sum(-1), 1.0) and (w > 0).all()
+        mirror = c["s"] - c["s"][..., ::-1]                  # s(δ) − s(−δ); 0 at δ = 0 itself
+        assert np.abs(np.delete(mirror, c["r"], axis=-1)).min() > 1e-3
+        assert c["wg"].std(-1).min() > 0.02 and c["ws"].min() >= 0.3 / c["ws"].shape[-1]
+        assert (c["gamma"] >= 1).all() and (c["beta"] > 0).all()
+
+
+DZ = "    dz = w * (dw - (w * dw).sum(-1, keepdims=True))           # (N, Hh, M) through the softmax, z = γ log w̃"
+NTM_WRONG = {
+    # name: (replacements, the gradients that must come out WRONG, a phrase the report must contain)
+    "shift_reversed": ([("shift_index(M, S, sign=-1)]", "shift_index(M, S, sign=1)]")],
+                       ["dwg"], "the shift runs the wrong way"),
+    "ds_reversed": ([('ds = np.einsum("nhsm,nhm->nhs", shifted, dws)',
+                      'ds = np.einsum("nhsm,nhm->nhs", shifted[:, :, (S - 1) // 2][..., shift_index(M, S, -1)], dws)')],
+                    ["ds"], "ds(δ) pairs dw̃ with w^g moved the wrong way"),
+    "sharpen_normalisation_forgotten": ([(DZ, "    dz = w * dw")], ["dws", "dgamma"],
+                                        "the normalisation is forgotten"),
+    "sharpen_as_a_bare_power": ([("    dgamma = (dz * lw).sum(-1) ", "    dgamma = (ws ** gamma[:, :, None] * lw * dw).sum(-1) "),
+                                 ("    dws = gamma[:, :, None] * dz / ws ",
+                                  "    dws = gamma[:, :, None] * ws ** (gamma[:, :, None] - 1) * dw ")],
+                                ["dws", "dgamma"], "it differentiates w̃^γ alone"),
+    "cosine_norm_terms_dropped": ([(" + (dnk / nk)[:, :, None] * k ", " "), (" + (dnm / nm)[:, :, None] * mem ", " ")],
+                                  ["dk", "dmem"], "the cosine's norm terms are missing"),
+    "cosine_as_a_dot_product": ([('dk = np.einsum("nhm,nmd->nhd", ddot, mem) + (dnk / nk)[:, :, None] * k',
+                                  'dk = np.einsum("nhm,nmd->nhd", dK, mem)')],
+                                ["dk"], "it differentiates K as the plain dot product"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NTM_WRONG))
+def test_ntm_addressing_mistakes_fail_and_are_named(tmp_path, name):
+    replacements, wrong, phrase = NTM_WRONG[name]
+    ok, out = run_grade(ntm_variant(tmp_path, name, *replacements))
+    assert not ok, out
+    last = out.rstrip().splitlines()[-1]
+    assert last.startswith("FAIL  (wrong: "), out
+    for label in NTM_GRADIENTS:
+        ln = line_for(out, label)
+        if label.split(": ")[1] in wrong:
+            assert ln.rstrip().endswith("WRONG") and label in last, (label, out)
+        else:
+            assert ln.rstrip().endswith("ok") and label not in last, (label, out)
+    assert phrase in out, out
+
+
+@pytest.mark.parametrize("path,status", [(NTM_SOLUTION, 0), (NTM_STUB, 1)])
+def test_ntm_addressing_cli_exit_status(path, status):
+    r = subprocess.run([sys.executable, "-m", "memnet_np", "check", str(path)], capture_output=True, text=True,
+                       timeout=120, cwd=ROOT)
+    assert r.returncode == status, r.stdout + r.stderr

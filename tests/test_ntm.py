@@ -470,3 +470,113 @@ def test_train_task_defaults_to_the_tuned_settings():
     assert out["config"] == ntm.Config.tuned("copy")
     assert out["config"].memory_slots == 128 and out["config"].memory_width == 20
     assert out["config"].controller_size == 100 and out["params"]["Wx"].dtype == np.float32
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# resuming a killed run
+
+
+def _small_copy_config():
+    return ntm.Config.for_task("copy", memory_slots=12, memory_width=6, controller_size=12, max_len=4,
+                               batch_size=4, optimizer="adam", lr=1e-2, backtrack=True)
+
+
+def _same_records(a, b):
+    """History records equal in everything but the measured time."""
+    timeless = lambda r: {k: v for k, v in r.items() if k not in ("seconds", "sequences_per_second")}
+    return [timeless(r) for r in a] == [timeless(r) for r in b]
+
+
+def test_training_interrupted_and_resumed_ends_where_one_run_ends_bit_for_bit(tmp_path):
+    config, kw = _small_copy_config(), dict(sequences=480, eval_every=80, eval_sequences=16)
+    whole = ntm.train_task(config=config, rng=np.random.default_rng(5), **kw)
+
+    def stop_at_240(record):
+        if record["sequences"] == 240:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        ntm.train_task(config=config, rng=np.random.default_rng(5), progress=stop_at_240,
+                       state_path=tmp_path / "s.npz", **kw)
+    seen = []
+    again = ntm.train_task(config=config, rng=np.random.default_rng(5), state_path=tmp_path / "s.npz", resume=True,
+                           progress=lambda r: seen.append(r["sequences"]), **kw)
+    assert seen == [320, 400, 480]                       # it went on from 240, not from the start
+    for key in ("params", "best_params"):
+        assert all(np.array_equal(whole[key][k], again[key][k]) for k in whole[key]), key
+    assert _same_records(whole["history"], again["history"])
+    assert whole["best"]["sequences"] == again["best"]["sequences"]
+    assert (whole["converged_at"] or {}).get("sequences") == (again["converged_at"] or {}).get("sequences")
+
+
+def test_resume_without_a_state_starts_afresh_and_refuses_a_state_of_other_settings(tmp_path):
+    config, kw = _small_copy_config(), dict(sequences=80, eval_every=40, eval_sequences=8)
+    fresh = ntm.train_task(config=config, rng=np.random.default_rng(1), **kw)
+    first = ntm.train_task(config=config, rng=np.random.default_rng(1), state_path=tmp_path / "s.npz", resume=True,
+                           **kw)
+    assert all(np.array_equal(fresh["params"][k], first["params"][k]) for k in fresh["params"])
+    from memnet_np.train import CheckpointError
+    with pytest.raises(CheckpointError, match=r"saved by a run with other settings \(lr\)"):
+        ntm.train_task(config=ntm.replace(config, lr=1e-3), rng=np.random.default_rng(1),
+                       state_path=tmp_path / "s.npz", resume=True, **kw)
+    with pytest.raises(CheckpointError, match=r"other settings \(eval_every\)"):
+        ntm.train_task(config=config, rng=np.random.default_rng(1), state_path=tmp_path / "s.npz", resume=True,
+                       **dict(kw, eval_every=20))
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(CheckpointError, match="not a readable NTM training state"):
+        ntm.train_task(config=config, rng=np.random.default_rng(1), state_path=tmp_path / "junk.npz", resume=True,
+                       **kw)
+
+
+def _ntm_cli(*args, cwd):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = str(Path(__file__).resolve().parents[1])      # this checkout's memnet_np, whatever the cwd
+    env = dict(os.environ, MPLBACKEND="Agg", PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.Popen([sys.executable, "-m", "memnet_np", *args], cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+def _evaluations_saved(path):
+    import json
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return len(json.loads(str(z["header"]))["progress"]["history"])
+    except Exception:                                    # being replaced this very moment: try again
+        return 0
+
+
+@pytest.mark.slow
+def test_a_killed_train_ntm_resumes_to_the_same_result_bit_for_bit(tmp_path):
+    """SIGKILL `train ntm` mid-run, run it again with --resume, and get what an uninterrupted run gets."""
+    import json
+    import signal
+    import time
+    from memnet_np import train as T
+    args = ["train", "ntm", "--task", "copy", "--sequences", "4000", "--batch", "8", "--quiet"]
+    whole = _ntm_cli(*args, "--out", "whole", cwd=tmp_path)
+    assert whole.wait(timeout=600) == 0, whole.stderr.read()
+    killed = _ntm_cli(*args, "--out", "cut", cwd=tmp_path)
+    state = tmp_path / "cut" / "state.npz"
+    deadline = time.time() + 300
+    while time.time() < deadline and _evaluations_saved(state) < 2:
+        time.sleep(0.02)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(timeout=30)
+    assert killed.returncode == -signal.SIGKILL
+    assert 2 <= _evaluations_saved(state) < 4
+    assert not (tmp_path / "cut" / "results.json").exists()
+    resumed = _ntm_cli(*args, "--out", "cut", "--resume", cwd=tmp_path)
+    out, err = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, err
+    assert "resuming from state.npz" in out
+    a = T.load_checkpoint(tmp_path / "whole" / "checkpoint.npz")
+    b = T.load_checkpoint(tmp_path / "cut" / "checkpoint.npz")
+    assert a.params.keys() == b.params.keys()
+    assert all(np.array_equal(a.params[k], b.params[k]) for k in a.params), "parameters differ after resuming"
+    ra = json.loads((tmp_path / "whole" / "results.json").read_text())
+    rb = json.loads((tmp_path / "cut" / "results.json").read_text())
+    for key in ("bits_per_sequence", "bit_errors_per_sequence", "generalisation", "selected_at", "sequences"):
+        assert ra[key] == rb[key], key
+    assert _same_records(ra["history"], rb["history"])

@@ -108,6 +108,66 @@ def test_committed_memn2n_figures_are_what_figures_draws_today(tmp_path):
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# The NTM's pictures
+
+
+def test_ntm_plots_write_pngs_and_check_shapes(tmp_path):
+    rng = np.random.default_rng(0)
+    T, M = 9, 16
+    w = rng.dirichlet(np.ones(M), size=T)                     # (T, M)
+    assert _is_png(plots.ntm_sequence(rng.integers(0, 2, (T, 9)), rng.integers(0, 2, (T, 8)), rng.random((T, 8)),
+                                      tmp_path / "s.png"))
+    assert _is_png(plots.ntm_weightings(w, w[::-1], tmp_path / "w.png"))
+    assert _is_png(plots.ntm_memory(rng.standard_normal((M, 5)), tmp_path / "m.png", rows=(2, 9)))
+    hist = [{"sequences": 100 * i, "train_bits_per_sequence": 80 / i, "bits_per_sequence": 85 / i,
+             "train_bit_errors_per_sequence": 30 / i, "bit_errors_per_sequence": 32 / i} for i in range(1, 9)]
+    assert _is_png(plots.ntm_learning_curve(hist, tmp_path / "c.png"))
+    with pytest.raises(ValueError, match=r"read and write weightings must both be \(T, M\), got \(9, 16\) and "
+                                         r"\(9, 15\)"):
+        plots.ntm_weightings(w, w[:, :15])
+    with pytest.raises(ValueError, match="inputs"):
+        plots.ntm_sequence(np.zeros((T, 9)), np.zeros((T, 8)), np.zeros((T + 1, 8)))
+    with pytest.raises(ValueError, match=r"memory must be \(M, d\)"):
+        plots.ntm_memory(np.zeros(5))
+    assert _is_png(plots.ntm_addressing_stages({"content": w[0], "shift": w[1]}, tmp_path / "a.png"))
+    with pytest.raises(ValueError, match="weightings of one shape"):
+        plots.ntm_addressing_stages({"content": w[0], "shift": w[1, :5]})
+
+
+def test_ntm_figures_quick(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "memnet_np", "figures", "--model", "ntm", "--out", str(tmp_path),
+                        "--quick"],
+                       capture_output=True, text=True, timeout=300, env=dict(os.environ, MPLBACKEND="Agg"))
+    assert r.returncode == 0, r.stderr
+    for name in ("ntm_copy_sequence.png", "ntm_copy_weightings.png", "ntm_copy_memory.png",
+                 "ntm_copy_learning_curve.png"):
+        assert _is_png(tmp_path / name)
+    numbers = json.loads((tmp_path / "ntm.json").read_text())
+    assert numbers["quick"] is True and numbers["training_sequences"] == 800
+    assert len(numbers["example_write_focus"]) == 41 and len(numbers["curve_sequences"]) == 2
+
+
+@pytest.mark.slow
+def test_committed_ntm_figures_are_what_figures_draws_today(tmp_path):
+    """By the numbers behind the pictures (figures/ntm.json): the same training run (seed 0, one thread), the
+    same sequence, the same focus of the heads."""
+    root = Path(__file__).resolve().parents[1]
+    committed = json.loads((root / "figures" / "ntm.json").read_text())
+    assert not committed["quick"]
+    r = subprocess.run([sys.executable, "-m", "memnet_np", "figures", "--model", "ntm", "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=1800, env=dict(os.environ, MPLBACKEND="Agg"))
+    assert r.returncode == 0, r.stderr
+    today = json.loads((tmp_path / "ntm.json").read_text())
+    for key in ("training_sequences", "converged_at", "selected_at", "curve_sequences", "example_write_focus",
+                "example_read_focus", "memory_rows_shown", "example_bit_errors", "generalisation_length"):
+        assert today[key] == committed[key], f"figures/ntm.json {key} is not what figures draws now"
+    for key in ("curve_bits_per_sequence", "curve_bit_errors_per_sequence", "example_write_peak",
+                "example_read_peak", "bit_errors_per_sequence", "bits_per_sequence",
+                "generalisation_bit_errors_per_sequence"):
+        assert np.allclose(today[key], committed[key], atol=1e-3), f"figures/ntm.json {key} is not what figures draws now"
+    for name in ("ntm_copy_sequence.png", "ntm_copy_weightings.png", "ntm_copy_memory.png",
+                 "ntm_copy_learning_curve.png"):
+        assert (root / "figures" / name).is_file()
 # MemNN: the hop-score heatmap, `bench memnn`, `figures --model memnn`
 
 
@@ -169,3 +229,19 @@ def test_committed_memnn_figures_are_what_figures_draws_today(tmp_path):
         assert np.allclose(today[key], committed[key], atol=1e-3), f"figures/memnn.json {key} is not what figures draws now"
     assert committed["chosen"] == committed["supporting"]      # the picture shows both hops finding their fact
     assert (root / "figures" / "memnn_hop_scores.png").is_file()
+def test_gate_heatmap_shows_the_facts_in_the_window_and_the_passes(tmp_path):
+    pytest.importorskip("matplotlib")
+    from memnet_np import dmn
+    from memnet_np.data import babi
+    qs = babi.parse_babi(["1 Mary went to the kitchen.", "2 John went to the garden.", "3 Mary went to the hall.",
+                          "4 Where is Mary?\thall\t3"], task=1)
+    vocab = babi.build_vocab(qs)
+    arrays = babi.vectorize(qs, vocab, memory_size=2)         # the first sentence falls out of the window
+    config = dmn.Config.tiny(vocab_size=len(vocab), memory_size=2, d=6)
+    params = dmn.init_params(config, np.random.default_rng(0))
+    pred, info = dmn.predict(params, dmn.make_batch(arrays, np.arange(1), config), config)
+    assert info["gates"].shape == (1, config.passes, 2)
+    p = plots.gate_heatmap(qs[0], info["gates"][0], arrays.mask[0], vocab.decode([pred[0]])[0], tmp_path / "g.png")
+    assert p.stat().st_size > 1000
+    with pytest.raises(ValueError, match="gates must be"):
+        plots.gate_heatmap(qs[0], info["gates"], arrays.mask[0], "x")

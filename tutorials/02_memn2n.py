@@ -25,7 +25,6 @@
 # the gradient checks we use here.
 
 # %%
-import os
 import textwrap
 import time
 from pathlib import Path
@@ -35,49 +34,21 @@ from memnet_np import runtime
 runtime.one_blas_thread()                 # before numpy is imported: one thread is faster for these small matrices,
 import numpy as np                        # and makes a run repeat exactly on one machine
 
+from memnet_np import tutorial
+from memnet_np.tutorial import check_line, claim, find_babi, save_figure, section
 from memnet_np import data, gradcheck, memn2n, ops, plots, reference, train
 
 T_START = time.perf_counter()
-FAST = os.environ.get("MEMNET_FAST", "") not in ("", "0")
-_out = os.environ.get("MEMNET_TUTORIAL_OUT")
-OUT = Path(_out) if _out else (None if FAST else Path("tutorial_out"))
-TOL = gradcheck.SMOOTH_TOLERANCE          # 1e-7: what a correct float64 gradient must beat
+FAST = tutorial.fast()                    # MEMNET_FAST=1: tiny training, for tests
+OUT = tutorial.figure_dir()               # $MEMNET_TUTORIAL_OUT, else ./tutorial_out (none in fast mode)
 
 rng = np.random.default_rng(0)            # every random draw below comes from this generator
 np.set_printoptions(precision=3, suppress=True, linewidth=120)
 print(f"fast mode: {FAST};  figures: {OUT if OUT is not None else 'not written'}")
-
-
-def save_figure(draw, name, *args, **kwargs):
-    """Call a memnet_np.plots function with path=OUT/name; print a note instead if it cannot be drawn."""
-    if OUT is None:
-        print(f"(figure {name} not drawn: fast mode writes figures only when MEMNET_TUTORIAL_OUT is set)")
-        return None
-    try:
-        path = draw(*args, path=OUT / name, **kwargs)
-    except ImportError as e:              # matplotlib is an optional extra
-        print(f"(figure {name} not drawn: {e})")
-        return None
-    print(f"figure written: {path}")
-    return path
-
-
-def section(title):
-    """A heading in the printed output, so the text output reads like the notebook."""
-    print(f"\n── {title} " + "─" * max(0, 100 - len(title)))
-
-
-def claim(holds, what):
-    """A statement the text makes about the numbers just printed: shown with ✓, and the tutorial stops if false."""
-    print(f"  {'✓' if holds else '✗'} {what}")
-    assert holds, f"the text claims: {what}"
-
-
-def check_line(what, err):
-    """One gradient-check result, printed next to the size it should have."""
-    verdict = "ok" if err < TOL else "WRONG"
-    print(f"  {what:<44} rel error {err:.1e}   (should be < {TOL:.0e})  {verdict}")
-    assert err < TOL, f"gradient check failed: {what}"
+try:
+    HERE = Path(__file__).resolve().parent           # where to look for shared/data/babi
+except NameError:                                    # running as a notebook
+    HERE = Path.cwd()
 
 
 # %% [markdown]
@@ -93,23 +64,9 @@ section("1. The data: one story, one question, one answer")
 TASK = 2
 
 
-def find_babi():
-    """The bAbI folder: None lets load_babi read $MEMNET_DATA; without it, shared/data/babi next to this checkout."""
-    if os.environ.get("MEMNET_DATA"):
-        return None
-    try:
-        here = Path(__file__).resolve().parent
-    except NameError:                     # running as a notebook
-        here = Path.cwd()
-    for base in [here] + list(here.parents)[:3]:
-        candidate = base / "shared" / "data" / "babi"
-        if candidate.is_dir():
-            return str(candidate)
-    return None
-
 
 try:
-    dataset = data.load_babi(TASK, find_babi())
+    dataset = data.load_babi(TASK, find_babi(HERE))
 except data.DataNotFoundError as e:
     print(f"NOTE: no bAbI data found ({e}).\n      Using the built-in story generator instead: "
           f"the stories look like bAbI task {TASK} but are not the official ones.")

@@ -37,7 +37,7 @@ from memnet_np.exercises.grader import (EXERCISES, FD_STEP, FD_TOLERANCE, REFERE
                                         load_exercise_file, register)
 
 # one module per exercise, in the order of the stubs in tutorials/exercises/
-_EXERCISE_MODULES = ("attention", "memn2n_hop", "memnn_margin")
+_EXERCISE_MODULES = ("attention", "memn2n_hop", "memnn_margin", "ntm_addressing", "gru")
 for _name in _EXERCISE_MODULES:
     importlib.import_module(f"memnet_np.exercises.{_name}")
 

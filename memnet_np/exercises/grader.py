@@ -4,9 +4,10 @@ docstring, memnet_np/exercises/__init__.py, for what a learner sees).
 """
 from __future__ import annotations
 
-import contextlib
 import ast
+import contextlib
 import copy
+import importlib
 import inspect
 import itertools
 import os
@@ -382,27 +383,36 @@ def _forbidding(names: tuple, module, filename):
         yield calls
         return
 
+    def owner(name):                      # "gru_backward" is ops.gru_backward; "dmn.x" is memnet_np.dmn.x
+        mod, _, attr = name.rpartition(".")
+        return (importlib.import_module(f"memnet_np.{mod}") if mod else ops), attr
+
     def refuse(name):
         def forbidden(*args, **kwargs):
             frames = [fr for fr in traceback.extract_stack() if filename and fr.filename == filename]
             calls.append((name, frames[-1].lineno if frames else None))
-            raise _ForbiddenCall(f"ops.{name} may not be used in this exercise")
+            raise _ForbiddenCall(f"{_qualified(name)} may not be used in this exercise")
         return forbidden
 
-    originals = {name: getattr(ops, name) for name in names}
+    originals = {name: getattr(*owner(name)) for name in names}
     namespace = vars(module) if hasattr(module, "__dict__") else {}
     aliases = {key: name for key, value in list(namespace.items()) for name, f in originals.items() if value is f}
     try:
         for name in names:
-            setattr(ops, name, refuse(name))
+            setattr(*owner(name), refuse(name))
         for key, name in aliases.items():
-            namespace[key] = getattr(ops, name)
+            namespace[key] = refuse(name)
         yield calls
     finally:
         for name, f in originals.items():
-            setattr(ops, name, f)
+            setattr(*owner(name), f)
         for key, name in aliases.items():
             namespace[key] = originals[name]
+
+
+def _qualified(name: str) -> str:
+    """How a forbidden function is named to the learner: ops.<name>, or <module>.<name> for other modules."""
+    return name if "." in name else f"ops.{name}"
 
 
 def _call_learner(fn: Callable, target: Target, dout, cache, filename, expected_shapes: dict, module, limit):
@@ -419,9 +429,9 @@ def _call_learner(fn: Callable, target: Target, dout, cache, filename, expected_
         used = list(dict.fromkeys(name for name, _ in calls))
         line = next((ln for _, ln in calls if ln is not None), None)
         where = f" (your line {line})" if line is not None else ""
-        banned = [f"ops.{n}" for n in target.forbidden]
+        banned = [_qualified(n) for n in target.forbidden]
         banned = ", ".join(banned[:-1]) + " or " + banned[-1] if len(banned) > 1 else banned[0]
-        raise _LearnerFailure(f"{target.function} uses {', '.join('ops.' + n for n in used)}{where}; write it "
+        raise _LearnerFailure(f"{target.function} uses {', '.join(_qualified(n) for n in used)}{where}; write it "
                               f"yourself (in this exercise {target.function} may not call {banned})")
     if failure is not None:
         raise failure

@@ -1,0 +1,924 @@
+"""Dynamic Memory Network (Kumar et al. 2015) and its DMN+ variant (Xiong, Merity, Socher 2016), by hand.
+
+A story is a sequence of sentences, a question q, a one-word answer. The original DMN (variant "dmn"):
+
+    input module     h_t = GRU(E w_t, h_{t−1}) over ALL words of the story;  c_f = h at the end of sentence f
+    question module  q = the last state of the same GRU over the question (one word embedding E, one GRU)
+    gates            z(c, m, q) = [c, m, q, c∘q, c∘m, |c−q|, |c−m|, cᵀW_b q, cᵀW_b m]         (7H + 2)
+                     g_f = σ(w2ᵀ tanh(W1 z(c_f, m, q) + b1) + b2)      one sigmoid per fact (not a softmax)
+    episode          h_f = g_f GRU(c_f, h_{f−1}) + (1 − g_f) h_{f−1},  h_0 = 0;   e = h_F
+    memory           m⁰ = q,  mⁱ = GRU(eⁱ, mⁱ⁻¹)  for i = 1..K passes (default 3)
+    answer           â = softmax(W_a mᴷ + b_a)                        (a single-word answer is one softmax)
+
+    supervision      with supporting facts, pass i's gates are also trained with a binary cross-entropy toward
+                     the i-th supporting fact: −Σ_f [y_f log g_f + (1 − y_f) log(1 − g_f)], y = one-hot
+
+DMN+ (variant "dmn+"), the configuration of the bAbI 10k record:
+
+    input module     f_i = Σ_j l_j ⊙ E w_ij  (the position encoding of MemN2N, the paper's form); c = the sum of a
+                     forward and a backward GRU over the f_i ("input fusion")
+    question module  q = the last state of its own GRU over the question words (embedding E shared)
+    gates            z = [c∘q, c∘m, |c−q|, |c−m|];  g = softmax_f(w2ᵀ tanh(W1 z + b1) + b2) over one story's facts,
+                     padded facts masked before the softmax
+    episode          the attention GRU: h_f = g_f h̃_f + (1 − g_f) h_{f−1} (the update gate replaced by g_f)
+    memory           mⁱ = ReLU(Wⁱ [mⁱ⁻¹; eⁱ; q] + bⁱ), untied per pass
+    answer           â = softmax(W_a [mᴷ; q] + b_a)
+
+GRU convention (ops.py, everywhere): h = u ⊙ h̃ + (1 − u) ⊙ h_prev — the update gate u weights the candidate.
+The DMN's gated episode is then the same cell with u replaced by g·u, the DMN+ attention GRU the cell with u
+replaced by g. A padded fact (or word) multiplies that weight by 0: its step leaves the state unchanged, gets no
+gate weight and no gradient.
+
+Every piece is a forward/backward pair with a NamedTuple cache, in the order the paper introduces it:
+`input_module_*`, `question_module_*`, `gate_features_*`, `gate_net_*`, `episode_*`, `memory_update_*`,
+`answer_*`; `forward` and `backward` chain them. `forward_naive` is the oracle: the same model one example at a
+time, written from the equations with its own GRU, and the tests hold the two equal.
+
+Shape letters: N batch, F facts (sentences kept), L words per sentence, T words of the story, V vocabulary,
+d embedding, H hidden size, K passes. A story keeps its last 70 facts (130 for task 3), as the DMN+ authors' code did.
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass
+from typing import NamedTuple, Optional
+
+import numpy as np
+
+from memnet_np import ops, optim
+
+VARIANTS = ("dmn", "dmn+")
+FACT_WINDOW = 70                 # facts kept per story (the DMN+ authors' code); task 3 keeps more
+FACT_WINDOW_BY_TASK = {3: 130}
+
+
+def data_memory_size(task) -> int:
+    """Sentences the data layer keeps per story for this model: the last 70, or 130 for task 3."""
+    if task == "joint":
+        return max(FACT_WINDOW_BY_TASK.values())
+    return FACT_WINDOW_BY_TASK.get(int(task), FACT_WINDOW)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Defaults: Kumar et al. for the DMN (3 passes, gate supervision on), Xiong et al. for DMN+ (d = H = 80, Adam
+    1e-3); `vocab_size` and `memory_size` come from the data (`Config.for_data`)."""
+    vocab_size: int = 0          # V, including the null word 0
+    variant: str = "dmn"         # "dmn" (Kumar et al.) | "dmn+" (Xiong et al.)
+    d: int = 80                  # word embedding size
+    hidden: int = 80             # H, every GRU's state and the memory
+    gate_hidden: int = 80        # hidden units of the two-layer gate network
+    passes: int = 3              # K
+    memory_size: int = 70        # F: the last memory_size sentences of a story (the data sets it)
+    gate_supervision: float = 1.0   # weight of the supporting-fact loss on the gates (0 = unsupervised)
+    init_std: float = 0.1        # word embedding ~ N(0, init_std²); weight matrices ~ N(0, 1/fan_in), biases 0
+    # training (memnet_np.train)
+    epochs: int = 100            # at most; early stopping on validation loss ends most runs sooner
+    patience: Optional[int] = 10  # epochs without a new lowest validation loss before stopping (None: never)
+    lr: float = 1e-3             # Adam
+    decay_every: int = 10 ** 9   # no step schedule (the loop halves the rate every decay_every epochs)
+    batch_size: int = 32         # loss summed over the batch
+    max_grad_norm: float = 40.0  # each matrix's gradient clipped to this norm
+    l2: float = 0.0              # L2 on the weight matrices (not biases, not the embedding), added to the loss
+    val_fraction: float = 0.1
+    dtype: str = "float32"       # gradient checks use float64
+
+    def __post_init__(self):
+        problems = []
+        if self.variant not in VARIANTS:
+            problems.append(f"variant must be one of {VARIANTS}, got {self.variant!r}")
+        for name in ("d", "hidden", "gate_hidden", "passes", "memory_size", "batch_size", "epochs"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.gate_supervision < 0 or self.l2 < 0:
+            problems.append(f"gate_supervision and l2 must be ≥ 0, got {self.gate_supervision}, {self.l2}")
+        if self.patience is not None and self.patience < 1:
+            problems.append(f"patience must be at least 1 (or None), got {self.patience}")
+        if self.dtype not in ("float64", "float32"):
+            problems.append(f"dtype must be 'float64' or 'float32', got {self.dtype!r}")
+        if problems:
+            raise ValueError("invalid DMN config: " + "; ".join(problems))
+
+    @classmethod
+    def tiny(cls, **overrides) -> "Config":
+        """Small sizes for tests, gradient checks and fast tutorials (float64)."""
+        base = dict(vocab_size=11, d=5, hidden=4, gate_hidden=3, passes=2, memory_size=5, epochs=3, batch_size=4,
+                    dtype="float64")
+        base.update(overrides)
+        return cls(**base)
+
+    @classmethod
+    def for_data(cls, dataset, **overrides) -> "Config":
+        """Settings for a loaded bAbI dataset. DMN+ trains without supporting facts (its 10k result)."""
+        base = dict(vocab_size=len(dataset.vocab), memory_size=dataset.memory_size)
+        if overrides.get("variant") == "dmn+":
+            base.update(gate_supervision=0.0)
+        base.update(overrides)
+        return cls(**base)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Parameters
+
+
+def _shapes(config: Config) -> dict[str, tuple]:
+    V, d, H, G, K = config.vocab_size, config.d, config.hidden, config.gate_hidden, config.passes
+    if config.variant == "dmn":
+        return {"E": (V, d),
+                "in_Wx": (3 * H, d), "in_Wh": (3 * H, H), "in_b": (3 * H,),          # input (and question) GRU
+                "Wb": (H, H),                                                        # bilinear terms of z
+                "W1": (G, 7 * H + 2), "b1": (G,), "w2": (G,), "b2": (1,),            # gate network
+                "ep_Wx": (3 * H, H), "ep_Wh": (3 * H, H), "ep_b": (3 * H,),          # episode GRU
+                "mem_Wx": (3 * H, H), "mem_Wh": (3 * H, H), "mem_b": (3 * H,),       # memory GRU
+                "Wa": (V, H), "ba": (V,)}                                            # answer
+    shapes = {"E": (V, d),
+              "q_Wx": (3 * H, d), "q_Wh": (3 * H, H), "q_b": (3 * H,),               # question GRU
+              "fw_Wx": (3 * H, d), "fw_Wh": (3 * H, H), "fw_b": (3 * H,),            # input fusion, forward
+              "bw_Wx": (3 * H, d), "bw_Wh": (3 * H, H), "bw_b": (3 * H,),            # input fusion, backward
+              "W1": (G, 4 * H), "b1": (G,), "w2": (G,),             # no b2: a softmax ignores a shift
+              "att_Wx": (2 * H, H), "att_Wh": (2 * H, H), "att_b": (2 * H,)}         # attention GRU (r, h̃ only)
+    for k in range(1, K + 1):
+        shapes[f"mem{k}_W"], shapes[f"mem{k}_b"] = (H, 3 * H), (H,)                  # untied ReLU memory update
+    shapes.update({"Wa": (V, 2 * H), "ba": (V,)})
+    return shapes
+
+
+def param_names(config: Config) -> list[str]:
+    return list(_shapes(config))
+
+
+def embedding_names(config: Config) -> list[str]:
+    """The (V, d) word matrix, whose row 0 (padding) the training loop keeps at zero."""
+    return ["E"]
+
+
+def l2_names(config: Config) -> list[str]:
+    """The weight matrices L2 applies to: everything 2-D but the word embedding."""
+    return [n for n, s in _shapes(config).items() if len(s) == 2 and n != "E"]
+
+
+def init_params(config: Config, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """E ~ N(0, init_std²) with a zero padding row; matrices ~ N(0, 1/fan_in); biases 0."""
+    if config.vocab_size < 2:
+        raise ValueError(f"vocab_size must be at least 2 (null word + one word), got {config.vocab_size}")
+    dtype = np.dtype(config.dtype)
+    params = {}
+    for name, shape in _shapes(config).items():
+        if name == "E":
+            w = rng.standard_normal(shape) * config.init_std
+            w[0] = 0.0
+        elif len(shape) == 2 or name == "w2":
+            w = rng.standard_normal(shape) / np.sqrt(shape[-1])
+        else:
+            w = np.zeros(shape)
+        params[name] = w.astype(dtype)
+    return params
+
+
+def make_optimizer(config: Config):
+    """Adam (Xiong et al.; the learning rate is config.lr)."""
+    return optim.Adam(lr=config.lr)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Batches
+
+
+class Batch(NamedTuple):
+    stories: np.ndarray   # (N, F, L) int word ids, facts oldest first, padded facts all 0
+    queries: np.ndarray   # (N, Lq) int
+    answers: np.ndarray   # (N,) int
+    mask: np.ndarray      # (N, F) bool, real fact
+    words: np.ndarray     # (N, T) int the story's words in reading order, 0 after its last word
+    word_mask: np.ndarray  # (N, T) bool
+    ends: np.ndarray      # (N, F) int position in `words` of each fact's last word (0 on padded facts)
+    support: np.ndarray   # (N, K) int fact each pass's gates are supervised toward; −1: no supervision
+
+
+def story_words(stories: np.ndarray, mask: np.ndarray):
+    """(words (N, T), word_mask (N, T), ends (N, F)): the sentences of each story run together, and where each
+    sentence ends. T = the longest story of the batch in words."""
+    N, F, L = stories.shape
+    real = (stories != 0) & mask[..., None]                   # (N, F, L) real words
+    flat = stories.reshape(N, F * L)                          # (N, F·L)
+    order = np.argsort(~real.reshape(N, F * L), axis=1, kind="stable")   # (N, F·L) real words first, in order
+    counts = real.sum(-1)                                     # (N, F) words per sentence
+    T = max(int(counts.sum(1).max(initial=0)), 1)
+    words = np.take_along_axis(flat, order[:, :T], axis=1)    # (N, T)
+    word_mask = np.arange(T) < counts.sum(1, keepdims=True)   # (N, T)
+    words = np.where(word_mask, words, 0)                     # (N, T)
+    ends = np.where(mask, np.cumsum(counts, axis=1) - 1, 0)   # (N, F)
+    return words, word_mask, np.maximum(ends, 0)
+
+
+def pass_targets(order: Optional[np.ndarray], passes: int, N: int) -> np.ndarray:
+    """(N, K) the supporting fact of each pass (the file's order = the order of reasoning); −1 where a question has
+    fewer supporting facts than passes, or the fact fell out of the kept window. Passes beyond the last supporting
+    fact are left unsupervised."""
+    out = np.full((N, passes), -1, dtype=np.int64)            # (N, K)
+    if order is None:
+        return out
+    k = min(passes, order.shape[1])
+    out[:, :k] = np.where(order[:, :k] >= 0, order[:, :k], -1)
+    return out
+
+
+def make_batch(arrays, idx, config: Config, rng: Optional[np.random.Generator] = None,
+               train: bool = False) -> Batch:
+    """Rows idx of a vectorised split (memnet_np.data.BabiArrays); nothing random is drawn."""
+    mask = arrays.mask[idx]
+    if mask.shape[1] > config.memory_size:
+        raise ValueError(f"the data keeps {mask.shape[1]} sentences per story but the model's memory_size is "
+                         f"{config.memory_size}")
+    F = max(int(mask.sum(1).max(initial=0)), 1)              # facts are left-aligned: the batch needs F slots
+    stories, mask = arrays.stories[idx][:, :F], mask[:, :F]   # (N, F, L), (N, F)
+    words, word_mask, ends = story_words(stories, mask)
+    order = None if arrays.supporting_order is None else arrays.supporting_order[idx]
+    return Batch(stories, arrays.queries[idx], arrays.answers[idx], mask, words, word_mask, ends,
+                 pass_targets(order, config.passes, len(idx)))
+
+
+def epoch_batches(arrays, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """The training loop's batches for one epoch: shuffled, then stories of similar length batched together
+    (within windows of 20 batches, sorted by the story's word count), and the batches shuffled again.
+    A batch runs as many GRU steps as its longest story has words, so this cuts the padding ~2-3x on the long
+    tasks; every example is still seen once per epoch, in a random batch among its neighbours in length."""
+    n = len(arrays.answers)
+    order = rng.permutation(n)                                # (n,)
+    length = (arrays.stories[order] != 0).sum((1, 2))        # (n,) words per story
+    window = batch_size * 20
+    for start in range(0, n, window):
+        chunk = order[start:start + window]
+        order[start:start + window] = chunk[np.argsort(length[start:start + window], kind="stable")]
+    batches = [order[i:i + batch_size] for i in range(0, n, batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def example_batch(config: Config, rng: np.random.Generator, N: int = 4, F: Optional[int] = None,
+                  L: int = 4) -> Batch:
+    """A small random valid batch: stories of 1..F facts with padded words, a supporting fact for some passes."""
+    from memnet_np.data.babi import random_story_arrays
+    F = min(config.memory_size, 4) if F is None else F
+    stories, queries, answers, mask = random_story_arrays(rng, N, F, L, config.vocab_size)
+    words, word_mask, ends = story_words(stories, mask)
+    n = mask.sum(1)                                           # (N,)
+    support = rng.integers(0, n[:, None], size=(N, config.passes))   # (N, K) a real fact per pass
+    support[:, -1] = -1                                       # the last pass unsupervised
+    return Batch(stories, queries, answers, mask, words, word_mask, ends, support)
+
+
+def _check_batch(batch: Batch, config: Config) -> None:
+    """The model's front door: every field by name, with the shape and type it must have."""
+    for name in Batch._fields:
+        a = getattr(batch, name)
+        if not isinstance(a, np.ndarray):
+            raise TypeError(f"batch.{name} must be a numpy array, got {type(a).__name__}")
+    s = batch.stories
+    if s.ndim != 3:
+        raise ValueError(f"batch.stories must be (N, F, L), got shape {s.shape}")
+    N, F, L = s.shape
+    want = {"queries": (N, None), "answers": (N,), "mask": (N, F), "words": (N, None), "word_mask": batch.words.shape,
+            "ends": (N, F), "support": (N, config.passes)}
+    for name, shape in want.items():
+        a = getattr(batch, name)
+        if a.ndim != len(shape) or any(w is not None and w != v for w, v in zip(shape, a.shape)):
+            raise ValueError(f"batch.{name} must have shape {tuple('?' if w is None else w for w in shape)} for "
+                             f"stories {s.shape}, got {a.shape}")
+    for name in ("stories", "queries", "answers", "words", "ends", "support"):
+        if not np.issubdtype(getattr(batch, name).dtype, np.integer):
+            raise ValueError(f"batch.{name} must hold integers, got {getattr(batch, name).dtype}")
+    for name in ("mask", "word_mask"):
+        if getattr(batch, name).dtype != bool:
+            raise ValueError(f"batch.{name} must be boolean, got {getattr(batch, name).dtype}")
+    if F > config.memory_size:
+        raise ValueError(f"batch.stories holds {F} facts, more than memory_size = {config.memory_size}")
+    for name in ("stories", "queries", "answers", "words"):
+        a = getattr(batch, name)
+        if a.size and (a.min() < 0 or a.max() >= config.vocab_size):
+            raise ValueError(f"batch.{name} holds word ids outside [0, {config.vocab_size}) "
+                             f"(min {a.min()}, max {a.max()}): was the data encoded with another vocabulary?")
+    if batch.ends.size and (batch.ends.min() < 0 or batch.ends.max() >= max(batch.words.shape[1], 1)):
+        raise ValueError(f"batch.ends must point into batch.words (0..{batch.words.shape[1] - 1})")
+    sup = batch.support
+    if sup.size and ((sup < -1).any() or (sup >= F).any()
+                     or not batch.mask[np.arange(N)[:, None], np.maximum(sup, 0)][sup >= 0].all()):
+        raise ValueError("batch.support must name a real fact of the story (or −1) for each pass")
+
+
+def _check_params(params, config: Config) -> None:
+    for name, shape in _shapes(config).items():
+        if name not in params:
+            raise ValueError(f"params has no {name!r}; this config needs {param_names(config)}")
+        if params[name].shape != shape:
+            raise ValueError(f"params[{name!r}] must have shape {shape}, got {params[name].shape}")
+        with np.errstate(over="ignore", invalid="ignore"):
+            total = params[name].sum()
+        if not np.isfinite(total) and not np.isfinite(params[name]).all():
+            raise optim.NonFiniteError(f"params[{name!r}] holds NaN or inf")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Input and question modules
+
+
+def _gru(params, prefix):
+    return params[f"{prefix}_Wx"], params[f"{prefix}_Wh"], params[f"{prefix}_b"]
+
+
+class EncoderCache(NamedTuple):
+    """A GRU over word embeddings: lookup, then the masked sequence."""
+    lookup: ops.LookupCache
+    gru: ops.GRUSequenceCache
+
+
+def encode_words_forward(E, words, word_mask, W):
+    """hs (N, T, H): a GRU (W = (Wx, Wh, b)) over the embedded words, padded positions inert, from h_0 = 0."""
+    x, look = ops.lookup_forward(E, words, word_mask)         # (N, T, d), 0 at padding
+    H = W[1].shape[1]
+    hs, gru = ops.gru_sequence_forward(x, np.zeros((words.shape[0], H), E.dtype), *W, mask=word_mask)  # (N, T, H)
+    return hs, EncoderCache(look, gru)
+
+
+def encode_words_backward(dhs, cache: EncoderCache):
+    """-> dE (V, d), dWx, dWh, db."""
+    dx, _, dWx, dWh, db, _ = ops.gru_sequence_backward(dhs, cache.gru)
+    return ops.lookup_backward(dx, cache.lookup), dWx, dWh, db
+
+
+class InputCache(NamedTuple):
+    variant: str
+    encoder: Optional[EncoderCache]       # dmn: the GRU over all story words
+    at_ends: Optional[ops.LookupCache]    # dmn: fact f = the state at its sentence's last word
+    T: int
+    bags: Optional[ops.Bags]              # dmn+: position-encoded sentences
+    fw: Optional[ops.GRUSequenceCache]    # dmn+: input fusion
+    bw: Optional[ops.GRUSequenceCache]
+    mask: np.ndarray                      # (N, F)
+
+
+def input_module_forward(params, batch: Batch, config: Config):
+    """Facts c (N, F, H), zero on padded facts."""
+    dtype = params["E"].dtype
+    if config.variant == "dmn":
+        hs, enc = encode_words_forward(params["E"], batch.words, batch.word_mask, _gru(params, "in"))  # (N, T, H)
+        N, T, H = hs.shape
+        at = np.arange(N)[:, None] * T + batch.ends           # (N, F) row of hs.reshape(N·T, H) at each fact's end
+        c, at_ends = ops.lookup_forward(hs.reshape(N * T, H), at, batch.mask)   # (N, F, H)
+        return c, InputCache("dmn", enc, at_ends, T, None, None, None, batch.mask)
+    bags = ops.encode_bags(batch.stories, config.vocab_size, config.d, "paper", dtype)
+    f, _ = ops.bag_embed_forward(bags, params["E"])          # (N, F, d) f_i = Σ_j l_j ⊙ E w_ij
+    N, F = batch.mask.shape
+    h0 = np.zeros((N, config.hidden), dtype)
+    fw, fw_cache = ops.gru_sequence_forward(f, h0, *_gru(params, "fw"), mask=batch.mask)                # (N, F, H)
+    bw, bw_cache = ops.gru_sequence_forward(f[:, ::-1], h0, *_gru(params, "bw"), mask=batch.mask[:, ::-1])  # reversed
+    c = (fw + bw[:, ::-1]) * batch.mask[..., None]            # (N, F, H) c = f→ + f←
+    return c, InputCache("dmn+", None, None, F, bags, fw_cache, bw_cache, batch.mask)
+
+
+def input_module_backward(dc, cache: InputCache, grads):
+    """Accumulates into grads (E and the input GRUs)."""
+    if cache.variant == "dmn":
+        N, F, H = dc.shape
+        dhs = ops.lookup_backward(dc, cache.at_ends).reshape(N, cache.T, H)      # (N, T, H)
+        dE, dWx, dWh, db = encode_words_backward(dhs, cache.encoder)
+        grads["E"] += dE
+        grads["in_Wx"] += dWx
+        grads["in_Wh"] += dWh
+        grads["in_b"] += db
+        return
+    dc = dc * cache.mask[..., None]                          # (N, F, H)
+    df = np.zeros(dc.shape[:2] + (grads["E"].shape[1],), dc.dtype)   # (N, F, d)
+    for prefix, gcache, flip in (("fw", cache.fw, False), ("bw", cache.bw, True)):
+        dx, _, dWx, dWh, db, _ = ops.gru_sequence_backward(dc[:, ::-1] if flip else dc, gcache)
+        df += dx[:, ::-1] if flip else dx
+        grads[f"{prefix}_Wx"] += dWx
+        grads[f"{prefix}_Wh"] += dWh
+        grads[f"{prefix}_b"] += db
+    grads["E"] += ops.bag_embed_backward(df, ops.BagEmbedCache(cache.bags))
+
+
+def question_module_forward(params, batch: Batch, config: Config):
+    """q (N, H): the last state of the question GRU (the input GRU itself in the DMN, its own in DMN+)."""
+    prefix = "in" if config.variant == "dmn" else "q"
+    hs, cache = encode_words_forward(params["E"], batch.queries, batch.queries != 0, _gru(params, prefix))
+    return hs[:, -1], cache                                   # padded words kept the state: the last is the answer
+
+
+def question_module_backward(dq, cache: EncoderCache, grads, config: Config):
+    prefix = "in" if config.variant == "dmn" else "q"
+    dhs = np.zeros(cache.gru.r.shape, dq.dtype)               # (N, Lq, H)
+    dhs[:, -1] = dq
+    dE, dWx, dWh, db = encode_words_backward(dhs, cache)
+    grads["E"] += dE
+    grads[f"{prefix}_Wx"] += dWx
+    grads[f"{prefix}_Wh"] += dWh
+    grads[f"{prefix}_b"] += db
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Gates: the features z(c, m, q) and the two-layer network that scores them
+
+
+class FeatureCache(NamedTuple):
+    c: np.ndarray           # (N, F, H)
+    m: np.ndarray           # (N, H)
+    q: np.ndarray           # (N, H)
+    Wb: Optional[np.ndarray]  # (H, H) (dmn only)
+    Wq: Optional[np.ndarray]  # (N, H) W_b q
+    Wm: Optional[np.ndarray]  # (N, H) W_b m
+    sq: np.ndarray          # (N, F, H) sign(c − q)
+    sm: np.ndarray          # (N, F, H) sign(c − m)
+
+
+def gate_features_forward(c, m, q, Wb=None):
+    """z (N, F, 7H + 2) = [c, m, q, c∘q, c∘m, |c−q|, |c−m|, cᵀW_b q, cᵀW_b m] with Wb (the DMN), or
+    z (N, F, 4H) = [c∘q, c∘m, |c−q|, |c−m|] without (DMN+)."""
+    qf, mf = q[:, None, :], m[:, None, :]                    # (N, 1, H)
+    dq, dm = c - qf, c - mf                                   # (N, F, H)
+    parts = [c * qf, c * mf, np.abs(dq), np.abs(dm)]          # 4 × (N, F, H)
+    Wq = Wm = None
+    if Wb is not None:
+        Wq, Wm = q @ Wb.T, m @ Wb.T                           # (N, H) W_b q, W_b m
+        cWq = (c * Wq[:, None, :]).sum(-1, keepdims=True)     # (N, F, 1) cᵀ W_b q
+        cWm = (c * Wm[:, None, :]).sum(-1, keepdims=True)     # (N, F, 1) cᵀ W_b m
+        shape = c.shape
+        parts = [c, np.broadcast_to(mf, shape), np.broadcast_to(qf, shape)] + parts + [cWq, cWm]
+    z = np.concatenate(parts, axis=-1)                        # (N, F, 7H + 2) or (N, F, 4H)
+    return z, FeatureCache(c, m, q, Wb, Wq, Wm, np.sign(dq), np.sign(dm))
+
+
+def gate_features_backward(dz, cache: FeatureCache):
+    """-> dc (N, F, H), dm (N, H), dq (N, H), dWb (H, H) or None. |x|' = sign(x) (0 at 0, never met in practice)."""
+    c, m, q, Wb, Wq, Wm, sq, sm = cache
+    H = c.shape[-1]
+    blocks = [dz[..., i * H:(i + 1) * H] for i in range(7 if Wb is not None else 4)]   # H-wide pieces, z's order
+    if Wb is not None:
+        dc_, dmb, dqb, dcq, dcm, daq, dam = blocks
+        dcWq, dcWm = dz[..., 7 * H], dz[..., 7 * H + 1]       # (N, F)
+    else:
+        dcq, dcm, daq, dam = blocks
+    qf, mf = q[:, None, :], m[:, None, :]
+    dq_diff, dm_diff = daq * sq, dam * sm                     # (N, F, H) through |c − q|, |c − m|
+    dc = dcq * qf + dcm * mf + dq_diff + dm_diff              # (N, F, H)
+    dq = (dcq * c).sum(1) - dq_diff.sum(1)                    # (N, H)
+    dm = (dcm * c).sum(1) - dm_diff.sum(1)                    # (N, H)
+    dWb = None
+    if Wb is not None:
+        dc = dc + dc_ + dcWq[..., None] * Wq[:, None, :] + dcWm[..., None] * Wm[:, None, :]
+        dq = dq + dqb.sum(1)
+        dm = dm + dmb.sum(1)
+        dWq = (dcWq[..., None] * c).sum(1)                    # (N, H) ∂/∂(W_b q)
+        dWm = (dcWm[..., None] * c).sum(1)                    # (N, H)
+        dq = dq + dWq @ Wb                                    # (N, H)
+        dm = dm + dWm @ Wb
+        dWb = dWq.T @ q + dWm.T @ m                           # (H, H)
+    return dc, dm, dq, dWb
+
+
+class GateNetCache(NamedTuple):
+    z: np.ndarray     # (N, F, Z)
+    a: np.ndarray     # (N, F, G) tanh(W1 z + b1)
+    W1: np.ndarray
+    w2: np.ndarray
+
+
+def gate_net_forward(z, W1, b1, w2, b2=None):
+    """Gate scores s (N, F) = w2ᵀ tanh(W1 z + b1) + b2 (before the sigmoid or the softmax; DMN+ has no b2)."""
+    a = np.tanh(z @ W1.T + b1)                                # (N, F, G)
+    s = a @ w2                                                # (N, F)
+    if b2 is not None:
+        s = s + b2[0]
+    return s, GateNetCache(z, a, W1, w2)
+
+
+def gate_net_backward(ds, cache: GateNetCache):
+    """-> dz, dW1, db1, dw2, db2."""
+    z, a, W1, w2 = cache
+    dw2 = np.einsum("nf,nfg->g", ds, a)                       # (G,)
+    db2 = np.array([ds.sum()], dtype=ds.dtype)                # (1,) (unused without b2)
+    dpre = ds[..., None] * w2 * (1.0 - a * a)                 # (N, F, G) through tanh
+    G = a.shape[-1]
+    dW1 = dpre.reshape(-1, G).T @ z.reshape(-1, z.shape[-1])  # (G, Z)
+    db1 = dpre.reshape(-1, G).sum(0)                          # (G,)
+    dz = dpre @ W1                                            # (N, F, Z)
+    return dz, dW1, db1, dw2, db2
+
+
+def gates_forward(s, mask, variant: str):
+    """g (N, F): one sigmoid per fact (dmn), or a softmax over the story's facts (dmn+); 0 on padded facts."""
+    if variant == "dmn":
+        g, act = ops.sigmoid_forward(s)                       # (N, F)
+        return g * mask, act
+    return ops.masked_softmax_forward(s, mask)                # (N, F)
+
+
+def gates_backward(dg, cache, mask, variant: str):
+    if variant == "dmn":
+        return ops.sigmoid_backward(dg * mask, cache)         # (N, F)
+    return ops.masked_softmax_backward(dg, cache)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Episode and memory update
+
+
+def episode_forward(c, g, mask, W):
+    """e (N, H): the gated GRU over the facts (dmn: g·u weights the candidate; dmn+: g alone), from h_0 = 0."""
+    hs, cache = ops.gru_sequence_forward(c, np.zeros((c.shape[0], W[1].shape[1]), c.dtype), *W, mask=mask, g=g)
+    return hs[:, -1], cache                                   # padded facts kept the state: the last h is e
+
+
+def episode_backward(de, cache: ops.GRUSequenceCache):
+    """-> dc (N, F, H), dg (N, F), dWx, dWh, db."""
+    dhs = np.zeros(cache.r.shape, de.dtype)                   # (N, F, H)
+    dhs[:, -1] = de
+    dc, _, dWx, dWh, db, dg = ops.gru_sequence_backward(dhs, cache)
+    return dc, dg, dWx, dWh, db
+
+
+class MemoryCache(NamedTuple):
+    gru: Optional[ops.GRUCache]         # dmn
+    x: Optional[np.ndarray]             # dmn+: (N, 3H) [m; e; q]
+    relu: Optional[ops.ActCache]
+    W: Optional[np.ndarray]
+
+
+def memory_update_forward(e, m_prev, q, W):
+    """dmn: m = GRU(e, m_prev), W = (Wx, Wh, b); dmn+: m = ReLU(W [m_prev; e; q] + b), W = (W, b)."""
+    if len(W) == 3:
+        m, gru = ops.gru_forward(e, m_prev, *W)               # (N, H)
+        return m, MemoryCache(gru, None, None, None)
+    x = np.concatenate([m_prev, e, q], axis=-1)               # (N, 3H)
+    m, relu = ops.relu_forward(x @ W[0].T + W[1])             # (N, H)
+    return m, MemoryCache(None, x, relu, W[0])
+
+
+def memory_update_backward(dm, cache: MemoryCache):
+    """-> de, dm_prev, dq (None for dmn), and the weight gradients (dWx, dWh, db) or (dW, db)."""
+    if cache.gru is not None:
+        de, dm_prev, dWx, dWh, db, _ = ops.gru_backward(dm, cache.gru)
+        return de, dm_prev, None, (dWx, dWh, db)
+    dpre = ops.relu_backward(dm, cache.relu)                  # (N, H)
+    dx = dpre @ cache.W                                       # (N, 3H)
+    H = dm.shape[-1]
+    return dx[:, H:2 * H], dx[:, :H], dx[:, 2 * H:], (dpre.T @ cache.x, dpre.sum(0))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Answer
+
+
+def answer_forward(m, q, Wa, ba, variant: str):
+    """logits (N, V) = W_a mᴷ + b_a (dmn) or W_a [mᴷ; q] + b_a (dmn+)."""
+    a = m if variant == "dmn" else np.concatenate([m, q], axis=-1)   # (N, H) or (N, 2H)
+    return a @ Wa.T + ba, a
+
+
+def answer_backward(dlogits, a, Wa, H: int):
+    """-> dm (N, H), dq (N, H) (None for dmn, whose answer does not read q), dWa, dba."""
+    da = dlogits @ Wa                                         # (N, H) or (N, 2H)
+    dq = da[:, H:] if da.shape[1] == 2 * H else None          # (N, H)
+    return da[:, :H], dq, dlogits.T @ a, dlogits.sum(0)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The whole model
+
+
+class PassCache(NamedTuple):
+    features: FeatureCache
+    net: GateNetCache
+    act: object                      # sigmoid ActCache (dmn) or SoftmaxCache (dmn+)
+    episode: ops.GRUSequenceCache
+    memory: MemoryCache
+    scores: np.ndarray               # (N, F) gate scores before the sigmoid / softmax
+    g: np.ndarray                    # (N, F) gates
+
+
+class Cache(NamedTuple):
+    batch: Batch
+    inputs: InputCache
+    question: EncoderCache
+    c: np.ndarray                    # (N, F, H) facts
+    q: np.ndarray                    # (N, H)
+    passes: list                     # K PassCaches
+    a: np.ndarray                    # (N, H) or (N, 2H) the answer module's input
+
+
+def _memory_weights(params, config: Config, k: int):
+    return _gru(params, "mem") if config.variant == "dmn" else (params[f"mem{k}_W"], params[f"mem{k}_b"])
+
+
+def _episode_weights(params, config: Config):
+    return _gru(params, "ep") if config.variant == "dmn" else _gru(params, "att")
+
+
+def forward(params, batch: Batch, config: Config):
+    """Returns (logits (N, V), cache); cache.passes[i].g are pass i's gates."""
+    _check_batch(batch, config)
+    _check_params(params, config)
+    c, inputs = input_module_forward(params, batch, config)  # (N, F, H)
+    q, question = question_module_forward(params, batch, config)   # (N, H)
+    Wb = params["Wb"] if config.variant == "dmn" else None
+    m = q                                                     # m⁰ = q
+    passes = []
+    for k in range(1, config.passes + 1):
+        z, feat = gate_features_forward(c, m, q, Wb)          # (N, F, Z)
+        s, net = gate_net_forward(z, params["W1"], params["b1"], params["w2"], params.get("b2"))   # (N, F)
+        g, act = gates_forward(s, batch.mask, config.variant)  # (N, F)
+        e, ep = episode_forward(c, g, batch.mask, _episode_weights(params, config))          # (N, H)
+        m, mem = memory_update_forward(e, m, q, _memory_weights(params, config, k))          # (N, H) mᵏ
+        passes.append(PassCache(feat, net, act, ep, mem, s, g))
+    logits, a = answer_forward(m, q, params["Wa"], params["ba"], config.variant)             # (N, V)
+    return logits, Cache(batch, inputs, question, c, q, passes, a)
+
+
+def backward(dout, cache: Cache, params, config: Config) -> dict[str, np.ndarray]:
+    """dout = dlogits (N, V), or (dlogits, dscores (N, K, F)) with the gradient of the gate scores from the
+    supporting-fact loss."""
+    dlogits, dscores = dout if isinstance(dout, tuple) else (dout, None)
+    grads = {name: np.zeros_like(p) for name, p in params.items()}
+    H = config.hidden
+    dm, dq_a, grads["Wa"], grads["ba"] = answer_backward(dlogits, cache.a, params["Wa"], H)   # dm = ∂loss/∂mᴷ
+    dq = np.zeros_like(cache.q) if dq_a is None else dq_a.copy()                            # (N, H) ∂loss/∂q
+    dc = np.zeros_like(cache.c)                               # (N, F, H)
+    mask = cache.batch.mask
+    for k in reversed(range(1, config.passes + 1)):
+        p = cache.passes[k - 1]
+        de, dm, dq_mem, dW = memory_update_backward(dm, p.memory)
+        if config.variant == "dmn":
+            for name, g in zip(("mem_Wx", "mem_Wh", "mem_b"), dW):
+                grads[name] += g
+        else:
+            dq += dq_mem
+            grads[f"mem{k}_W"] += dW[0]
+            grads[f"mem{k}_b"] += dW[1]
+        dc_ep, dg, dWx, dWh, db = episode_backward(de, p.episode)
+        prefix = "ep" if config.variant == "dmn" else "att"
+        grads[f"{prefix}_Wx"] += dWx
+        grads[f"{prefix}_Wh"] += dWh
+        grads[f"{prefix}_b"] += db
+        dc += dc_ep
+        ds = gates_backward(dg, p.act, mask, config.variant)  # (N, F)
+        if dscores is not None:
+            ds = ds + dscores[:, k - 1]
+        dz, dW1, db1, dw2, db2 = gate_net_backward(ds, p.net)
+        for name, g in zip(("W1", "b1", "w2", "b2"), (dW1, db1, dw2, db2)):
+            if name in grads:
+                grads[name] += g
+        dc_z, dm_z, dq_z, dWb = gate_features_backward(dz, p.features)
+        dc += dc_z
+        dm = dm + dm_z                                        # ∂loss/∂mᵏ⁻¹
+        dq += dq_z
+        if dWb is not None:
+            grads["Wb"] += dWb
+    dq += dm                                                  # m⁰ = q
+    question_module_backward(dq, cache.question, grads, config)
+    input_module_backward(dc, cache.inputs, grads)
+    return grads
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Supporting-fact supervision of the gates
+
+
+class SupervisionCache(NamedTuple):
+    ds: np.ndarray    # (N, K, F) ∂loss/∂scores, already weighted
+
+
+def supervision_loss_forward(scores, gates, support, mask, variant: str, weight: float):
+    """Loss summed over examples and supervised passes. dmn: binary cross-entropy of every real fact's sigmoid
+    toward the one-hot of the pass's supporting fact; dmn+: cross-entropy of the softmax toward it.
+    scores, gates (N, K, F); support (N, K), −1 = no supervision."""
+    N, K, F = scores.shape
+    sup = support >= 0                                        # (N, K)
+    y = (np.arange(F) == support[..., None]) & sup[..., None]  # (N, K, F) one-hot target
+    on = sup[..., None] & mask[:, None, :]                    # (N, K, F) terms that count
+    if variant == "dmn":
+        sp = np.logaddexp(0.0, scores)                        # (N, K, F) softplus(s) = −log(1 − σ(s))
+        loss = float(np.sum(np.where(on, sp - y * scores, 0.0)))   # −[y log σ(s) + (1 − y) log(1 − σ(s))]
+        ds = np.where(on, 1.0 / (1.0 + np.exp(-scores)) - y, 0.0)  # (N, K, F) σ(s) − y
+    else:
+        logp = np.log(np.where(y, gates, 1.0))                # (N, K, F) log g at the target only
+        loss = -float(logp.sum())
+        ds = np.where(on, gates - y, 0.0)                     # (N, K, F) softmax − one-hot
+    return weight * loss, SupervisionCache((weight * ds).astype(scores.dtype))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The protocol's entry points
+
+
+def gates_of(cache: Cache) -> np.ndarray:
+    """(N, K, F) the gates of every pass (0 on padded facts)."""
+    return np.stack([p.g for p in cache.passes], axis=1)
+
+
+def loss_and_grads(params, batch: Batch, config: Config):
+    """Summed answer cross-entropy (+ supporting-fact loss on the gates, + L2), its gradients, and info."""
+    logits, cache = forward(params, batch, config)
+    loss, ce = ops.softmax_cross_entropy_forward(logits, batch.answers, reduction="sum")
+    dlogits = ops.softmax_cross_entropy_backward(1.0, ce)    # (N, V)
+    gates = gates_of(cache)                                   # (N, K, F)
+    dscores = None
+    if config.gate_supervision > 0:
+        scores = np.stack([p.scores for p in cache.passes], axis=1)   # (N, K, F)
+        sloss, sc = supervision_loss_forward(scores, gates, batch.support, batch.mask, config.variant,
+                                             config.gate_supervision)
+        loss += sloss
+        dscores = sc.ds
+    grads = backward((dlogits, dscores), cache, params, config)
+    if config.l2 > 0:
+        for name in l2_names(config):
+            loss += 0.5 * config.l2 * float(np.sum(params[name] ** 2))
+            grads[name] += config.l2 * params[name]
+    info = {"gates": gates, "predictions": logits.argmax(1), "probs": ce.probs}
+    return loss, grads, info
+
+
+def predict(params, batch: Batch, config: Config):
+    """Answers (N,) and info: gates (N, K, F), answer probabilities (N, V), loss (the answer's, summed)."""
+    logits, cache = forward(params, batch, config)
+    loss, ce = ops.softmax_cross_entropy_forward(logits, batch.answers, reduction="sum")
+    return logits.argmax(1), {"gates": gates_of(cache), "probs": ce.probs, "loss": loss}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Speed (`python -m memnet_np bench dmn`)
+
+PYTORCH_DMN_PLUS_EXAMPLES_PER_SECOND = 1850.0   # a public PyTorch DMN+ (H 80, batch 100, Adam), bAbI-10k task 1,
+#                                                 one core (the issue's figure: 4.8 s per 9,000-example epoch)
+
+
+def _step_seconds(config, batch, repeats: int) -> float:
+    """Median seconds of one training step (loss, gradients, Adam) on a fixed batch."""
+    import time
+    rng = np.random.default_rng(0)
+    params, opt = init_params(config, rng), make_optimizer(config)
+    times = []
+    for _ in range(repeats + 1):
+        t0 = time.perf_counter()
+        _, grads, _ = loss_and_grads(params, batch, config)
+        opt.step(params, grads)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times[1:]))
+
+
+def _synthetic_batch(config, rng, N: int, F: int, L: int = 7) -> Batch:
+    """N stories of exactly F facts (sentences of 1..L words) with a supporting fact for the first pass."""
+    from memnet_np.data.babi import random_story_arrays
+    stories, queries, answers, mask = random_story_arrays(rng, N, F, L, config.vocab_size, min_sentences=F)
+    mask[:] = True
+    stories[:, :, 0] = np.maximum(stories[:, :, 0], 1)        # every sentence has a word
+    words, word_mask, ends = story_words(stories, mask)
+    support = np.full((N, config.passes), -1)
+    support[:, 0] = rng.integers(0, F, size=N)
+    return Batch(stories, queries, answers, mask, words, word_mask, ends, support)
+
+
+def bench(quick: bool = False, data_dir=None) -> dict:
+    """Training speed in float32 on one core (the caller pins BLAS): a whole bAbI-10k task 1 epoch (9,000
+    examples; generated stories when bAbI is not found) for DMN+ and the DMN at hidden 80, batch 100, Adam; then
+    milliseconds per training example as the number of facts grows 10 → 200 and as the hidden size grows."""
+    import time
+    from memnet_np import data, train
+    out = {"batch_size": 100, "hidden": 80, "pytorch_dmn_plus_examples_per_second": PYTORCH_DMN_PLUS_EXAMPLES_PER_SECOND}
+    try:
+        root = data.resolve_data_dir(data_dir)
+        ds = data.load_babi(1, data_dir=root, tenk=True, memory_size=data_memory_size(1))
+        out["data"] = "bAbI 10k task 1"
+    except (data.DataNotFoundError, FileNotFoundError):
+        ds = data.load_generated(1, n_train=9000, n_test=100, seed=0, memory_size=data_memory_size(1))
+        out["data"] = "generated task 1 (bAbI not found)"
+    train_split = ds.train if not quick else ds.train.take(np.arange(min(1000, len(ds.train))))
+    for variant in VARIANTS:
+        config = Config.for_data(ds, variant=variant, batch_size=100, hidden=80, d=80, gate_hidden=80)
+        rng = np.random.default_rng(0)
+        params, opt = init_params(config, rng), make_optimizer(config)
+        train.run_epoch(sys.modules[__name__], params, train_split.take(np.arange(200)), config,
+                        rng, config.lr, opt)                  # warm-up
+        t0 = time.perf_counter()
+        train.run_epoch(sys.modules[__name__], params, train_split, config, rng, config.lr, opt)
+        seconds = time.perf_counter() - t0
+        n = len(train_split.answers)
+        out[variant] = {"examples": n, "epoch_seconds": seconds * len(ds.train.answers) / n,
+                        "examples_per_second": n / seconds}
+    rng = np.random.default_rng(1)
+    repeats = 2 if quick else 5
+    facts = (10, 50) if quick else (10, 25, 50, 100, 200)
+    hidden = (40, 80) if quick else (40, 80, 160)
+    for variant in VARIANTS:
+        config = Config(vocab_size=40, variant=variant, memory_size=max(facts), dtype="float32")
+        out[variant]["ms_per_example_by_facts"] = {
+            F: 1000 * _step_seconds(config, _synthetic_batch(config, rng, 100, F), repeats) / 100 for F in facts}
+        out[variant]["ms_per_example_by_hidden"] = {
+            H: 1000 * _step_seconds(replace(config, hidden=H, d=H, gate_hidden=H),
+                                    _synthetic_batch(config, rng, 100, 20), repeats) / 100 for H in hidden}
+    return out
+
+
+def format_bench(r: dict) -> str:
+    ref = r["pytorch_dmn_plus_examples_per_second"]
+    lines = [f"DMN training speed, float32, one core, {r['data']}, hidden {r['hidden']}, batch {r['batch_size']}, Adam:"]
+    for variant in VARIANTS:
+        v = r[variant]
+        lines.append(f"  {variant:<5} {v['epoch_seconds']:6.2f} s per epoch  {v['examples_per_second']:7.0f} examples/s"
+                     f"  ({v['examples_per_second'] / ref:.2f}x the PyTorch DMN+ reference, {ref:.0f}/s)")
+    for variant in VARIANTS:
+        v = r[variant]
+        lines.append(f"  {variant:<5} ms per example by facts (sentences of 1-7 words): " + ", ".join(
+            f"{F}: {t:.3f}" for F, t in v["ms_per_example_by_facts"].items()))
+        lines.append(f"  {variant:<5} ms per example by hidden size (20 facts): " + ", ".join(
+            f"{H}: {t:.3f}" for H, t in v["ms_per_example_by_hidden"].items()))
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The same model one example at a time, from the equations: the oracle for the vectorised code above. It has its own
+# GRU, reads the words and facts of each story literally (no masks, no padding, no lookups), and calls none of the
+# helpers above (story_words, ops.gru_*, gate_features_forward, ...).
+
+
+def forward_naive(params, batch: Batch, config: Config):
+    """(logits (N, V), gates (N, K, F)) computed one example at a time."""
+    P = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
+    H, K, d = config.hidden, config.passes, config.d
+    sig = lambda x: 1.0 / (1.0 + np.exp(-x))
+
+    def gru(x, h, pre, gate=None, update=True):              # u weights the candidate; gate: DMN g or attention g
+        Wx, Wh, b = P[pre + "_Wx"], P[pre + "_Wh"], P[pre + "_b"]
+        r = sig(Wx[:H] @ x + Wh[:H] @ h + b[:H])
+        cand = np.tanh(Wx[H:2 * H] @ x + r * (Wh[H:2 * H] @ h) + b[H:2 * H])
+        if not update:                                       # attention GRU: h = g h̃ + (1 − g) h
+            return gate * cand + (1 - gate) * h
+        u = sig(Wx[2 * H:] @ x + Wh[2 * H:] @ h + b[2 * H:])
+        new = u * cand + (1 - u) * h
+        return new if gate is None else gate * new + (1 - gate) * h   # h = g GRU(c, h) + (1 − g) h
+
+    def run(word_ids, pre):                                   # the final state over the real words
+        h = np.zeros(H)
+        for w in word_ids:
+            h = gru(P["E"][w], h, pre)
+        return h
+
+    logits, all_gates = [], np.zeros((batch.stories.shape[0], K, batch.stories.shape[1]))
+    for n in range(batch.stories.shape[0]):
+        sentences = [[w for w in batch.stories[n, f] if w != 0] for f in range(batch.stories.shape[1])
+                     if batch.mask[n, f]]
+        question = [w for w in batch.queries[n] if w != 0]
+        if config.variant == "dmn":
+            facts, h = [], np.zeros(H)
+            for sentence in sentences:                        # one GRU over the whole story ...
+                for w in sentence:
+                    h = gru(P["E"][w], h, "in")
+                facts.append(h)                               # ... a fact at each sentence's end
+            q = run(question, "in")
+        else:
+            f = []
+            for sentence in sentences:                        # f = Σ_j l_j ⊙ E w_j, l from §4.1 of MemN2N
+                J = len(sentence)
+                f.append(sum(np.array([(1 - j / J) - (k / d) * (1 - 2 * j / J) for k in range(1, d + 1)])
+                             * P["E"][w] for j, w in enumerate(sentence, start=1)))
+            fwd, h = [], np.zeros(H)
+            for x in f:
+                h = gru(x, h, "fw")
+                fwd.append(h)
+            bwd, h = [None] * len(f), np.zeros(H)
+            for i in reversed(range(len(f))):
+                h = gru(f[i], h, "bw")
+                bwd[i] = h
+            facts = [a + b for a, b in zip(fwd, bwd)]
+            q = run(question, "q")
+        m = q
+        for k in range(1, K + 1):
+            scores = []
+            for c in facts:
+                if config.variant == "dmn":
+                    z = np.concatenate([c, m, q, c * q, c * m, np.abs(c - q), np.abs(c - m),
+                                        [c @ P["Wb"] @ q], [c @ P["Wb"] @ m]])
+                else:
+                    z = np.concatenate([c * q, c * m, np.abs(c - q), np.abs(c - m)])
+                score = P["w2"] @ np.tanh(P["W1"] @ z + P["b1"])
+                scores.append(score + P["b2"][0] if config.variant == "dmn" else score)
+            scores = np.array(scores)
+            if config.variant == "dmn":
+                g = sig(scores)                               # one sigmoid per fact
+            else:
+                g = np.exp(scores - scores.max()) / np.exp(scores - scores.max()).sum()   # softmax over the facts
+            all_gates[n, k - 1, :len(facts)] = g
+            h = np.zeros(H)
+            for c, g_f in zip(facts, g):
+                h = gru(c, h, "ep", gate=g_f) if config.variant == "dmn" else gru(c, h, "att", g_f, update=False)
+            e = h
+            if config.variant == "dmn":
+                m = gru(e, m, "mem")                          # mᵏ = GRU(eᵏ, mᵏ⁻¹)
+            else:
+                m = np.maximum(P[f"mem{k}_W"] @ np.concatenate([m, e, q]) + P[f"mem{k}_b"], 0)
+        a = m if config.variant == "dmn" else np.concatenate([m, q])
+        logits.append(P["Wa"] @ a + P["ba"])
+    return np.array(logits), all_gates
+
+
+def replace(config: Config, **changes) -> Config:
+    return dataclasses.replace(config, **changes)

@@ -1,0 +1,74 @@
+"""What the tutorials in tutorials/ share: fast mode, where figures go, and printing the prose's claims.
+
+A tutorial states facts about the numbers it has just printed ("p sums to 1", "the passes by hand give the
+library's logits"). Each such sentence is also a `claim(holds, what)`: printed with ✓, and the tutorial stops with
+an AssertionError if it is false, so the text cannot drift from what the code does. The test suite runs every
+tutorial in its fast mode (MEMNET_FAST=1).
+
+Environment: MEMNET_FAST=1 (tiny training, for tests); MEMNET_TUTORIAL_OUT=DIR (where figures go; default
+./tutorial_out, and none in fast mode unless it is set); MEMNET_DATA (the bAbI folder).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Optional
+
+from memnet_np.gradcheck import SMOOTH_TOLERANCE
+
+
+def fast() -> bool:
+    """True in fast mode (MEMNET_FAST set to anything but "" or "0")."""
+    return os.environ.get("MEMNET_FAST", "") not in ("", "0")
+
+
+def figure_dir() -> Optional[Path]:
+    """Where figures go: $MEMNET_TUTORIAL_OUT, else ./tutorial_out; None (no figures) in fast mode without it."""
+    out = os.environ.get("MEMNET_TUTORIAL_OUT")
+    return Path(out) if out else (None if fast() else Path("tutorial_out"))
+
+
+def save_figure(draw: Callable, name: str, *args, **kwargs):
+    """Call a memnet_np.plots function with path=<figure_dir>/name; print a note instead if it cannot be drawn."""
+    out = figure_dir()
+    if out is None:
+        print(f"(figure {name} not drawn: fast mode writes figures only when MEMNET_TUTORIAL_OUT is set)")
+        return None
+    try:
+        path = draw(*args, path=out / name, **kwargs)
+    except ImportError as e:              # matplotlib is an optional extra
+        print(f"(figure {name} not drawn: {e})")
+        return None
+    print(f"figure written: {path}")
+    return path
+
+
+def section(title: str) -> None:
+    """A heading in the printed output, so the text output reads like the notebook."""
+    print(f"\n── {title} " + "─" * max(0, 100 - len(title)))
+
+
+def claim(holds, what: str) -> None:
+    """A statement the text makes about the numbers just printed: shown with ✓, and the tutorial stops if false."""
+    print(f"  {'✓' if holds else '✗'} {what}")
+    assert holds, f"the text claims: {what}"
+
+
+def check_line(what: str, err: float, tol: float = SMOOTH_TOLERANCE, width: int = 44) -> None:
+    """One gradient-check result, printed next to the size it should have; the tutorial stops if it is too big."""
+    verdict = "ok" if err < tol else "WRONG"
+    print(f"  {what:<{width}} rel error {err:.1e}   (should be < {tol:.0e})  {verdict}")
+    assert err < tol, f"gradient check failed: {what}"
+
+
+def find_babi(start: Optional[Path] = None) -> Optional[str]:
+    """The bAbI folder for a tutorial: None lets data.load_babi read $MEMNET_DATA; without that variable,
+    shared/data/babi next to this checkout (looked for from `start`, the tutorial's folder, and three levels up)."""
+    if os.environ.get("MEMNET_DATA"):
+        return None
+    here = Path.cwd() if start is None else Path(start)
+    for base in [here] + list(here.parents)[:3]:
+        candidate = base / "shared" / "data" / "babi"
+        if candidate.is_dir():
+            return str(candidate)
+    return None

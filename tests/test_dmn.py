@@ -1,0 +1,336 @@
+"""The DMN and DMN+: the vectorised model against its one-example-at-a-time oracle, every gradient against finite
+differences, each piece on its own, the padding rules, the supporting-fact targets and the front door."""
+import numpy as np
+import pytest
+
+from memnet_np import dmn, ops
+from memnet_np.data import babi
+from memnet_np.gradcheck import check_gradients, check_op, format_report
+
+TOL = 1e-7
+VARIANTS = ["dmn", "dmn+"]
+
+
+def model(variant, seed=0, N=5, F=4, L=5, **over):
+    """A tiny model with non-zero, non-symmetric parameters (biases too) and a batch of ragged stories."""
+    rng = np.random.default_rng(seed)
+    config = dmn.Config.tiny(variant=variant, **over)
+    params = dmn.init_params(config, rng)
+    for k in params:
+        if k != "E":
+            params[k] = params[k] + rng.standard_normal(params[k].shape) * 0.3
+    return config, params, dmn.example_batch(config, rng, N=N, F=F, L=L)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the oracle
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_vectorised_forward_matches_the_naive_one(variant):
+    config, params, batch = model(variant, N=6, F=4, L=5, passes=3)
+    assert batch.mask.sum(1).min() == 1 and batch.mask.sum(1).max() == 4      # ragged: padded facts in play
+    logits, cache = dmn.forward(params, batch, config)
+    logits_naive, gates_naive = dmn.forward_naive(params, batch, config)
+    np.testing.assert_allclose(logits, logits_naive, atol=1e-12)
+    np.testing.assert_allclose(dmn.gates_of(cache), gates_naive, atol=1e-12)
+
+
+def test_naive_forward_does_not_call_the_vectorised_helpers(monkeypatch):
+    models = [model("dmn"), model("dmn+")]
+
+    def refuse(name):
+        def call(*a, **k):
+            raise AssertionError(f"forward_naive called {name}")
+        return call
+    for name in ("story_words", "gate_features_forward", "episode_forward", "input_module_forward"):
+        monkeypatch.setattr(dmn, name, refuse(name))
+    for name in ("gru_forward", "gru_sequence_forward", "lookup_forward", "encode_bags"):
+        monkeypatch.setattr(ops, name, refuse(name))
+    for config, params, batch in models:
+        dmn.forward_naive(params, batch, config)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# gradients: the whole model, every parameter
+
+
+@pytest.mark.gradcheck
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("supervised", [True, False])
+def test_every_parameter_passes_the_gradient_check(variant, supervised):
+    config, params, batch = model(variant, seed=1, passes=3, gate_supervision=0.7 if supervised else 0.0,
+                                  l2=0.01)
+    _, cache = dmn.forward(params, batch, config)
+    for p in cache.passes:                                   # |c − q| and |c − m| of real facts away from 0
+        real = batch.mask[..., None] & np.ones_like(p.features.c, bool)
+        assert np.abs(p.features.sq[real]).min() == 1 and np.abs(p.features.sm[real]).min() == 1
+        diffs = np.concatenate([np.abs(p.features.c - p.features.q[:, None])[real],
+                                np.abs(p.features.c - p.features.m[:, None])[real]])
+        assert diffs.min() > 1e-4
+    report = check_gradients(lambda p: dmn.loss_and_grads(p, batch, config), params, max_entries=25)
+    assert set(report) == set(dmn.param_names(config))
+    assert all(r.checked > 0 and r.rel_error < TOL for r in report.values()), format_report(report)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# gradients: each piece
+
+
+def facts(rng, N=3, F=4, H=3):
+    return rng.standard_normal((N, F, H)), rng.standard_normal((N, H)), rng.standard_normal((N, H))
+
+
+@pytest.mark.gradcheck
+@pytest.mark.parametrize("bilinear", [True, False])
+def test_gate_features_gradients(bilinear):
+    rng = np.random.default_rng(2)
+    c, m, q = facts(rng)
+    inputs = {"c": c, "m": m, "q": q}
+    wrt = ["c", "m", "q"]
+    if bilinear:
+        inputs["Wb"] = rng.standard_normal((3, 3))
+        wrt.append("Wb")
+        bwd = dmn.gate_features_backward
+    else:
+        bwd = lambda dz, cache: dmn.gate_features_backward(dz, cache)[:3]
+    errs = check_op(dmn.gate_features_forward, bwd, inputs, wrt, rng)
+    assert set(errs) == set(wrt) and max(errs.values()) < TOL, errs
+
+
+def test_gate_features_are_the_nine_blocks_in_order():
+    rng = np.random.default_rng(3)
+    c, m, q = facts(rng, N=1, F=2, H=3)
+    Wb = rng.standard_normal((3, 3))
+    z, _ = dmn.gate_features_forward(c, m, q, Wb)
+    assert z.shape == (1, 2, 7 * 3 + 2)
+    cf, mm, qq = c[0, 1], m[0], q[0]
+    want = np.concatenate([cf, mm, qq, cf * qq, cf * mm, np.abs(cf - qq), np.abs(cf - mm), [cf @ Wb @ qq],
+                           [cf @ Wb @ mm]])
+    np.testing.assert_allclose(z[0, 1], want, atol=1e-13)
+    z_plus, _ = dmn.gate_features_forward(c, m, q)
+    np.testing.assert_allclose(z_plus[0, 1], want[3 * 3:7 * 3], atol=1e-13)
+
+
+@pytest.mark.gradcheck
+@pytest.mark.parametrize("with_b2", [True, False])
+def test_gate_net_gradients(with_b2):
+    rng = np.random.default_rng(4)
+    inputs = {"z": rng.standard_normal((3, 4, 6)), "W1": rng.standard_normal((5, 6)) * 0.5,
+              "b1": rng.standard_normal(5), "w2": rng.standard_normal(5)}
+    wrt = ["z", "W1", "b1", "w2"]
+    if with_b2:
+        inputs["b2"] = np.array([0.3])
+        wrt.append("b2")
+        bwd = dmn.gate_net_backward
+    else:
+        bwd = lambda ds, cache: dmn.gate_net_backward(ds, cache)[:4]
+    errs = check_op(dmn.gate_net_forward, bwd, inputs, wrt, rng)
+    assert set(errs) == set(wrt) and max(errs.values()) < TOL, errs
+
+
+@pytest.mark.gradcheck
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_gates_gradients_and_padded_facts_get_no_weight(variant):
+    rng = np.random.default_rng(5)
+    s = rng.standard_normal((3, 4)) * 2
+    mask = np.array([[1, 1, 1, 1], [1, 1, 0, 0], [1, 0, 0, 0]], bool)
+    g, cache = dmn.gates_forward(s, mask, variant)
+    assert not g[~mask].any() and (g[mask] > 0).all()
+    if variant == "dmn+":
+        np.testing.assert_allclose(g.sum(1), 1.0)             # a softmax over each story's own facts
+        assert g[2, 0] == 1.0
+    errs = check_op(lambda s: dmn.gates_forward(s, mask, variant),
+                    lambda dg, c: dmn.gates_backward(dg, c, mask, variant), {"s": s}, ["s"], rng)
+    assert errs["s"] < TOL, errs
+
+
+@pytest.mark.gradcheck
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_episode_gradients(variant):
+    rng = np.random.default_rng(6)
+    H, rows = 3, 3 if variant == "dmn" else 2
+    mask = np.array([[1, 1, 1, 1], [1, 1, 0, 0], [1, 0, 0, 0]], bool)
+    g = rng.uniform(0.1, 0.9, size=mask.shape) * mask
+    inputs = {"c": rng.standard_normal((3, 4, H)), "g": g,
+              "W": None}
+    W = (rng.standard_normal((rows * H, H)), rng.standard_normal((rows * H, H)), rng.standard_normal(rows * H))
+
+    def fwd(c, g):
+        return dmn.episode_forward(c, g, mask, W)
+    errs = check_op(fwd, lambda de, cache: dmn.episode_backward(de, cache)[:2], {"c": inputs["c"], "g": g},
+                    ["c", "g"], rng)
+    assert max(errs.values()) < TOL, errs
+    e, cache = fwd(inputs["c"], g)
+    dc, dg, *_ = dmn.episode_backward(rng.standard_normal(e.shape), cache)
+    assert not dc[~mask].any() and not dg[~mask].any()       # padded facts: no gradient
+
+
+@pytest.mark.gradcheck
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_memory_update_gradients(variant):
+    rng = np.random.default_rng(7)
+    H = 3
+    e, m, q = rng.standard_normal((4, H)), rng.standard_normal((4, H)), rng.standard_normal((4, H))
+    if variant == "dmn":
+        W = {"Wx": rng.standard_normal((3 * H, H)), "Wh": rng.standard_normal((3 * H, H)),
+             "b": rng.standard_normal(3 * H)}
+        fwd = lambda e, m, Wx, Wh, b: dmn.memory_update_forward(e, m, q, (Wx, Wh, b))
+        bwd = lambda dm, c: (lambda de, dmp, dq, dW: (de, dmp) + dW)(*dmn.memory_update_backward(dm, c))
+        wrt = ["e", "m", "Wx", "Wh", "b"]
+        inputs = {"e": e, "m": m, **W}
+    else:
+        W = {"W": rng.standard_normal((H, 3 * H)), "b": rng.standard_normal(H)}
+        fwd = lambda e, m, q, W, b: dmn.memory_update_forward(e, m, q, (W, b))
+        bwd = lambda dm, c: (lambda de, dmp, dq, dW: (de, dmp, dq) + dW)(*dmn.memory_update_backward(dm, c))
+        wrt = ["e", "m", "q", "W", "b"]
+        inputs = {"e": e, "m": m, "q": q, **W}
+        pre = np.concatenate([m, e, q], 1) @ W["W"].T + W["b"]
+        assert np.abs(pre).min() > 1e-4                       # away from the ReLU's kink
+    errs = check_op(fwd, bwd, inputs, wrt, rng)
+    assert set(errs) == set(wrt) and max(errs.values()) < TOL, errs
+
+
+@pytest.mark.gradcheck
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_supervision_loss_gradient(variant):
+    rng = np.random.default_rng(8)
+    N, K, F = 3, 2, 4
+    mask = np.array([[1, 1, 1, 1], [1, 1, 0, 0], [1, 1, 1, 0]], bool)
+    support = np.array([[2, 0], [1, -1], [-1, 2]])
+
+    def loss(s):
+        g = np.stack([dmn.gates_forward(s[:, k], mask, variant)[0] for k in range(K)], 1)
+        return dmn.supervision_loss_forward(s, g, support, mask, variant, 0.7)
+    s = rng.standard_normal((N, K, F))
+    value, cache = loss(s)
+    num = np.zeros_like(s)
+    for ix in np.ndindex(s.shape):
+        sp, sm = s.copy(), s.copy()
+        sp[ix] += 1e-5
+        sm[ix] -= 1e-5
+        num[ix] = (loss(sp)[0] - loss(sm)[0]) / 2e-5
+    assert np.abs(cache.ds - num).max() < 1e-8 and np.abs(num).max() > 0.1
+    assert not cache.ds[1, 1].any() and not cache.ds[2, 0].any()   # unsupervised passes
+    assert not cache.ds[~np.broadcast_to(mask[:, None], s.shape)].any()   # padded facts
+
+
+def test_supervision_loss_is_the_cross_entropy_of_the_gates():
+    s = np.array([[[2.0, -1.0, 0.5]]])
+    mask = np.ones((1, 3), bool)
+    g = 1 / (1 + np.exp(-s))
+    loss, _ = dmn.supervision_loss_forward(s, g, np.array([[1]]), mask, "dmn", 1.0)
+    assert loss == pytest.approx(-(np.log(1 - g[0, 0, 0]) + np.log(g[0, 0, 1]) + np.log(1 - g[0, 0, 2])))
+    p = np.exp(s) / np.exp(s).sum()
+    loss, _ = dmn.supervision_loss_forward(s, p, np.array([[1]]), mask, "dmn+", 2.0)
+    assert loss == pytest.approx(-2 * np.log(p[0, 0, 1]))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the input module and the batch
+
+
+def test_facts_are_the_input_gru_states_at_sentence_ends():
+    config, params, batch = model("dmn")
+    c, _ = dmn.input_module_forward(params, batch, config)
+    for n in range(batch.stories.shape[0]):
+        words = [w for f in range(batch.stories.shape[1]) if batch.mask[n, f] for w in batch.stories[n, f] if w]
+        x = params["E"][words][None]                          # (1, T, d)
+        hs, _ = ops.gru_sequence_forward(x, np.zeros((1, config.hidden)), params["in_Wx"], params["in_Wh"],
+                                         params["in_b"])
+        ends = np.cumsum([np.count_nonzero(batch.stories[n, f]) for f in range(batch.mask[n].sum())]) - 1
+        np.testing.assert_allclose(c[n, :len(ends)], hs[0, ends], atol=1e-13)
+        assert not c[n, len(ends):].any()                     # padded facts are zero
+
+
+def test_story_words_runs_the_sentences_together():
+    stories = np.array([[[3, 4, 0], [5, 0, 0], [0, 0, 0]], [[6, 7, 8], [9, 2, 0], [1, 0, 0]]])
+    mask = np.array([[True, True, False], [True, True, True]])
+    words, word_mask, ends = dmn.story_words(stories, mask)
+    assert words.tolist() == [[3, 4, 5, 0, 0, 0], [6, 7, 8, 9, 2, 1]]
+    assert word_mask.sum(1).tolist() == [3, 6]
+    assert ends.tolist() == [[1, 2, 0], [2, 4, 5]]
+
+
+def test_pass_targets_follow_the_file_order_and_skip_cut_off_facts():
+    order = np.array([[4, 1, babi.NO_FACT], [babi.CUT_OFF, 2, babi.NO_FACT], [0, babi.NO_FACT, babi.NO_FACT]])
+    assert dmn.pass_targets(order, 3, 3).tolist() == [[4, 1, -1], [-1, 2, -1], [0, -1, -1]]
+    assert dmn.pass_targets(order, 1, 3).tolist() == [[4], [-1], [0]]
+    assert dmn.pass_targets(None, 2, 1).tolist() == [[-1, -1]]
+
+
+def test_make_batch_on_babi_arrays_supervises_the_supporting_facts():
+    qs = babi.parse_babi(["1 Mary went to the kitchen.", "2 John went to the garden.",
+                          "3 Where is Mary?\tkitchen\t1", "4 Mary went to the hallway.",
+                          "5 Where is Mary?\thallway\t4"], task=1)
+    vocab = babi.build_vocab(qs)
+    arrays = babi.vectorize(qs, vocab, memory_size=70)
+    config = dmn.Config(vocab_size=len(vocab), memory_size=arrays.mask.shape[1])
+    batch = dmn.make_batch(arrays, np.arange(2), config)
+    assert batch.support.tolist() == [[0, -1, -1], [2, -1, -1]]
+    assert batch.ends.tolist()[1] == [4, 9, 14]              # "mary went to the kitchen" ends at word 4
+    with pytest.raises(ValueError, match="memory_size"):
+        dmn.make_batch(arrays, np.arange(2), dmn.replace(config, memory_size=2))
+
+
+def test_data_window_is_70_facts_and_130_for_task_3():
+    assert dmn.data_memory_size(1) == 70 and dmn.data_memory_size(3) == 130 and dmn.data_memory_size("joint") == 130
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the front door
+
+
+@pytest.mark.parametrize("field,change,message", [
+    ("support", lambda b: b.support[:, :1], "batch.support must have shape"),
+    ("support", lambda b: np.where(b.support >= 0, 3, b.support), "support must name a real fact"),
+    ("words", lambda b: b.words + 100, "batch.words holds word ids outside"),
+    ("mask", lambda b: b.mask.astype(int), "batch.mask must be boolean"),
+    ("ends", lambda b: b.ends + 1000, "batch.ends must point into batch.words"),
+    ("answers", lambda b: b.answers.astype(float), "batch.answers must hold integers"),
+])
+def test_bad_batches_are_named(field, change, message):
+    config, params, batch = model("dmn")
+    if field == "support":
+        assert (batch.mask.sum(1) < 4).any()
+    with pytest.raises(ValueError, match=message):
+        dmn.forward(params, batch._replace(**{field: change(batch)}), config)
+
+
+def test_bad_params_and_configs_are_named():
+    config, params, batch = model("dmn+")
+    with pytest.raises(ValueError, match="params has no 'mem2_W'"):
+        dmn.forward({k: v for k, v in params.items() if k != "mem2_W"}, batch, config)
+    with pytest.raises(ValueError, match=r"params\['Wa'\] must have shape"):
+        dmn.forward({**params, "Wa": params["Wa"][:, :3]}, batch, config)
+    bad = {**params, "W1": params["W1"].copy()}
+    bad["W1"][0, 0] = np.nan
+    with pytest.raises(ValueError, match="W1.*NaN"):
+        dmn.forward(bad, batch, config)
+    with pytest.raises(ValueError, match="variant must be one of"):
+        dmn.Config.tiny(variant="dmn++")
+    with pytest.raises(ValueError, match="passes must be at least 1"):
+        dmn.Config.tiny(passes=0)
+    with pytest.raises(ValueError, match="vocab_size must be at least 2"):
+        dmn.init_params(dmn.Config.tiny(vocab_size=1), np.random.default_rng(0))
+
+
+def test_dmn_plus_has_untied_memory_updates_and_no_gate_bias():
+    config = dmn.Config.tiny(variant="dmn+", passes=3)
+    names = dmn.param_names(config)
+    assert {"mem1_W", "mem2_W", "mem3_W"} <= set(names) and "b2" not in names and "Wb" not in names
+    assert "b2" in dmn.param_names(dmn.Config.tiny())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# learning
+
+
+def test_dmn_learns_generated_task_1_with_gate_supervision():
+    """A few epochs on the built-in generator's single-supporting-fact stories: far below chance (~83% error)."""
+    from memnet_np import data, train
+    ds = data.load_generated(1, n_train=500, n_test=200, seed=0, memory_size=70)
+    config = dmn.Config.for_data(ds, d=16, hidden=16, gate_hidden=16, epochs=10, patience=None, lr=0.01,
+                                 batch_size=16)
+    result = train.train(dmn, ds, config, np.random.default_rng(0))
+    assert result.test_error < 10, result.test_error
