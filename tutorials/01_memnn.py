@@ -23,7 +23,6 @@
 # generator makes task-2 stories, and the numbers differ.
 
 # %%
-import os
 import time
 from pathlib import Path
 
@@ -32,40 +31,18 @@ from memnet_np import runtime
 runtime.one_blas_thread()                 # before numpy is imported: one thread, so a run repeats exactly
 import numpy as np
 
+from memnet_np import tutorial
+from memnet_np.tutorial import claim, find_babi, save_figure, section
 from memnet_np import data, gradcheck, memnn, plots, reference, train
 
 T_START = time.perf_counter()
-FAST = os.environ.get("MEMNET_FAST", "") not in ("", "0")
-_out = os.environ.get("MEMNET_TUTORIAL_OUT")
-OUT = Path(_out) if _out else (None if FAST else Path("tutorial_out"))
+FAST = tutorial.fast()                    # MEMNET_FAST=1: tiny training, for tests
+OUT = tutorial.figure_dir()               # $MEMNET_TUTORIAL_OUT, else ./tutorial_out (none in fast mode)
 TOL = gradcheck.SMOOTH_TOLERANCE          # 1e-7: what a correct float64 gradient must beat
 
 rng = np.random.default_rng(0)            # every random draw below comes from this generator
 np.set_printoptions(precision=3, suppress=True, linewidth=120)
 print(f"fast mode: {FAST};  figures: {OUT if OUT is not None else 'not written'}")
-
-
-def section(title):
-    print(f"\n── {title} " + "─" * max(0, 100 - len(title)))
-
-
-def claim(holds, what):
-    """A statement the text makes about the numbers just printed: shown with ✓, and the tutorial stops if false."""
-    print(f"  {'✓' if holds else '✗'} {what}")
-    assert holds, f"the text claims: {what}"
-
-
-def save_figure(draw, name, *args, **kwargs):
-    if OUT is None:
-        print(f"(figure {name} not drawn: fast mode writes figures only when MEMNET_TUTORIAL_OUT is set)")
-        return None
-    try:
-        path = draw(*args, path=OUT / name, **kwargs)
-    except ImportError as e:              # matplotlib is an optional extra
-        print(f"(figure {name} not drawn: {e})")
-        return None
-    print(f"figure written: {path}")
-    return path
 
 
 # %% [markdown]
@@ -77,23 +54,12 @@ def save_figure(draw, name, *args, **kwargs):
 # %%
 section("1. One story")
 TASK = 2
-
-
-def find_babi():
-    if os.environ.get("MEMNET_DATA"):
-        return None
-    try:
-        here = Path(__file__).resolve().parent
-    except NameError:                     # running as a notebook
-        here = Path.cwd()
-    for base in [here] + list(here.parents)[:3]:
-        if (base / "shared" / "data" / "babi").is_dir():
-            return str(base / "shared" / "data" / "babi")
-    return None
-
-
 try:
-    dataset = data.load_babi(TASK, find_babi())
+    HERE = Path(__file__).resolve().parent
+except NameError:                         # running as a notebook
+    HERE = Path.cwd()
+try:
+    dataset = data.load_babi(TASK, find_babi(HERE))
 except data.DataNotFoundError as e:
     print(f"NOTE: no bAbI data found ({e}); using the built-in story generator instead.")
     dataset = data.load_generated(TASK)

@@ -23,9 +23,10 @@ You write two backward functions:
     score_backward(ds, cache)          ∂loss/∂U from ds (N,) = ∂loss/∂s of a batch of scores s_n = (U a_n)ᵀ(U b_n)
     margin_loss_backward(dloss, cache) ∂loss/∂U from dloss (N,) = ∂(total)/∂ℓ_n
 
-Each gets the cache of the forward above it in this file (the checker runs this file's forwards and makes sure
-they still compute what the library's do; you may add fields to the caches). The rules:
-  - no Python loops (for, while, comprehensions) in what you write: matrix products, einsum, broadcasting;
+Each gets the cache of its forward in this file, score_forward and margin_loss_forward below (the checker runs
+them and makes sure they still compute what the library's do; you may add fields to the caches). The rules:
+  - no Python loops (for, while, comprehensions) in what you write: matrix products, einsum, broadcasting (the
+    checker looks, and fails a file with one, after grading it);
   - leave the arguments as they are (no `x -= ...` on them, nor on the cache's arrays);
   - margin_loss_backward may call your score_backward (that is the neat way).
 
