@@ -708,7 +708,7 @@ def _check(ex: Exercise, module, out: TextIO, seed: int, limit: float) -> bool:
                 say(f"  {r.label:<{width}}  rel error {r.fd:.1e}  (should be < {FD_TOLERANCE:.0e})  "
                     f"{_verdict(r.fd < FD_TOLERANCE)}")
     if any(r.problem is None for fr in graded for r in fr.grads.values()):
-        say("Your gradients against the library's own backward (memnet_np.ops), same cases:")
+        say("Your gradients against the library's own backward (memnet_np), same cases:")
         for fr in graded:
             for r in fr.grads.values():
                 if r.problem is None:
