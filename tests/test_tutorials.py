@@ -73,18 +73,6 @@ def test_gradient_checking_tutorial_without_matplotlib(tmp_path):
     assert not list(tmp_path.glob("*.png"))
 
 
-@pytest.mark.slow
-def test_memn2n_tutorial_full_run_keeps_its_claims(tmp_path):
-    """The full run trains for real: the claims its text makes about the trained model are checked there."""
-    path = ROOT / "tutorials/02_memn2n.py"
-    env = {k: v for k, v in os.environ.items() if k != "MEMNET_FAST"}
-    env.update(MPLBACKEND="Agg", MEMNET_TUTORIAL_OUT=str(tmp_path))
-    r = subprocess.run([sys.executable, str(path)], cwd=tmp_path, env=env, capture_output=True, text=True,
-                       timeout=900)
-    assert r.returncode == 0, f"--- stderr ---\n{r.stderr}\n--- last stdout ---\n{r.stdout[-3000:]}"
-    assert "✓ long stories fail more often" in r.stdout and "✗" not in r.stdout
-
-
 @pytest.mark.parametrize("path", TUTORIALS, ids=lambda p: p.name)
 def test_tutorial_opens_as_a_notebook_with_its_cells(path):
     """What the README promises: `pip install ".[notebook]"`, then Jupytext reads each tutorial as a notebook."""
@@ -99,47 +87,29 @@ def test_tutorial_opens_as_a_notebook_with_its_cells(path):
     assert "import" in first_code.source
 
 
-@pytest.mark.slow
-def test_ntm_tutorial_full_run_keeps_its_claims(tmp_path):
-    """The full run trains the copy task for real: the claims about the trained machine are checked there."""
-    path = ROOT / "tutorials/04_ntm.py"
-    env = {k: v for k, v in os.environ.items() if k != "MEMNET_FAST"}
-    env.update(MPLBACKEND="Agg", MEMNET_TUTORIAL_OUT=str(tmp_path),
-               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    r = subprocess.run([sys.executable, str(path)], cwd=tmp_path, env=env, capture_output=True, text=True,
-                       timeout=1800)
-    assert r.returncode == 0, f"--- stderr ---\n{r.stderr}\n--- last stdout ---\n{r.stdout[-3000:]}"
-    assert "✓ the read head visits the written locations" in r.stdout and "✗" not in r.stdout
-    for name in ("04_addressing_stages.png", "04_copy_weightings.png", "04_copy_learning_curve.png"):
-        assert (tmp_path / name).stat().st_size > 2000, name
+# The full runs train for real: the claims each text makes about the trained model are checked there, and its
+# figures are drawn. tutorial: (a claim about the trained model that must be printed with ✓, figures, timeout)
+FULL_RUNS = {
+    "01_memnn.py": ("✓ trained, hop 1 finds who has the object", ("01_memnn_hop_scores.png",), 900),
+    "02_memn2n.py": ("✓ long stories fail more often", (), 900),
+    "03_dmn.py": ("✓ from pass 2 on, the most open gate is the supporting fact's",
+                  ("03_learning_curves.png", "03_gates_after_training.png"), 1800),
+    "04_ntm.py": ("✓ the read head visits the written locations",
+                  ("04_addressing_stages.png", "04_copy_weightings.png", "04_copy_learning_curve.png"), 1800),
+}
 
 
 @pytest.mark.slow
-def test_dmn_tutorial_full_run_keeps_its_claims(tmp_path):
-    """The full run trains the DMN on task 1: the claims about its gates after training are checked there."""
-    path = ROOT / "tutorials/03_dmn.py"
-    env = {k: v for k, v in os.environ.items() if k != "MEMNET_FAST"}
-    env.update(MPLBACKEND="Agg", MEMNET_TUTORIAL_OUT=str(tmp_path),
-               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    r = subprocess.run([sys.executable, str(path)], cwd=tmp_path, env=env, capture_output=True, text=True,
-                       timeout=1800)
-    assert r.returncode == 0, f"--- stderr ---\n{r.stderr}\n--- last stdout ---\n{r.stdout[-3000:]}"
-    assert "✓ from pass 2 on, the most open gate is the supporting fact's" in r.stdout and "✗" not in r.stdout
-    for name in ("03_learning_curves.png", "03_gates_after_training.png"):
-        assert (tmp_path / name).stat().st_size > 2000, name
-
-
-@pytest.mark.slow
-def test_memnn_tutorial_full_run_keeps_its_claims(tmp_path):
-    """The full run trains for 60 epochs: its claims about the trained model (both hops find the supporting facts,
-    test accuracy at least 95%) are checked there, and its figure is drawn."""
+@pytest.mark.parametrize("name", sorted(FULL_RUNS))
+def test_tutorial_full_run_keeps_its_claims(name, tmp_path):
     pytest.importorskip("matplotlib")
-    path = ROOT / "tutorials/01_memnn.py"
+    phrase, figures, timeout = FULL_RUNS[name]
     env = {k: v for k, v in os.environ.items() if k != "MEMNET_FAST"}
     env.update(MPLBACKEND="Agg", MEMNET_TUTORIAL_OUT=str(tmp_path),
                PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    r = subprocess.run([sys.executable, str(path)], cwd=tmp_path, env=env, capture_output=True, text=True,
-                       timeout=900)
+    r = subprocess.run([sys.executable, str(ROOT / "tutorials" / name)], cwd=tmp_path, env=env, capture_output=True,
+                       text=True, timeout=timeout)
     assert r.returncode == 0, f"--- stderr ---\n{r.stderr}\n--- last stdout ---\n{r.stdout[-3000:]}"
-    assert "✓ trained, hop 1 finds who has the object" in r.stdout and "✗" not in r.stdout
-    assert (tmp_path / "01_memnn_hop_scores.png").stat().st_size > 2000
+    assert phrase in r.stdout and "✗" not in r.stdout
+    for figure in figures:
+        assert (tmp_path / figure).stat().st_size > 2000, figure
