@@ -335,6 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sequences", type=int, help="ntm: training sequences (default 30000)")
     s.add_argument("--batch", type=int, help="ntm: sequences per batch (default: the tuned settings' 16)")
     s.add_argument("--memory", type=int, help="memn2n-lm: previous words in memory (default 100)")
+    s.add_argument("--order", choices=["random", "shuffle", "streams"],
+                   help="memn2n-lm: which positions an epoch trains on: drawn at random with replacement (the "
+                   "official code), every position once in a random order, or 128 streams read side by side")
     s.add_argument("--time-budget", type=float, metavar="SECONDS",
                    help="memn2n-lm: start no epoch that would end after this much training time")
     s.add_argument("--joint", action="store_true", help="one model for all 20 tasks")
