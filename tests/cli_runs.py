@@ -1,10 +1,12 @@
 """The command line as the tests run it: `python -m memnet_np ...` in a subprocess on this checkout's code (whatever
 the editable install points at), drawing with Agg; and the check, for every model, that the committed
-figures/<model>.json is what `figures` draws today."""
+figures/<model>.json is what `figures` draws today; and a training run killed with SIGKILL and resumed."""
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -54,3 +56,39 @@ def check_committed_figures(model, tmp_path, *, same, close, pictures, timeout, 
     for name in pictures:
         assert (ROOT / "figures" / name).is_file(), name
     return committed, today
+
+
+def cli(*args, cwd) -> subprocess.Popen:
+    """`python -m memnet_np *args` started in `cwd`, its output captured as text."""
+    return subprocess.Popen([sys.executable, "-m", "memnet_np", *args], cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=cli_env())
+
+
+def killed_and_resumed(args, tmp_path, state, saved, enough, timeout):
+    """Run the training command `args` whole (--out whole); run it again (--out cut), SIGKILL it once
+    saved(cut/state) >= enough, and run it again with --resume. Checks that the kill took, left no results, that
+    the resumed run says it resumes from `state`, and that both runs end with the same parameters, bit for bit.
+    Returns (what was saved at the kill, whole/results.json, cut/results.json) for the caller's own checks."""
+    from memnet_np import train as T
+    whole = cli(*args, "--out", "whole", cwd=tmp_path)
+    assert whole.wait(timeout=timeout) == 0, whole.stderr.read()
+    killed = cli(*args, "--out", "cut", cwd=tmp_path)
+    path = tmp_path / "cut" / state
+    deadline = time.time() + timeout
+    while time.time() < deadline and saved(path) < enough:   # wait for enough saved progress, then kill -9
+        time.sleep(0.02)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(timeout=30)
+    assert killed.returncode == -signal.SIGKILL
+    at_kill = saved(path)
+    assert not (tmp_path / "cut" / "results.json").exists()
+    resumed = cli(*args, "--out", "cut", "--resume", cwd=tmp_path)
+    out, err = resumed.communicate(timeout=timeout)
+    assert resumed.returncode == 0, err
+    assert f"resuming from {state}" in out
+    a = T.load_checkpoint(tmp_path / "whole" / "checkpoint.npz")
+    b = T.load_checkpoint(tmp_path / "cut" / "checkpoint.npz")
+    assert a.params.keys() == b.params.keys()
+    assert all(np.array_equal(a.params[k], b.params[k]) for k in a.params), "parameters differ after resuming"
+    return (at_kill, json.loads((tmp_path / "whole" / "results.json").read_text()),
+            json.loads((tmp_path / "cut" / "results.json").read_text()))
