@@ -1,4 +1,4 @@
-"""What the tutorials in tutorials/ share: fast mode, where figures go, and printing the prose's claims.
+"""What the tutorials in tutorials/ share: their opening, fast mode, where figures go, and printing the prose's claims.
 
 A tutorial states facts about the numbers it has just printed ("p sums to 1", "the passes by hand give the
 library's logits"). Each such sentence is also a `claim(holds, what)`: printed with ✓, and the tutorial stops with
@@ -14,6 +14,8 @@ import os
 from pathlib import Path
 from typing import Callable, Optional
 
+import numpy as np
+
 from memnet_np.gradcheck import SMOOTH_TOLERANCE
 
 
@@ -26,6 +28,22 @@ def figure_dir() -> Optional[Path]:
     """Where figures go: $MEMNET_TUTORIAL_OUT, else ./tutorial_out; None (no figures) in fast mode without it."""
     out = os.environ.get("MEMNET_TUTORIAL_OUT")
     return Path(out) if out else (None if fast() else Path("tutorial_out"))
+
+
+def start() -> bool:
+    """What a tutorial does first, once numpy is imported: arrays printed compactly, and one line saying whether
+    this is fast mode and where figures go. Returns fast()."""
+    np.set_printoptions(precision=3, suppress=True, linewidth=120)
+    out = figure_dir()
+    print(f"fast mode: {fast()};  figures: {out if out is not None else 'not written'}")
+    return fast()
+
+
+def script_dir(namespace: dict) -> Path:
+    """The running tutorial's folder, from its globals() (where find_babi starts looking for shared/data/babi);
+    the current folder in a notebook, which has no __file__."""
+    file = namespace.get("__file__")
+    return Path(file).resolve().parent if file else Path.cwd()
 
 
 def save_figure(draw: Callable, name: str, *args, **kwargs):

@@ -30,7 +30,6 @@
 
 # %%
 import time
-from pathlib import Path
 
 from memnet_np import runtime
 
@@ -42,16 +41,10 @@ from memnet_np.tutorial import check_line, claim, find_babi, save_figure, sectio
 from memnet_np import data, dmn, gradcheck, ops, plots, reference, train
 
 T_START = time.perf_counter()
-FAST = tutorial.fast()                    # MEMNET_FAST=1: tiny training, for tests
-OUT = tutorial.figure_dir()               # $MEMNET_TUTORIAL_OUT, else ./tutorial_out (none in fast mode)
+FAST = tutorial.start()                   # MEMNET_FAST=1: tiny training, for tests; says where figures go
 
 rng = np.random.default_rng(0)            # every random draw below comes from this generator
-np.set_printoptions(precision=3, suppress=True, linewidth=120)
-print(f"fast mode: {FAST};  figures: {OUT if OUT is not None else 'not written'}")
-try:
-    HERE = Path(__file__).resolve().parent           # where to look for shared/data/babi
-except NameError:                                    # running as a notebook
-    HERE = Path.cwd()
+HERE = tutorial.script_dir(globals())     # where to look for shared/data/babi
 
 
 
