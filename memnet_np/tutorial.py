@@ -90,3 +90,29 @@ def find_babi(start: Optional[Path] = None) -> Optional[str]:
         if candidate.is_dir():
             return str(candidate)
     return None
+
+
+def load_task(task: int, start: Path, **kwargs):
+    """bAbI task `task` from the folder find_babi(start) finds (kwargs go to data.load_babi); without the data,
+    the built-in story generator's stories of that task, with a note that says so."""
+    from memnet_np import data
+    try:
+        return data.load_babi(task, find_babi(start), **kwargs)
+    except data.DataNotFoundError as e:
+        print(f"NOTE: no bAbI data found ({e}).\n      Using the built-in story generator instead: "
+              f"the stories look like bAbI task {task} but are not the official ones.")
+        return data.load_generated(task)
+
+
+def pick_question(questions) -> int:
+    """The index of a question to follow by hand: a story of 6 to 10 sentences whose two supporting facts come in
+    file order, the last sentence not one of them (so "just read the last sentence" would fail); on generated
+    data, which may have none, any story of 4 to 10 sentences; else the first question."""
+    for i, q in enumerate(questions):
+        if (6 <= len(q.story) <= 10 and len(q.supporting) == 2 and q.supporting[0] < q.supporting[1]
+                and len(q.story) - 1 not in q.supporting):
+            return i
+    for i, q in enumerate(questions):     # generated data: settle for any short story
+        if 4 <= len(q.story) <= 10:
+            return i
+    return 0

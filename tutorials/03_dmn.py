@@ -114,31 +114,10 @@ claim(np.array_equal(h_shut, h_prev), "with an outside gate g = 0 the step leave
 # %%
 section("2. The data: one story, one question, one answer")
 TASK = 2
-
-
-
-try:
-    dataset = data.load_babi(TASK, find_babi(HERE), memory_size=dmn.data_memory_size(TASK))
-except data.DataNotFoundError as e:
-    print(f"NOTE: no bAbI data found ({e}).\n      Using the built-in story generator instead: "
-          f"the stories look like bAbI task {TASK} but are not the official ones.")
-    dataset = data.load_generated(TASK)
+dataset = tutorial.load_task(TASK, HERE, memory_size=dmn.data_memory_size(TASK))   # or generated stories
 print(f"{dataset.name}: {len(dataset.train)} train / {len(dataset.val)} validation / {len(dataset.test)} test "
       f"questions, vocabulary of {len(dataset.vocab)} words, up to {dataset.memory_size} facts per story")
-
-
-def pick_question(questions):
-    for i, q in enumerate(questions):
-        if (6 <= len(q.story) <= 10 and len(q.supporting) == 2 and q.supporting[0] < q.supporting[1]
-                and len(q.story) - 1 not in q.supporting):
-            return i
-    for i, q in enumerate(questions):     # generated data: settle for any short story
-        if 4 <= len(q.story) <= 10:
-            return i
-    return 0
-
-
-IDX = pick_question(dataset.test.questions)
+IDX = tutorial.pick_question(dataset.test.questions)
 question = dataset.test.questions[IDX]
 supporting = list(question.supporting)
 n = len(question.story)
