@@ -778,16 +778,14 @@ PYTORCH_DMN_PLUS_EXAMPLES_PER_SECOND = 1850.0   # a public PyTorch DMN+ (H 80, b
 
 def _step_seconds(config, batch, repeats: int) -> float:
     """Median seconds of one training step (loss, gradients, Adam) on a fixed batch."""
-    import time
+    from memnet_np.bench import median_seconds
     rng = np.random.default_rng(0)
     params, opt = init_params(config, rng), make_optimizer(config)
-    times = []
-    for _ in range(repeats + 1):
-        t0 = time.perf_counter()
+
+    def step():
         _, grads, _ = loss_and_grads(params, batch, config)
         opt.step(params, grads)
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times[1:]))
+    return median_seconds(step, repeats)
 
 
 def _synthetic_batch(config, rng, N: int, F: int, L: int = 7) -> Batch:
