@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from exercise_runs import edited, line_for, run_grade
 from memnet_np import exercises as E
 from memnet_np import ops
 
@@ -20,30 +21,6 @@ pytestmark = pytest.mark.exercise
 ROOT = Path(__file__).resolve().parents[1]
 STUB = ROOT / "tutorials/exercises/01_softmax_attention_backward.py"
 SOLUTION = ROOT / "tutorials/exercises/solutions/01_softmax_attention_backward.py"
-
-
-def run_grade(path, **kw):
-    out = io.StringIO()
-    ok = E.grade(path, stream=out, **kw)
-    return ok, out.getvalue()
-
-
-def line_for(text, label):
-    """The finite-difference line of one gradient, e.g. label 'attention_read_backward: dm'."""
-    lines = [ln for ln in text.splitlines() if ln.strip().startswith(label + " ")]
-    assert lines, f"no line for {label!r} in:\n{text}"
-    return lines[0]
-
-
-def edited(solution, tmp_path, name, *replacements):
-    """`solution` with each (old, new) replaced once, written to tmp_path/name.py."""
-    src = solution.read_text(encoding="utf-8")
-    for old, new in replacements:
-        assert src.count(old) == 1, f"the solution no longer contains {old!r} exactly once: update this test"
-        src = src.replace(old, new)
-    path = tmp_path / f"{name}.py"
-    path.write_text(src, encoding="utf-8")
-    return path
 
 
 def variant(tmp_path, name, old, new):
