@@ -24,10 +24,15 @@ def cli_env(**extra) -> dict:
                 **extra)
 
 
+def run_cli(*args, timeout=300, cwd=None, **env) -> subprocess.CompletedProcess:
+    """`python -m memnet_np *args` run to its end, its output captured as text, with `env` added to the environment."""
+    return subprocess.run([sys.executable, "-m", "memnet_np", *args], capture_output=True, text=True, timeout=timeout,
+                          cwd=cwd, env=cli_env(**env))
+
+
 def run_figures(model, out, *extra, timeout=300, **env) -> subprocess.CompletedProcess:
     """`python -m memnet_np figures --model MODEL --out OUT *extra`, with `env` added to the environment."""
-    return subprocess.run([sys.executable, "-m", "memnet_np", "figures", "--model", model, "--out", str(out), *extra],
-                          capture_output=True, text=True, timeout=timeout, env=cli_env(**env))
+    return run_cli("figures", "--model", model, "--out", str(out), *extra, timeout=timeout, **env)
 
 
 def check_committed_figures(model, tmp_path, *, same, close, pictures, timeout, tolerance=None):

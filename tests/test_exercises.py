@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cli_runs import run_cli
 from exercise_runs import edited, line_for, run_grade
 from memnet_np import exercises as E
 from memnet_np import ops
@@ -249,8 +250,7 @@ def test_cli_exit_status_of_a_file_it_cannot_grade(tmp_path, which, status):
     path = {"missing": tmp_path / "missing.py",
             "unknown": variant(tmp_path, "unknown", 'EXERCISE = "softmax_attention_backward"',
                                'EXERCISE = "nope"')}[which]
-    r = subprocess.run([sys.executable, "-m", "memnet_np", "check", str(path)], capture_output=True, text=True,
-                       timeout=120, cwd=tmp_path)
+    r = run_cli("check", str(path), timeout=120, cwd=tmp_path)
     assert r.returncode == status, r.stdout + r.stderr
     assert "Traceback" not in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
@@ -577,8 +577,7 @@ def test_an_endless_loop_while_loading_is_stopped(tmp_path):
 
 def test_check_has_a_time_limit_on_the_command_line(tmp_path):
     path = variant(tmp_path, "endless", "    return p * (dp - (p * dp).sum(-1, keepdims=True))", ENDLESS)
-    r = subprocess.run([sys.executable, "-m", "memnet_np", "check", str(path), "--time-limit", "0.5"],
-                       capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    r = run_cli("check", str(path), "--time-limit", "0.5", timeout=60)
     assert r.returncode == 1, r.stdout + r.stderr
     assert "softmax_backward was stopped after 0.5 s" in r.stdout, r.stdout
 

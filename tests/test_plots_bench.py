@@ -1,8 +1,6 @@
 """Pictures, the benchmark and the figures command, in quick modes writing into tmp_path."""
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -10,7 +8,7 @@ import pytest
 pytest.importorskip("matplotlib")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-from cli_runs import check_committed_figures, run_figures  # noqa: E402
+from cli_runs import check_committed_figures, run_cli, run_figures  # noqa: E402
 from memnet_np import data, ops, plots  # noqa: E402
 
 
@@ -44,8 +42,7 @@ def test_learning_curves_and_position_encoding(tmp_path):
 
 
 def test_bench_json_has_seconds_per_epoch(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "memnet_np", "bench", "memn2n", "--json", "--quick"],
-                       capture_output=True, text=True, timeout=300, env=dict(os.environ, MPLBACKEND="Agg"))
+    r = run_cli("bench", "memn2n", "--json", "--quick")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert 0 < out["seconds_per_epoch"] < 5 and out["task"] == 1
@@ -78,8 +75,7 @@ def test_figures_of_an_unknown_model_is_a_one_line_error(tmp_path):
 
 
 def test_bench_task_option(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "memnet_np", "bench", "memn2n", "--task", "21"],
-                       capture_output=True, text=True, timeout=60)
+    r = run_cli("bench", "memn2n", "--task", "21", timeout=60)
     assert r.returncode == 2 and "--task must be 1..20" in r.stderr
 
 
@@ -161,8 +157,7 @@ def test_bench_memnn_json(tmp_path):
     from conftest import DEFAULT_BABI
     if not DEFAULT_BABI.is_dir():
         pytest.skip("no bAbI data")
-    r = subprocess.run([sys.executable, "-m", "memnet_np", "bench", "memnn", "--json", "--quick", "--task", "2",
-                        "--data", str(DEFAULT_BABI)], capture_output=True, text=True, timeout=300)
+    r = run_cli("bench", "memnn", "--json", "--quick", "--task", "2", "--data", str(DEFAULT_BABI))
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["model"] == "memnn" and out["data"] == "bAbI 1k task 2" and out["training_questions"] == 900
@@ -171,8 +166,7 @@ def test_bench_memnn_json(tmp_path):
     assert out["inference_examples_per_second"] > 0 and out["config"]["hops"] == 2
     assert list(out["scaling"]["memory_size"]) == ["10", "50"] and list(out["scaling"]["hops"]) == ["1", "2"]
     assert all(v > 0 for part in ("memory_size", "hops") for v in out["scaling"][part].values())
-    r = subprocess.run([sys.executable, "-m", "memnet_np", "bench", "memnn", "--task", "21"],
-                       capture_output=True, text=True, timeout=60)
+    r = run_cli("bench", "memnn", "--task", "21", timeout=60)
     assert r.returncode == 2 and "--task must be 1..20" in r.stderr
 
 
