@@ -49,7 +49,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from memnet_np import ops, optim
+from memnet_np import checks, ops
 
 TYINGS = ("adjacent", "layerwise")
 
@@ -98,15 +98,10 @@ class Config:
             problems.append(f"attention must be 'softmax' or 'linear', got {self.attention!r}")
         if self.ls_mode not in ("val", "fixed"):
             problems.append(f"ls_mode must be 'val' or 'fixed', got {self.ls_mode!r}")
-        for name in ("d", "hops", "memory_size", "batch_size", "epochs"):
-            if getattr(self, name) < 1:
-                problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
+        problems += checks.below_one(self, ("d", "hops", "memory_size", "batch_size", "epochs"))
         if not 0 <= self.random_noise < 1:
             problems.append(f"random_noise must be in [0, 1), got {self.random_noise}")
-        if self.dtype not in ("float64", "float32"):
-            problems.append(f"dtype must be 'float64' or 'float32', got {self.dtype!r}")
-        if problems:
-            raise ValueError("invalid MemN2N config: " + "; ".join(problems))
+        checks.raise_config_problems(self, "MemN2N", problems)
 
     @classmethod
     def tiny(cls, **overrides) -> "Config":
@@ -142,6 +137,13 @@ def param_names(config: Config) -> list[str]:
     return names
 
 
+def param_shapes(config: Config) -> dict[str, tuple]:
+    """name: shape, in param_names order: temporal matrices (memory_size, d), H (d, d), embeddings (V, d)."""
+    V, d, rows = config.vocab_size, config.d, config.memory_size
+    return {name: (rows, d) if name.startswith("T") else (d, d) if name == "H" else (V, d)
+            for name in param_names(config)}
+
+
 def roles(config: Config, k: int) -> tuple[str, str, Optional[str], Optional[str]]:
     """Names of (Aᵏ, Cᵏ, T_Aᵏ, T_Cᵏ) for hop k = 1..K under the config's weight tying."""
     if config.tying == "adjacent":
@@ -168,10 +170,9 @@ def init_params(config: Config, rng: np.random.Generator) -> dict[str, np.ndarra
     """Every weight ~ N(0, init_std²) (H included); the null word's row is zero."""
     if config.vocab_size < 2:
         raise ValueError(f"vocab_size must be at least 2 (null word + one word), got {config.vocab_size}")
-    V, d, dtype = config.vocab_size, config.d, np.dtype(config.dtype)
+    dtype = np.dtype(config.dtype)
     params = {}
-    for name in param_names(config):
-        shape = (config.memory_size, d) if name.startswith("T") else (d, d) if name == "H" else (V, d)
+    for name, shape in param_shapes(config).items():
         params[name] = (rng.standard_normal(shape) * config.init_std).astype(dtype)
         if name in embedding_names(config):
             params[name][0] = 0.0                             # null word
@@ -297,21 +298,6 @@ def _check_batch(batch: Batch, config: Config) -> None:
                              f"(min {a.min()}, max {a.max()}): was the data encoded with another vocabulary?")
 
 
-def _check_params(params, config: Config) -> None:
-    """Every parameter the config names, with its shape, and finite (one sum per array: NaN or inf shows in it)."""
-    V, d, rows = config.vocab_size, config.d, config.memory_size
-    for name in param_names(config):
-        if name not in params:
-            raise ValueError(f"params has no {name!r}; this config needs {param_names(config)}")
-        shape = (rows, d) if name.startswith("T") else (d, d) if name == "H" else (V, d)
-        if params[name].shape != shape:
-            raise ValueError(f"params[{name!r}] must have shape {shape}, got {params[name].shape}")
-        with np.errstate(over="ignore", invalid="ignore"):
-            total = params[name].sum()
-        if not np.isfinite(total) and not np.isfinite(params[name]).all():
-            raise optim.NonFiniteError(f"params[{name!r}] holds NaN or inf")
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # Forward
 
@@ -422,7 +408,7 @@ def embed_memories(params, bags, slots, batch, keys, time_weight):
 def forward(params, batch: Batch, config: Config):
     """Returns (logits (N, V), cache)."""
     _check_batch(batch, config)
-    _check_params(params, config)
+    checks.check_params(params, param_shapes(config))
     V, d, K = config.vocab_size, config.d, config.hops
     dtype = params["A"].dtype
     sentences, slots = sentence_table(batch)                  # (U, L), (N, M)
