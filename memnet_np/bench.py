@@ -67,7 +67,7 @@ def step_profile(model, params, arrays, config, rng, opt, repeats: int) -> dict:
     def step(idx):
         batch = model.make_batch(arrays, idx, config, rng, train=True)
         _, grads, _ = model.loss_and_grads(params, batch, config)
-        grads, _ = T.optim.clip_by_norm_per_matrix(grads, config.max_grad_norm)
+        grads = T.clip_gradients(model, grads, config)
         opt.step(params, grads)
         for name in null_rows:
             params[name][0] = 0.0

@@ -58,6 +58,9 @@ def _add_model_options(p):
                    help="linear start for a fixed 20 epochs (official code, default) or until the validation loss "
                    "stops falling (val)")
     g.add_argument("--relu", action="store_true", default=None, help="ReLU on the state after each hop")
+    g.add_argument("--clipping", choices=["frobenius", "official"],
+                   help="memn2n: clip each gradient array by its Frobenius norm, or as the official code: each word "
+                   "matrix with its time rows as one matrix, by its spectral norm")
     g.add_argument("--mask-empty", dest="mask_empty", action="store_true", default=None,
                    help="give empty memory slots exactly zero attention (default: they take part with score 0, "
                    "as in the official code)")
@@ -85,7 +88,7 @@ def _overrides(args) -> dict:
     elif getattr(args, "config", None):
         raise UserError(f"{args.model} has no --config presets")
     keys = ("epochs", "hops", "d", "encoding", "tying", "temporal", "random_noise", "linear_start", "ls_mode",
-            "relu", "mask_empty", "dtype", "variant", "passes", "hidden", "gate_supervision")
+            "relu", "mask_empty", "dtype", "variant", "passes", "hidden", "gate_supervision", "clipping")
     out.update({k: getattr(args, k) for k in keys if getattr(args, k, None) is not None})
     if out.get("encoding") == "bow":
         out["encoding"] = None

@@ -49,9 +49,10 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from memnet_np import checks, ops
+from memnet_np import checks, ops, optim
 
 TYINGS = ("adjacent", "layerwise")
+CLIPPINGS = ("frobenius", "official")
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,8 @@ class Config:
     decay_every: int = 25        # halve the learning rate every this many epochs
     batch_size: int = 32         # loss summed, not averaged, over the batch
     max_grad_norm: float = 40.0  # each matrix's gradient clipped to this norm
+    clipping: str = "frobenius"  # "frobenius": each array by its Frobenius norm; "official": as the MATLAB code,
+                                 # each word matrix with its time rows as one matrix, by its spectral norm
     linear_start: bool = True    # LS
     ls_mode: str = "fixed"       # "fixed": ls_epochs epochs (the official code); "val": until the validation loss
                                  # stops falling. Chosen on validation error over the bAbI 1k suite (10 runs per task:
@@ -96,6 +99,8 @@ class Config:
             problems.append(f"encoding must be one of {ops.PE_KINDS}, got {self.encoding!r}")
         if self.attention not in ("softmax", "linear"):
             problems.append(f"attention must be 'softmax' or 'linear', got {self.attention!r}")
+        if self.clipping not in CLIPPINGS:
+            problems.append(f"clipping must be one of {CLIPPINGS}, got {self.clipping!r}")
         if self.ls_mode not in ("val", "fixed"):
             problems.append(f"ls_mode must be 'val' or 'fixed', got {self.ls_mode!r}")
         problems += checks.below_one(self, ("d", "hops", "memory_size", "batch_size", "epochs"))
@@ -477,6 +482,25 @@ def backward(dlogits, cache: Cache, params, config: Config) -> dict[str, np.ndar
             grads[TA] += dT[:, cols] if cache.time_weight is None else dT[:, cols] * cache.time_weight
     grads[B] += ops.bag_embed_backward(du, ops.BagEmbedCache(cache.qbags))        # (V, d) u¹ = Σ l ⊙ B q
     return grads
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Gradient clipping
+
+
+def clip_gradients(grads: dict, config: Config) -> tuple[dict, dict]:
+    """Each weight matrix's gradient rescaled to norm ≤ max_norm (40). Returns (clipped, norms before clipping).
+
+    "frobenius": every array alone, by its Frobenius norm. "official", as the MATLAB code (nn/Weight.m: `if
+    norm(grad) > max_grad_norm, grad = grad * max_grad_norm / norm(grad)`): there the time words are words of the
+    vocabulary, so a word matrix and its temporal rows (A and T_A, Cᵏ and T_Cᵏ) are one matrix, and MATLAB's
+    `norm` of a matrix is its spectral norm, the largest singular value (never above the Frobenius norm, so the
+    official code clips less).
+    """
+    if config.clipping == "frobenius":
+        return optim.clip_by_norm_per_matrix(grads, config.max_grad_norm)
+    groups = [(A, TA) for A, TA in distinct_memories(config) if TA is not None]
+    return optim.clip_by_norm_per_matrix(grads, config.max_grad_norm, norm="spectral", groups=groups)
 
 
 # ----------------------------------------------------------------------------------------------------------------
