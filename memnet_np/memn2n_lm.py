@@ -48,7 +48,7 @@ from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
-from memnet_np import memn2n, ops, optim
+from memnet_np import checks, memn2n, ops, optim
 
 
 ORDERS = ("random", "shuffle", "streams")
@@ -146,15 +146,8 @@ def init_params(config: Config, rng: np.random.Generator) -> dict[str, np.ndarra
 
 
 def _check_params(params, config: Config) -> None:
-    for name, shape in param_shapes(config).items():
-        if name not in params:
-            raise ValueError(f"params has no {name!r}; the language model needs {list(PARAM_NAMES)}")
-        if params[name].shape != shape:
-            raise ValueError(f"params[{name!r}] must have shape {shape}, got {params[name].shape}")
-    with np.errstate(over="ignore", invalid="ignore"):
-        bad = [n for n in PARAM_NAMES if not np.isfinite(params[n].sum()) and not np.isfinite(params[n]).all()]
-    if bad:
-        raise optim.NonFiniteError(f"params {bad} hold NaN or inf")
+    """Every parameter with its shape, and finite (memnet_np.checks, the bAbI models' check)."""
+    checks.check_params(params, param_shapes(config))
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -31,9 +31,8 @@ from memnet_np.data import corpus as corpora
 from memnet_np.tutorial import claim, save_figure
 
 T_START = time.perf_counter()
-FAST = tutorial.fast()                    # MEMNET_FAST=1: tiny training, for tests
+FAST = tutorial.start()                   # MEMNET_FAST=1: tiny training, for tests; says where figures go
 rng = np.random.default_rng(0)            # every random draw below comes from this generator
-np.set_printoptions(precision=3, suppress=True, linewidth=120)
 
 
 # %% [markdown]
