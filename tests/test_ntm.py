@@ -606,3 +606,27 @@ def test_clipped_controller_outputs_gradients_and_oracle():
 def test_clip_controller_must_be_a_number_at_least_0():
     with pytest.raises(ValueError, match=r"clip_controller must be a finite number >= 0, got -1"):
         ntm.Config.tiny(clip_controller=-1)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# gradient clipping in training: each component (the paper), the global norm (Collier & Beel), or both
+
+
+def test_clip_gradients_by_value_then_global_norm():
+    g = {"a": np.array([30.0, -4.0]), "b": np.array([[3.0]])}
+    by_value = ntm.clip_gradients(g, ntm.Config.tiny(clip=10.0))
+    np.testing.assert_array_equal(by_value["a"], [10.0, -4.0])
+    both = ntm.clip_gradients(g, ntm.Config.tiny(clip=10.0, clip_norm=5.0))      # ‖(10, −4, 3)‖ = 11.18 -> 5
+    scale = 5.0 / np.sqrt(125.0)
+    np.testing.assert_allclose(both["a"], [10.0 * scale, -4.0 * scale])
+    np.testing.assert_allclose(both["b"], [[3.0 * scale]])
+    by_norm = ntm.clip_gradients(g, ntm.Config.tiny(clip=0.0, clip_norm=50.0))  # ‖g‖ = 30.4 < 50: unchanged
+    np.testing.assert_array_equal(by_norm["a"], g["a"])
+    off = ntm.clip_gradients(g, ntm.Config.tiny(clip=0.0))
+    assert off["a"] is g["a"]
+    np.testing.assert_array_equal(g["a"], [30.0, -4.0])                         # the input is left alone
+
+
+def test_clip_norm_must_be_a_number_at_least_0():
+    with pytest.raises(ValueError, match=r"clip_norm must be a finite number >= 0, got -1"):
+        ntm.Config.tiny(clip_norm=-1)

@@ -26,6 +26,6 @@ from memnet_np.ntm.config import (CONTROLLERS, MEMORY_INITS, TASKS, Config, TUNE
 from memnet_np.ntm.model import (Heads, HeadsCache, heads_forward, heads_backward, StepCache, step_forward,
                                  step_backward, Cache, initial_state, steps_to_run, forward, backward, LN2,
                                  bit_cross_entropy, metrics, weightings_of, loss_and_grads, predict, forward_naive)
-from memnet_np.ntm.training import (evaluation_set, evaluate, make_optimizer, train_task, test_report,
-                                    _train_steps_per_second, bench, format_bench, GENERALISATION, results,
+from memnet_np.ntm.training import (evaluation_set, evaluate, make_optimizer, clip_gradients, train_task,
+                                    test_report, _train_steps_per_second, bench, format_bench, GENERALISATION, results,
                                     train_command, FIGURE_SEQUENCES, figures)
