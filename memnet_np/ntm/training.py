@@ -18,7 +18,7 @@ import numpy as np
 
 from memnet_np import optim
 from memnet_np import train as T
-from memnet_np.ntm.config import TASKS, Config, init_params, make_batch, replace, task_batch
+from memnet_np.ntm.config import TASK_SEQUENCES, TASKS, Config, init_params, make_batch, replace, task_batch
 from memnet_np.ntm.model import forward, loss_and_grads, metrics
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -310,7 +310,7 @@ def train_command(args) -> int:
     from memnet_np.experiments import UserError
     if args.task not in TASKS:
         raise UserError(f"--task must be one of {', '.join(TASKS)} for ntm, got {args.task!r}")
-    sequences = 30_000 if args.sequences is None else args.sequences
+    sequences = TASK_SEQUENCES[args.task] if args.sequences is None else args.sequences
     if sequences < 1 or (args.batch is not None and args.batch < 1):
         raise UserError("--sequences and --batch must be at least 1")
     overrides = {} if args.batch is None else {"batch_size": args.batch}
