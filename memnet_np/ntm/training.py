@@ -301,8 +301,8 @@ def results(out: dict, rng: np.random.Generator, sequences: int = 500, generalis
 
 
 def train_command(args) -> int:
-    """`train ntm --task TASK [--sequences N] [--batch B] [--seed S] [--out DIR] [--resume]`: train with the tuned
-    settings, print progress at every held-out evaluation, write results.json and checkpoint.npz, print a summary.
+    """`train ntm --task TASK [--sequences N] [--batch B] [--seed S] [--out DIR] [--resume]`: train with the task's
+    tuned settings (Config.tuned) for its budget (TASK_SEQUENCES) unless --sequences is given, print progress at every held-out evaluation, write results.json and checkpoint.npz, print a summary.
     The training state is saved in DIR/state.npz at every evaluation; --resume continues a killed run from it."""
     import json
     import os
