@@ -335,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "memn2n-lm (a text corpus: --data DIR with ptb.train.txt, ...; generated text without it)")
     s.add_argument("--task", help="bAbI task 1..20, or the NTM's task")
     s.add_argument("--config", help="a model's preset: memnn basic (default) or extended")
-    s.add_argument("--sequences", type=int, help="ntm: training sequences (default 30000)")
+    s.add_argument("--sequences", type=int, help="ntm: training sequences (default: the task's, ntm.TASK_SEQUENCES)")
     s.add_argument("--batch", type=int, help="ntm: sequences per batch (default: the tuned settings' 16)")
     s.add_argument("--memory", type=int, help="memn2n-lm: previous words in memory (default 100)")
     s.add_argument("--order", choices=["random", "shuffle", "streams"],

@@ -74,41 +74,53 @@ def test_copy_is_deterministic_per_rng():
 # ----------------------------------------------------------------------------------------------------------------------
 
 def test_repeat_copy_targets_repeat_the_sequence():
+    """The paper's layout: the sequence, the delimiter, then the normalised count one step later on its own channel;
+    the output phase starts after the count."""
     bits, max_repeats = 4, 5
+    mu, sigma = 3.0, np.sqrt(2.0)                      # R ~ U{1..5}: mean 3, variance (5² − 1) / 12 = 2
     b = repeat_copy_task(rng(), 24, bits=bits, min_len=1, max_len=4, min_repeats=1, max_repeats=max_repeats)
-    check_common(b, 24, bits + 1, bits + 1)
+    check_common(b, 24, bits + 2, bits + 1)
     seen_repeats = set()
     for n in range(24):
         x, y, m = b.inputs[n], b.targets[n], b.target_mask[n]
         delim = np.flatnonzero(x[:, bits])
-        assert len(delim) == 1
+        assert len(delim) == 1 and x[delim[0], bits] == 1.0
         L = int(delim[0])
-        R = x[L, bits] * max_repeats
+        assert np.flatnonzero(x[:, bits + 1]).tolist() in ([L + 1], [])     # the count, one step after (0 when R = μ)
+        R = x[L + 1, bits + 1] * sigma + mu
         assert abs(R - round(R)) < 1e-12
         R = int(round(R))
         seen_repeats.add(R)
         assert 1 <= L <= 4 and 1 <= R <= max_repeats
-        assert b.lengths[n] == (R + 1) * L + 2
+        assert b.lengths[n] == (R + 1) * L + 3
         seq = x[:L, :bits]
-        assert not x[L, :bits].any() and not x[L + 1:].any()
-        out = y[L + 1: L + 1 + R * L]
+        assert not x[L:, :bits].any() and not x[L + 2:].any() and not x[:L, bits:].any()
+        out = y[L + 2: L + 2 + R * L]
         np.testing.assert_array_equal(out[:, :bits], np.tile(seq, (R, 1)))
         assert not out[:, bits].any()                                # no end mark while copying
-        end = L + 1 + R * L
+        end = L + 2 + R * L
         assert y[end, bits] == 1 and not y[end, :bits].any()         # the end mark, on its own channel
-        assert np.array_equal(np.flatnonzero(m), np.arange(L + 1, end + 1))
+        assert np.array_equal(np.flatnonzero(m), np.arange(L + 2, end + 1))
     assert len(seen_repeats) > 1
 
 
-def test_repeat_copy_scale_and_determinism():
-    b = repeat_copy_task(rng(5), 6, min_repeats=12, max_repeats=12, repeats_scale=10)
-    L = (b.lengths - 2) // 13
-    assert np.allclose(b.inputs[np.arange(6), L, 8], 1.2)
+def test_repeat_count_has_mean_0_and_variance_1():
+    b = repeat_copy_task(rng(3), 20000, max_len=1)                   # L = 1: the count sits at step 2
+    count = b.inputs[:, 2, 9]                                        # (N,)
+    assert abs(count.mean()) < 0.03 and abs(count.var() - 1) < 0.03
+    assert np.allclose(sorted(set(np.round(count, 9))), (np.arange(1, 11) - 5.5) / np.sqrt(99 / 12))
+
+
+def test_repeat_copy_range_and_determinism():
+    """More repeats than trained on are shown on the training range's scale; a one-value range shows R − μ."""
+    b = repeat_copy_task(rng(5), 6, min_repeats=12, max_repeats=12, repeats_range=(1, 10))
+    L = (b.lengths - 3) // 13
+    assert np.allclose(b.inputs[np.arange(6), L + 1, 9], (12 - 5.5) / np.sqrt(99 / 12))
+    c = repeat_copy_task(rng(5), 6, min_repeats=12, max_repeats=12)
+    assert not c.inputs[:, :, 9].any()
     a, c = repeat_copy_task(rng(9), 5), repeat_copy_task(rng(9), 5)
     for x, y in zip(a, c):
         np.testing.assert_array_equal(x, y)
-    d = repeat_copy_task(rng(9), 50)
-    assert np.all((d.inputs[:, :, 8] > 0).sum(axis=1) == 1)         # exactly one delimiter step, always non-zero
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -174,7 +186,9 @@ def test_associative_recall_paper_defaults_and_tiny_items():
     (lambda: copy_task(rng(), 2.5), "batch_size"),
     (lambda: repeat_copy_task(rng(), 2, min_repeats=3, max_repeats=2), "min_repeats"),
     (lambda: repeat_copy_task(rng(), 2, min_repeats=0), "min_repeats"),
-    (lambda: repeat_copy_task(rng(), 2, repeats_scale=0), "repeats_scale"),
+    (lambda: repeat_copy_task(rng(), 2, repeats_range=(0, 3)), "repeats_range"),
+    (lambda: repeat_copy_task(rng(), 2, repeats_range=(5, 2)), "repeats_range"),
+    (lambda: repeat_copy_task(rng(), 2, repeats_range=4), "repeats_range"),
     (lambda: repeat_copy_task(rng(), 2, max_len=0), "max_len"),
     (lambda: associative_recall_task(rng(), 2, min_items=1), "min_items"),
     (lambda: associative_recall_task(rng(), 2, min_items=4, max_items=3), "min_items"),

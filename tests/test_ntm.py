@@ -472,6 +472,32 @@ def test_train_task_defaults_to_the_tuned_settings():
     assert out["config"].controller_size == 100 and out["params"]["Wx"].dtype == np.float32
 
 
+
+def test_each_task_has_its_tuned_settings_and_budget(monkeypatch, tmp_path):
+    """Copy keeps TUNED; associative recall uses the feed-forward controller at Adam 1e-3 (chosen on held-out
+    sequences); `train ntm` without --sequences trains for the task's budget, with those settings."""
+    assert ntm.Config.tuned("copy") == ntm.Config.for_task("copy", **ntm.TUNED)
+    ar = ntm.Config.tuned("associative-recall")
+    assert ar.controller == "feedforward" and ar.lr == 1e-3 and ar.optimizer == "adam" and ar.batch_size == 16
+    assert ar.input_width == 8 and ar.output_width == 6 and ar.memory_slots == 128
+    assert ntm.Config.tuned("associative-recall", lr=0.5).lr == 0.5                # an override still wins
+    with pytest.raises(ValueError, match="task must be one of"):
+        ntm.Config.tuned("sort")
+    from memnet_np import cli
+    from memnet_np.ntm import training
+    seen = {}
+
+    def fake_train_task(task, config, rng, sequences, **kw):
+        seen.update(task=task, config=config, sequences=sequences)
+        raise RuntimeError("stop here")
+    monkeypatch.setattr(training, "train_task", fake_train_task)
+    for task in ntm.TASKS:
+        with pytest.raises(RuntimeError, match="stop here"):
+            cli.main(["train", "ntm", "--task", task, "--quiet", "--out", str(tmp_path)])
+        assert seen == {"task": task, "config": ntm.Config.tuned(task), "sequences": ntm.TASK_SEQUENCES[task]}
+    assert ntm.TASK_SEQUENCES["associative-recall"] > ntm.TASK_SEQUENCES["copy"]
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # resuming a killed run
 
@@ -572,3 +598,27 @@ def test_clipped_controller_outputs_gradients_and_oracle():
 def test_clip_controller_must_be_a_number_at_least_0():
     with pytest.raises(ValueError, match=r"clip_controller must be a finite number >= 0, got -1"):
         ntm.Config.tiny(clip_controller=-1)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# gradient clipping in training: each component (the paper), the global norm (Collier & Beel), or both
+
+
+def test_clip_gradients_by_value_then_global_norm():
+    g = {"a": np.array([30.0, -4.0]), "b": np.array([[3.0]])}
+    by_value = ntm.clip_gradients(g, ntm.Config.tiny(clip=10.0))
+    np.testing.assert_array_equal(by_value["a"], [10.0, -4.0])
+    both = ntm.clip_gradients(g, ntm.Config.tiny(clip=10.0, clip_norm=5.0))      # ‖(10, −4, 3)‖ = 11.18 -> 5
+    scale = 5.0 / np.sqrt(125.0)
+    np.testing.assert_allclose(both["a"], [10.0 * scale, -4.0 * scale])
+    np.testing.assert_allclose(both["b"], [[3.0 * scale]])
+    by_norm = ntm.clip_gradients(g, ntm.Config.tiny(clip=0.0, clip_norm=50.0))  # ‖g‖ = 30.4 < 50: unchanged
+    np.testing.assert_array_equal(by_norm["a"], g["a"])
+    off = ntm.clip_gradients(g, ntm.Config.tiny(clip=0.0))
+    assert off["a"] is g["a"]
+    np.testing.assert_array_equal(g["a"], [30.0, -4.0])                         # the input is left alone
+
+
+def test_clip_norm_must_be_a_number_at_least_0():
+    with pytest.raises(ValueError, match=r"clip_norm must be a finite number >= 0, got -1"):
+        ntm.Config.tiny(clip_norm=-1)

@@ -8,7 +8,7 @@ Three tasks, each a function of an explicit ``np.random.Generator`` that returns
 
 Every task returns a `SequenceBatch`, **batch-major**: ``inputs[n, t]`` is what example n shows the network at step t.
 
-    inputs       (N, T, W_in)   float64, 0/1 (the repeat count of repeat copy is a fraction in (0, 1])
+    inputs       (N, T, W_in)   float64, 0/1 (except repeat copy's count, normalised to mean 0, variance 1)
     targets      (N, T, W_out)  float64, 0/1; zero wherever target_mask is False
     target_mask  (N, T)         bool, the steps whose outputs are scored (the answer phase)
     lengths      (N,)           int64, the steps example n really uses; steps t >= lengths[n] are padding (all zero,
@@ -21,6 +21,8 @@ steps and output channels.
 from __future__ import annotations
 
 from typing import NamedTuple
+
+import math
 
 import numpy as np
 
@@ -116,53 +118,62 @@ def copy_task(rng: np.random.Generator, batch_size: int, bits: int = 8, min_len:
 # ----------------------------------------------------------------------------------------------------------------------
 
 def repeat_copy_task(rng: np.random.Generator, batch_size: int, bits: int = 8, min_len: int = 1, max_len: int = 10,
-                     min_repeats: int = 1, max_repeats: int = 10, repeats_scale: float | None = None) -> SequenceBatch:
-    """Repeat copy: a sequence, then the number of repeats R; the target is the sequence R times and an end mark.
+                     min_repeats: int = 1, max_repeats: int = 10,
+                     repeats_range: tuple[int, int] | None = None) -> SequenceBatch:
+    """Repeat copy (Graves et al. 2014, §4.2): a sequence, an end mark, then the number of repeats R on an input
+    channel of its own; the target is the sequence R times, then an end marker.
 
-    Example n draws its length L in [min_len, max_len] and R in [min_repeats, max_repeats]. Channels: W_in = bits + 1,
-    the last one is the delimiter, and it carries R / repeats_scale (default repeats_scale = max_repeats, so the value
-    lies in (0, 1]); W_out = bits + 1, the last one is the end marker.
+    Example n draws its length L in [min_len, max_len] and R in [min_repeats, max_repeats]. Channels: W_in = bits + 2
+    (channel bits: the delimiter, channel bits+1: the repeat count), W_out = bits + 1 (the last one: the end marker).
+    The count is normalised to mean 0 and variance 1, as in the paper: (R − μ) / σ with μ and σ² the mean and the
+    variance of R drawn uniformly from `repeats_range` (default (min_repeats, max_repeats); a range of one value gives
+    σ = 1). To test more repeats than trained on, pass the training range so a given R is shown as the same number.
 
         step t                  inputs[n, t]                           targets[n, t]                   mask
         0 .. L-1                x_t on channels :bits                  0                               False
-        L                       R / repeats_scale on channel bits      0                               False
-        L+1 .. L+R*L            0                                      x_{(t-L-1) mod L}, end mark 0   True
-        L+R*L+1                 0                                      end mark 1 on channel bits      True
+        L                       1 on channel bits (delimiter)          0                               False
+        L+1                     (R − μ) / σ on channel bits+1          0                               False
+        L+2 .. L+1+R*L          0                                      x_{(t-L-2) mod L}, end mark 0   True
+        L+2+R*L                 0                                      end mark 1 on channel bits      True
         after that              0 (padding)                            0                               False
 
-    lengths[n] = (R + 1) L + 2. Graves et al. normalise the count to mean 0 and variance 1; a positive fraction is used
-    here so the delimiter step is never all zero. To test generalisation to more repeats than trained on, pass the
-    training max_repeats as repeats_scale so a given R is shown as the same number.
+    lengths[n] = (R + 1) L + 3.
     """
     _check_rng(rng)
     N = _check_int("batch_size", batch_size, 1)
     bits = _check_int("bits", bits, 1)
     min_len, max_len = _check_range("min_len", min_len, "max_len", max_len, 1)
     min_repeats, max_repeats = _check_range("min_repeats", min_repeats, "max_repeats", max_repeats, 1)
-    scale = float(max_repeats if repeats_scale is None else repeats_scale)
-    if not np.isfinite(scale) or scale <= 0:
-        raise ValueError(f"repeats_scale must be a positive finite number, got {repeats_scale!r}")
+    if repeats_range is None:
+        repeats_range = (min_repeats, max_repeats)
+    if not isinstance(repeats_range, (tuple, list)) or len(repeats_range) != 2:
+        raise ValueError(f"repeats_range must be a pair (low, high) of integers, got {repeats_range!r}")
+    lo, hi = _check_range("repeats_range[0]", repeats_range[0], "repeats_range[1]", repeats_range[1], 1)
+    mu = (lo + hi) / 2                                             # mean of R ~ U{lo..hi}
+    sigma = math.sqrt(((hi - lo + 1) ** 2 - 1) / 12) or 1.0        # its standard deviation (1 for a single value)
 
     L = rng.integers(min_len, max_len + 1, size=N)                 # (N,) sequence lengths
     R = rng.integers(min_repeats, max_repeats + 1, size=N)         # (N,) repeats
     L_max = int(L.max())
     seq = _random_bits(rng, (N, L_max, bits))                      # (N, L_max, bits)
     seq *= (np.arange(L_max)[None, :] < L[:, None])[:, :, None]
-    lengths = (R + 1) * L + 2                                      # (N,)
+    lengths = (R + 1) * L + 3                                      # (N,)
     T = int(lengths.max())
     t = _steps(N, T)                                               # (N, T)
+    rows = np.arange(N)
 
-    inputs = np.zeros((N, T, bits + 1))                            # (N, T, bits+1)
+    inputs = np.zeros((N, T, bits + 2))                            # (N, T, bits+2)
     inputs[:, :L_max, :bits] = seq
-    inputs[np.arange(N), L, bits] = R / scale                      # delimiter carrying the repeat count
+    inputs[rows, L, bits] = 1.0                                    # the delimiter
+    inputs[rows, L + 1, bits + 1] = (R - mu) / sigma               # the normalised repeat count, one step later
 
-    rel = t - (L[:, None] + 1)                                     # (N, T) position within the output phase
+    rel = t - (L[:, None] + 2)                                     # (N, T) position within the output phase
     copying = (rel >= 0) & (rel < (R * L)[:, None])                # (N, T) steps that repeat the sequence
     src = np.where(copying, rel % L[:, None], 0)                   # (N, T) which input vector to write
     targets = np.zeros((N, T, bits + 1))                           # (N, T, bits+1)
     targets[:, :, :bits] = np.take_along_axis(seq, src[:, :, None], axis=1) * copying[:, :, None]
-    end = L + R * L + 1                                            # (N,) step of the end marker
-    targets[np.arange(N), end, bits] = 1.0
+    end = L + 2 + R * L                                            # (N,) step of the end marker
+    targets[rows, end, bits] = 1.0
     target_mask = (rel >= 0) & (t <= end[:, None])                 # (N, T) copies and the end marker
     return SequenceBatch(inputs, targets, target_mask, lengths.astype(np.int64))
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from memnet_np import optim
 from memnet_np import train as T
-from memnet_np.ntm.config import TASKS, Config, init_params, make_batch, replace, task_batch
+from memnet_np.ntm.config import TASK_SEQUENCES, TASKS, Config, init_params, make_batch, replace, task_batch
 from memnet_np.ntm.model import forward, loss_and_grads, metrics
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -52,6 +52,16 @@ def make_optimizer(config: Config) -> optim.Optimizer:
     if config.optimizer == "adam":
         return optim.Adam(lr=config.lr)
     return optim.RMSProp(lr=config.lr, decay=config.decay, momentum=config.momentum)
+
+
+def clip_gradients(grads: dict, config: Config) -> dict:
+    """Each component clipped to ±config.clip (the paper), then, with clip_norm, all of them rescaled together to a
+    global norm of at most clip_norm (Collier & Beel); a setting of 0 turns its clipping off."""
+    if config.clip:
+        grads = optim.clip_by_value(grads, config.clip)
+    if config.clip_norm:
+        grads, _ = optim.clip_by_global_norm(grads, config.clip_norm)
+    return grads
 
 
 def train_task(task: Optional[str] = None, config: Optional[Config] = None, rng: Optional[np.random.Generator] = None,
@@ -109,7 +119,7 @@ def train_task(task: Optional[str] = None, config: Optional[Config] = None, rng:
         t0 = time.perf_counter()
         b = make_batch(task_batch(config, train_rng, B, config.min_len, top), config, train_rng)
         _, grads, info = loss_and_grads(params, b, config)
-        opt.step(params, optim.clip_by_value(grads, config.clip))
+        opt.step(params, clip_gradients(grads, config))
         seconds += time.perf_counter() - t0
         seen += B
         if top < config.max_len:                              # curriculum: longer sequences once these are mastered
@@ -221,12 +231,12 @@ def _train_steps_per_second(config: Config, rng: np.random.Generator, batch: int
     opt = make_optimizer(config)
     steps = max(1, sequences // batch)
     b = make_batch(task_batch(config, rng, batch, min_len, max_len), config, rng)
-    opt.step(params, optim.clip_by_value(loss_and_grads(params, b, config)[1], config.clip))   # warm-up
+    opt.step(params, clip_gradients(loss_and_grads(params, b, config)[1], config))   # warm-up
     t0 = time.perf_counter()
     for _ in range(steps):
         b = make_batch(task_batch(config, rng, batch, min_len, max_len), config, rng)
         _, grads, _ = loss_and_grads(params, b, config)
-        opt.step(params, optim.clip_by_value(grads, config.clip))
+        opt.step(params, clip_gradients(grads, config))
     return steps * batch / (time.perf_counter() - t0)
 
 
@@ -291,8 +301,8 @@ def results(out: dict, rng: np.random.Generator, sequences: int = 500, generalis
 
 
 def train_command(args) -> int:
-    """`train ntm --task TASK [--sequences N] [--batch B] [--seed S] [--out DIR] [--resume]`: train with the tuned
-    settings, print progress at every held-out evaluation, write results.json and checkpoint.npz, print a summary.
+    """`train ntm --task TASK [--sequences N] [--batch B] [--seed S] [--out DIR] [--resume]`: train with the task's
+    tuned settings (Config.tuned) for its budget (TASK_SEQUENCES) unless --sequences is given, print progress at every held-out evaluation, write results.json and checkpoint.npz, print a summary.
     The training state is saved in DIR/state.npz at every evaluation; --resume continues a killed run from it."""
     import json
     import os
@@ -300,7 +310,7 @@ def train_command(args) -> int:
     from memnet_np.experiments import UserError
     if args.task not in TASKS:
         raise UserError(f"--task must be one of {', '.join(TASKS)} for ntm, got {args.task!r}")
-    sequences = 30_000 if args.sequences is None else args.sequences
+    sequences = TASK_SEQUENCES[args.task] if args.sequences is None else args.sequences
     if sequences < 1 or (args.batch is not None and args.batch < 1):
         raise UserError("--sequences and --batch must be at least 1")
     overrides = {} if args.batch is None else {"batch_size": args.batch}
