@@ -77,6 +77,10 @@ class Config:
     gate_supervision: float = 1.0   # weight of the supporting-fact loss on the gates (0 = unsupervised)
     extra_passes: str = "last"   # passes after the last supporting fact: supervised toward it again ("last")
                                  # or left free ("free"); see pass_targets
+    gate_targets: str = "all"    # which facts the supervision scores: "all" (the one-hot over every fact) or
+                                 # "causal" (the supporting fact open, every later fact shut, earlier facts free);
+                                 # see supervision_loss_forward
+    eos: bool = False            # dmn: an end-of-sentence word after every sentence, the facts the states there
     init_std: float = 0.3        # word embedding ~ N(0, init_std²); weight matrices ~ N(0, 1/fan_in), biases 0.
                                  # Chosen on validation error. bAbI 1k task 2 (seed 0, 40 epochs at lr 1e-3): 0.1
                                  # stays near 89% (does not learn), 0.3 reaches 44%, 1.0 42-51%. Task 1 (3 seeds,
@@ -104,6 +108,10 @@ class Config:
                 problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.extra_passes not in ("last", "free"):
             problems.append(f"extra_passes must be 'last' or 'free', got {self.extra_passes!r}")
+        if self.gate_targets not in ("all", "causal"):
+            problems.append(f"gate_targets must be 'all' or 'causal', got {self.gate_targets!r}")
+        if self.eos and self.variant != "dmn":
+            problems.append("eos is the DMN's input module (DMN+ encodes each sentence on its own)")
         if self.gate_supervision < 0 or self.l2 < 0:
             problems.append(f"gate_supervision and l2 must be ≥ 0, got {self.gate_supervision}, {self.l2}")
         if self.patience is not None and self.patience < 1:
@@ -138,7 +146,7 @@ class Config:
 def _shapes(config: Config) -> dict[str, tuple]:
     V, d, H, G, K = config.vocab_size, config.d, config.hidden, config.gate_hidden, config.passes
     if config.variant == "dmn":
-        return {"E": (V, d),
+        return {"E": (V + config.eos, d),                                       # row V: the end-of-sentence word
                 "in_Wx": (3 * H, d), "in_Wh": (3 * H, H), "in_b": (3 * H,),          # input (and question) GRU
                 "Wb": (H, H),                                                        # bilinear terms of z
                 "W1": (G, 7 * H + 2), "b1": (G,), "w2": (G,), "b2": (1,),            # gate network
@@ -209,9 +217,12 @@ class Batch(NamedTuple):
     support: np.ndarray   # (N, K) int fact each pass's gates are supervised toward; −1: no supervision
 
 
-def story_words(stories: np.ndarray, mask: np.ndarray):
+def story_words(stories: np.ndarray, mask: np.ndarray, eos: Optional[int] = None):
     """(words (N, T), word_mask (N, T), ends (N, F)): the sentences of each story run together, and where each
-    sentence ends. T = the longest story of the batch in words."""
+    sentence ends (its last word, or with eos the end-of-sentence word id eos put after it). T = the longest story
+    of the batch in words."""
+    if eos is not None:                                       # one more column, eos after every real sentence
+        stories = np.concatenate([stories, np.where(mask, eos, 0)[..., None]], axis=-1)   # (N, F, L + 1)
     N, F, L = stories.shape
     real = (stories != 0) & mask[..., None]                   # (N, F, L) real words
     flat = stories.reshape(N, F * L)                          # (N, F·L)
@@ -223,6 +234,11 @@ def story_words(stories: np.ndarray, mask: np.ndarray):
     words = np.where(word_mask, words, 0)                     # (N, T)
     ends = np.where(mask, np.cumsum(counts, axis=1) - 1, 0)   # (N, F)
     return words, word_mask, np.maximum(ends, 0)
+
+
+def eos_id(config: Config) -> Optional[int]:
+    """The end-of-sentence word's id (row V of E), or None without one."""
+    return config.vocab_size if config.eos else None
 
 
 def pass_targets(order: Optional[np.ndarray], passes: int, N: int, extra: str = "last") -> np.ndarray:
@@ -251,7 +267,7 @@ def make_batch(arrays, idx, config: Config, rng: Optional[np.random.Generator] =
                          f"{config.memory_size}")
     F = max(int(mask.sum(1).max(initial=0)), 1)              # facts are left-aligned: the batch needs F slots
     stories, mask = arrays.stories[idx][:, :F], mask[:, :F]   # (N, F, L), (N, F)
-    words, word_mask, ends = story_words(stories, mask)
+    words, word_mask, ends = story_words(stories, mask, eos_id(config))
     order = None if arrays.supporting_order is None else arrays.supporting_order[idx]
     return Batch(stories, arrays.queries[idx], arrays.answers[idx], mask, words, word_mask, ends,
                  pass_targets(order, config.passes, len(idx), config.extra_passes))
@@ -279,7 +295,7 @@ def example_batch(config: Config, rng: np.random.Generator, N: int = 4, F: Optio
     from memnet_np.data.babi import random_story_arrays
     F = min(config.memory_size, 4) if F is None else F
     stories, queries, answers, mask = random_story_arrays(rng, N, F, L, config.vocab_size)
-    words, word_mask, ends = story_words(stories, mask)
+    words, word_mask, ends = story_words(stories, mask, eos_id(config))
     n = mask.sum(1)                                           # (N,)
     support = rng.integers(0, n[:, None], size=(N, config.passes))   # (N, K) a real fact per pass
     support[:, -1] = -1                                       # the last pass unsupervised
@@ -313,8 +329,9 @@ def _check_batch(batch: Batch, config: Config) -> None:
         raise ValueError(f"batch.stories holds {F} facts, more than memory_size = {config.memory_size}")
     for name in ("stories", "queries", "answers", "words"):
         a = getattr(batch, name)
-        if a.size and (a.min() < 0 or a.max() >= config.vocab_size):
-            raise ValueError(f"batch.{name} holds word ids outside [0, {config.vocab_size}) "
+        top = config.vocab_size + (name == "words" and config.eos)   # words may hold the end-of-sentence id V
+        if a.size and (a.min() < 0 or a.max() >= top):
+            raise ValueError(f"batch.{name} holds word ids outside [0, {top}) "
                              f"(min {a.min()}, max {a.max()}): was the data encoded with another vocabulary?")
     if batch.ends.size and (batch.ends.min() < 0 or batch.ends.max() >= max(batch.words.shape[1], 1)):
         raise ValueError(f"batch.ends must point into batch.words (0..{batch.words.shape[1] - 1})")
@@ -712,19 +729,31 @@ class SupervisionCache(NamedTuple):
     ds: np.ndarray    # (N, K, F) ∂loss/∂scores, already weighted
 
 
-def supervision_loss_forward(scores, gates, support, mask, variant: str, weight: float):
+def supervision_loss_forward(scores, gates, support, mask, variant: str, weight: float, targets: str = "all"):
     """Loss summed over examples and supervised passes. dmn: binary cross-entropy of every real fact's sigmoid
     toward the one-hot of the pass's supporting fact; dmn+: cross-entropy of the softmax toward it.
-    scores, gates (N, K, F); support (N, K), −1 = no supervision."""
+    scores, gates (N, K, F); support (N, K), −1 = no supervision.
+
+    targets="causal" scores only the supporting fact and the facts after it (dmn: they are pushed shut; dmn+: the
+    softmax is taken over them alone). The episode reads the facts in order and the fact vectors of the DMN have
+    seen only the past, so a gate cannot tell the last fact about the football from an earlier one: shutting the
+    earlier ones is a target no gate can meet (and they are harmless open: the supporting fact comes after them),
+    while a fact after the supporting one has read it and can be told to stay shut."""
     N, K, F = scores.shape
     sup = support >= 0                                        # (N, K)
     y = (np.arange(F) == support[..., None]) & sup[..., None]  # (N, K, F) one-hot target
     on = sup[..., None] & mask[:, None, :]                    # (N, K, F) terms that count
+    if targets == "causal":
+        on = on & (np.arange(F) >= support[..., None])        # (N, K, F) the supporting fact and those after it
     if variant == "dmn":
         sp = np.logaddexp(0.0, scores)                        # (N, K, F) softplus(s) = −log(1 − σ(s))
         loss = float(np.sum(np.where(on, sp - y * scores, 0.0)))   # −[y log σ(s) + (1 − y) log(1 − σ(s))]
         ds = np.where(on, 1.0 / (1.0 + np.exp(-scores)) - y, 0.0)  # (N, K, F) σ(s) − y
     else:
+        if targets == "causal":                               # the softmax over the scored facts alone
+            top = np.where(on, scores, -np.inf).max(-1, keepdims=True)   # (N, K, 1)
+            ex = np.exp(np.where(on, scores - top, -np.inf))  # (N, K, F) 0 where not scored
+            gates = ex / np.maximum(ex.sum(-1, keepdims=True), 1e-300)   # (N, K, F) 0 where not scored
         logp = np.log(np.where(y, gates, 1.0))                # (N, K, F) log g at the target only
         loss = -float(logp.sum())
         ds = np.where(on, gates - y, 0.0)                     # (N, K, F) softmax − one-hot
@@ -750,7 +779,7 @@ def loss_and_grads(params, batch: Batch, config: Config):
     if config.gate_supervision > 0:
         scores = np.stack([p.scores for p in cache.passes], axis=1)   # (N, K, F)
         sloss, sc = supervision_loss_forward(scores, gates, batch.support, batch.mask, config.variant,
-                                             config.gate_supervision)
+                                             config.gate_supervision, config.gate_targets)
         loss += sloss
         dscores = sc.ds
     grads = backward((dlogits, dscores), cache, params, config)
@@ -796,7 +825,7 @@ def _synthetic_batch(config, rng, N: int, F: int, L: int = 7) -> Batch:
     stories, queries, answers, mask = random_story_arrays(rng, N, F, L, config.vocab_size, min_sentences=F)
     mask[:] = True
     stories[:, :, 0] = np.maximum(stories[:, :, 0], 1)        # every sentence has a word
-    words, word_mask, ends = story_words(stories, mask)
+    words, word_mask, ends = story_words(stories, mask, eos_id(config))
     support = np.full((N, config.passes), -1)
     support[:, 0] = rng.integers(0, F, size=N)
     return Batch(stories, queries, answers, mask, words, word_mask, ends, support)
@@ -895,7 +924,7 @@ def forward_naive(params, batch: Batch, config: Config):
         if config.variant == "dmn":
             facts, h = [], np.zeros(H)
             for sentence in sentences:                        # one GRU over the whole story ...
-                for w in sentence:
+                for w in sentence + ([config.vocab_size] if config.eos else []):   # (and its end-of-sentence word)
                     h = gru(P["E"][w], h, "in")
                 facts.append(h)                               # ... a fact at each sentence's end
             q = run(question, "in")
