@@ -66,6 +66,8 @@ def _add_model_options(p):
     g.add_argument("--hidden", type=int, help="dmn: GRU state size H (default 80)")
     g.add_argument("--gate-supervision", type=float, help="dmn: weight of the supporting-fact loss on the gates "
                    "(default 1 for dmn, 0 for dmn+)")
+    g.add_argument("--gate-targets", choices=["all", "causal"], help="dmn: the facts the supporting-fact loss "
+                   "scores: all of them, or the supporting fact and those after it (causal)")
     g.add_argument("--float32", action="store_const", const="float32", dest="dtype", default=None,
                    help="train in float32 (faster)")
 
@@ -85,7 +87,7 @@ def _overrides(args) -> dict:
     elif getattr(args, "config", None):
         raise UserError(f"{args.model} has no --config presets")
     keys = ("epochs", "hops", "d", "encoding", "tying", "temporal", "random_noise", "linear_start", "ls_mode",
-            "relu", "mask_empty", "dtype", "variant", "passes", "hidden", "gate_supervision")
+            "relu", "mask_empty", "dtype", "variant", "passes", "hidden", "gate_supervision", "gate_targets")
     out.update({k: getattr(args, k) for k in keys if getattr(args, k, None) is not None})
     if out.get("encoding") == "bow":
         out["encoding"] = None

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from memnet_np import cli
@@ -198,5 +199,11 @@ def test_train_and_evaluate_dmn_both_variants(tmp_path):
         r = run("evaluate", str(out))
         assert r.returncode == 0, r.stderr
         assert f"test error {res['test_error']:.1f}%" in r.stdout
+    out = tmp_path / "causal"
+    r = run("train", "dmn", "--task", "1", "--generated", "--epochs", "1", "--hidden", "8", "--dim", "8",
+            "--gate-targets", "causal", "--quiet", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    with np.load(out / "checkpoint.npz", allow_pickle=False) as z:
+        assert json.loads(str(z["header"]))["config"]["gate_targets"] == "causal"
     r = run("train", "dmn", "--task", "1", "--generated", "--passes", "0", "--out", str(tmp_path / "x"))
     assert r.returncode == 2 and "passes must be at least 1" in r.stderr
