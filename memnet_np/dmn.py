@@ -9,6 +9,9 @@ A story is a sequence of sentences, a question q, a one-word answer. The origina
     episode          h_f = g_f GRU(c_f, h_{f−1}) + (1 − g_f) h_{f−1},  h_0 = 0;   e = h_F
     memory           m⁰ = q,  mⁱ = GRU(eⁱ, mⁱ⁻¹)  for i = 1..K passes (default 3)
     answer           â = softmax(W_a mᴷ + b_a)                        (a single-word answer is one softmax)
+                     or, answer_module="gru" (multi-word answers, tasks 8 and 19), the paper's GRU decoder:
+                     a_0 = mᴷ,  a_t = GRU([y_{t−1}; q], a_{t−1}),  y_t = softmax(W_a a_t + b_a),  y_0 = 0,
+                     trained on the answer's words followed by an end-of-answer word
 
     supervision      with supporting facts, pass i's gates are also trained with a binary cross-entropy toward
                      the i-th supporting fact: −Σ_f [y_f log g_f + (1 − y_f) log(1 − g_f)], y = one-hot; passes
@@ -81,6 +84,9 @@ class Config:
                                  # "causal" (the supporting fact open, every later fact shut, earlier facts free);
                                  # see supervision_loss_forward
     eos: bool = False            # dmn: an end-of-sentence word after every sentence, the facts the states there
+    answer_module: str = "softmax"   # dmn: "softmax" (one word from mᴷ) or "gru" (the paper's decoder, word by word)
+    answer_words: tuple = ()     # gru: the decoder's words, 0 = end of answer (Config.for_data fills both)
+    answer_table: tuple = ()     # gru: for each vocabulary id its answer in decoder words, then 0 (end), then −1s
     init_std: float = 0.3        # word embedding ~ N(0, init_std²); weight matrices ~ N(0, 1/fan_in), biases 0.
                                  # Chosen on validation error. bAbI 1k task 2 (seed 0, 40 epochs at lr 1e-3): 0.1
                                  # stays near 89% (does not learn), 0.3 reaches 44%, 1.0 42-51%. Task 1 (3 seeds,
@@ -100,6 +106,9 @@ class Config:
     dtype: str = "float32"       # gradient checks use float64
 
     def __post_init__(self):
+        for name in ("answer_words", "answer_table"):     # tuples, also when read back from a checkpoint's JSON
+            value = getattr(self, name)
+            object.__setattr__(self, name, tuple(tuple(v) if isinstance(v, list) else v for v in value))
         problems = []
         if self.variant not in VARIANTS:
             problems.append(f"variant must be one of {VARIANTS}, got {self.variant!r}")
@@ -112,6 +121,15 @@ class Config:
             problems.append(f"gate_targets must be 'all' or 'causal', got {self.gate_targets!r}")
         if self.eos and self.variant != "dmn":
             problems.append("eos is the DMN's input module (DMN+ encodes each sentence on its own)")
+        if self.answer_module not in ("softmax", "gru"):
+            problems.append(f"answer_module must be 'softmax' or 'gru', got {self.answer_module!r}")
+        elif self.answer_module == "gru":
+            if self.variant != "dmn":
+                problems.append("answer_module='gru' is the DMN's decoder (DMN+ answers from [mᴷ; q] in one softmax)")
+            if len(self.answer_words) < 2 or len(self.answer_table) != self.vocab_size:
+                problems.append(f"answer_module='gru' needs the decoder's words and a table of {self.vocab_size} "
+                                f"answers (got {len(self.answer_words)} words, {len(self.answer_table)} rows): "
+                                f"make the config with Config.for_data(dataset, answer_module='gru')")
         if self.gate_supervision < 0 or self.l2 < 0:
             problems.append(f"gate_supervision and l2 must be ≥ 0, got {self.gate_supervision}, {self.l2}")
         if self.patience is not None and self.patience < 1:
@@ -133,10 +151,26 @@ class Config:
     def for_data(cls, dataset, **overrides) -> "Config":
         """Settings for a loaded bAbI dataset. DMN+ trains without supporting facts (its 10k result)."""
         base = dict(vocab_size=len(dataset.vocab), memory_size=dataset.memory_size)
+        if overrides.get("answer_module") == "gru" and not overrides.get("answer_table"):
+            tokens = {q.answer_token for split in (dataset.train, dataset.val, dataset.test) for q in split.questions}
+            base["answer_words"], base["answer_table"] = decoder_vocabulary(dataset.vocab.words, tokens)
         if overrides.get("variant") == "dmn+":
             base.update(gate_supervision=0.0, batch_size=128)   # Xiong et al.: no supporting facts, batch 128
         base.update(overrides)
         return cls(**base)
+
+
+def decoder_vocabulary(vocab_words, answer_tokens):
+    """(answer_words, answer_table) for the GRU decoder: its words are "<end>" then every word of the comma answers
+    ("s,e" -> "s", "e"), sorted; row v of the table is vocabulary word v as decoder word ids followed by 0 (end) and
+    padded with −1, or all −1 when word v is no answer."""
+    answer_tokens = set(answer_tokens)
+    words = ("<end>",) + tuple(sorted({p for t in answer_tokens for p in t.split(",")}))
+    index = {w: i for i, w in enumerate(words)}
+    steps = 1 + max((len(t.split(",")) for t in answer_tokens), default=0)
+    table = tuple(tuple([index[p] for p in w.split(",")] + [0] + [-1] * (steps - 1 - len(w.split(","))))
+                  if w in answer_tokens else (-1,) * steps for w in vocab_words)
+    return words, table
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -145,6 +179,7 @@ class Config:
 
 def _shapes(config: Config) -> dict[str, tuple]:
     V, d, H, G, K = config.vocab_size, config.d, config.hidden, config.gate_hidden, config.passes
+    A = len(config.answer_words)                                                     # decoder words (gru)
     if config.variant == "dmn":
         return {"E": (V + config.eos, d),                                       # row V: the end-of-sentence word
                 "in_Wx": (3 * H, d), "in_Wh": (3 * H, H), "in_b": (3 * H,),          # input (and question) GRU
@@ -152,7 +187,9 @@ def _shapes(config: Config) -> dict[str, tuple]:
                 "W1": (G, 7 * H + 2), "b1": (G,), "w2": (G,), "b2": (1,),            # gate network
                 "ep_Wx": (3 * H, H), "ep_Wh": (3 * H, H), "ep_b": (3 * H,),          # episode GRU
                 "mem_Wx": (3 * H, H), "mem_Wh": (3 * H, H), "mem_b": (3 * H,),       # memory GRU
-                "Wa": (V, H), "ba": (V,)}                                            # answer
+                **({"Wa": (V, H), "ba": (V,)} if config.answer_module == "softmax" else   # answer
+                   {"ans_Wx": (3 * H, A + H), "ans_Wh": (3 * H, H), "ans_b": (3 * H,),   # answer GRU over [y; q]
+                    "Wa": (A, H), "ba": (A,)})}
     shapes = {"E": (V, d),
               "q_Wx": (3 * H, d), "q_Wh": (3 * H, H), "q_b": (3 * H,),               # question GRU
               "fw_Wx": (3 * H, d), "fw_Wh": (3 * H, H), "fw_b": (3 * H,),            # input fusion, forward
@@ -623,6 +660,93 @@ def answer_backward(dlogits, cache: AnswerCache):
     return da, dlogits.T @ a, dlogits.sum(0)                  # the caller splits da into dm (and dq)
 
 
+class DecoderCache(NamedTuple):
+    steps: list        # T GRUCaches, one per answer word
+    a: np.ndarray      # (N, T, H) a_1 .. a_T
+    y: np.ndarray      # (N, T, A) y_1 .. y_T
+    Wa: np.ndarray     # (A, H)
+
+
+def answer_decoder_forward(m, q, W, Wa, ba, steps: int):
+    """logits (N, T, A) of the GRU decoder: a_0 = mᴷ, a_t = GRU([y_{t−1}; q], a_{t−1}),
+    y_t = softmax(W_a a_t + b_a), y_0 = 0. W = (Wx, Wh, b) of the answer GRU. Every step feeds the whole distribution y_{t−1} back, as the paper."""
+    N, A = m.shape[0], Wa.shape[0]
+    a, y = m, np.zeros((N, A), m.dtype)                       # (N, H) a_0, (N, A) y_0
+    caches, As, Ys, logits = [], [], [], []
+    for _ in range(steps):
+        x = np.concatenate([y, q], axis=-1)                  # (N, A + H) [y_{t−1}; q]
+        a, gc = ops.gru_forward(x, a, *W)                     # (N, H) a_t
+        s = a @ Wa.T + ba                                     # (N, A)
+        e = np.exp(s - s.max(-1, keepdims=True))              # (N, A)
+        y = e / e.sum(-1, keepdims=True)                      # (N, A) y_t
+        caches.append(gc)
+        As.append(a)
+        Ys.append(y)
+        logits.append(s)
+    return np.stack(logits, 1), DecoderCache(caches, np.stack(As, 1), np.stack(Ys, 1), Wa)   # (N, T, A)
+
+
+def answer_decoder_backward(dlogits, cache: DecoderCache):
+    """dlogits (N, T, A) -> dm (N, H), dq (N, H), (dWx, dWh, db), dWa, dba. Back through time: step t's logits get
+    the loss's gradient and, through y_t, what step t + 1 passed back to its input."""
+    N, T, A = dlogits.shape
+    Wa = cache.Wa
+    dWx, dWh, db = (np.zeros_like(w) for w in (cache.steps[0].Wx, cache.steps[0].Wh, cache.steps[0].Wx[:, 0]))
+    dWa, dba = np.zeros_like(Wa), np.zeros(A, dlogits.dtype)
+    da = np.zeros((N, Wa.shape[1]), dlogits.dtype)           # (N, H) ∂loss/∂a_t from step t + 1
+    dy = np.zeros((N, A), dlogits.dtype)                      # (N, A) ∂loss/∂y_t from step t + 1's input
+    dq = np.zeros_like(da)                                    # (N, H)
+    for t in reversed(range(T)):
+        y = cache.y[:, t]                                     # (N, A)
+        ds = dlogits[:, t] + y * (dy - (dy * y).sum(-1, keepdims=True))   # (N, A) through the softmax
+        dWa += ds.T @ cache.a[:, t]
+        dba += ds.sum(0)
+        da = da + ds @ Wa                                     # (N, H) ∂loss/∂a_t
+        dx, da, gWx, gWh, gb, _ = ops.gru_backward(da, cache.steps[t])   # dx (N, A + H), da = ∂loss/∂a_{t−1}
+        dWx += gWx
+        dWh += gWh
+        db += gb
+        dy, dq = dx[:, :A], dq + dx[:, A:]                    # y_{t−1} and q
+    return da, dq, (dWx, dWh, db), dWa, dba
+
+
+def answer_targets(answers, config: Config) -> np.ndarray:
+    """(N, T) the decoder words of each answer, ending with 0 (end) and padded with −1."""
+    table = np.asarray(config.answer_table, dtype=np.int64)  # (V, T)
+    targets = table[answers]                                  # (N, T)
+    bad = targets[:, 0] < 0
+    if bad.any():
+        raise ValueError(f"answer id {int(answers[bad][0])} is not an answer the GRU decoder knows (no row of "
+                         f"config.answer_table): make the config with Config.for_data on this dataset")
+    return targets
+
+
+def decode(logits, config: Config) -> np.ndarray:
+    """(N,) vocabulary ids of the greedy answers (argmax word per step, up to the first end word); −1 where the
+    words spell no vocabulary word."""
+    words = logits.argmax(-1)                                 # (N, T)
+    ids = {tuple(r): v for v, r in enumerate(np.asarray(config.answer_table).tolist()) if r[0] >= 0}
+    T = words.shape[1]
+    out = np.full(len(words), -1, dtype=np.int64)             # (N,)
+    for n, row in enumerate(words.tolist()):                  # a dictionary lookup per answer, not model maths
+        k = row.index(0) + 1 if 0 in row else T
+        out[n] = ids.get(tuple(row[:k] + [-1] * (T - k)), -1)
+    return out
+
+
+def sequence_cross_entropy(logits, targets):
+    """(loss summed over answers and their words, dlogits (N, T, A), probabilities (N, T, A)); −1 targets score 0."""
+    on = targets >= 0                                         # (N, T)
+    z = logits - logits.max(-1, keepdims=True)                # (N, T, A)
+    logp = z - np.log(np.exp(z).sum(-1, keepdims=True))       # (N, T, A)
+    p = np.exp(logp)                                          # (N, T, A)
+    t = np.maximum(targets, 0)                                # (N, T)
+    loss = -float(np.where(on, np.take_along_axis(logp, t[..., None], -1)[..., 0], 0.0).sum())
+    y = np.zeros_like(p)                                      # (N, T, A) one-hot targets
+    np.put_along_axis(y, t[..., None], 1.0, -1)
+    return loss, (p - y) * on[..., None], p
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # The whole model
 
@@ -644,7 +768,7 @@ class Cache(NamedTuple):
     c: np.ndarray                    # (N, F, H) facts
     q: np.ndarray                    # (N, H)
     passes: list                     # K PassCaches
-    answer: AnswerCache
+    answer: object                   # AnswerCache, or DecoderCache (answer_module="gru")
 
 
 def _memory_weights(params, config: Config, k: int):
@@ -671,7 +795,11 @@ def forward(params, batch: Batch, config: Config):
         e, ep = episode_forward(c, g, batch.mask, _episode_weights(params, config))          # (N, H)
         m, mem = memory_update_forward(e, m, q, _memory_weights(params, config, k))          # (N, H) mᵏ
         passes.append(PassCache(feat, net, act, ep, mem, s, g))
-    logits, answer = answer_forward(m, q, params["Wa"], params["ba"], config.variant)        # (N, V)
+    if config.answer_module == "gru":
+        logits, answer = answer_decoder_forward(m, q, _gru(params, "ans"), params["Wa"], params["ba"],
+                                                len(config.answer_table[0]))                  # (N, T, A)
+    else:
+        logits, answer = answer_forward(m, q, params["Wa"], params["ba"], config.variant)    # (N, V)
     return logits, Cache(batch, inputs, question, c, q, passes, answer)
 
 
@@ -681,9 +809,13 @@ def backward(dout, cache: Cache, params, config: Config) -> dict[str, np.ndarray
     dlogits, dscores = dout if isinstance(dout, tuple) else (dout, None)
     grads = {name: np.zeros_like(p) for name, p in params.items()}
     H = config.hidden
-    da, grads["Wa"], grads["ba"] = answer_backward(dlogits, cache.answer)
-    dm = da[:, :H]                                            # (N, H) ∂loss/∂mᴷ
-    dq = np.zeros_like(cache.q) if config.variant == "dmn" else da[:, H:].copy()   # (N, H) ∂loss/∂q
+    if config.answer_module == "gru":
+        dm, dq, dW, grads["Wa"], grads["ba"] = answer_decoder_backward(dlogits, cache.answer)
+        grads["ans_Wx"], grads["ans_Wh"], grads["ans_b"] = dW
+    else:
+        da, grads["Wa"], grads["ba"] = answer_backward(dlogits, cache.answer)
+        dm = da[:, :H]                                        # (N, H) ∂loss/∂mᴷ
+        dq = np.zeros_like(cache.q) if config.variant == "dmn" else da[:, H:].copy()   # (N, H) ∂loss/∂q
     dc = np.zeros_like(cache.c)                               # (N, F, H)
     mask = cache.batch.mask
     for k in reversed(range(1, config.passes + 1)):
@@ -769,11 +901,20 @@ def gates_of(cache: Cache) -> np.ndarray:
     return np.stack([p.g for p in cache.passes], axis=1)
 
 
+def _answer_loss(logits, answers, config: Config):
+    """(summed cross-entropy, dlogits, probabilities, predicted vocabulary ids) of one softmax, or of the GRU
+    decoder's words (its probabilities (N, T, A))."""
+    if config.answer_module == "gru":
+        loss, dlogits, probs = sequence_cross_entropy(logits, answer_targets(answers, config))
+        return loss, dlogits, probs, decode(logits, config)
+    loss, ce = ops.softmax_cross_entropy_forward(logits, answers, reduction="sum")
+    return loss, ops.softmax_cross_entropy_backward(1.0, ce), ce.probs, logits.argmax(1)   # dlogits (N, V)
+
+
 def loss_and_grads(params, batch: Batch, config: Config):
     """Summed answer cross-entropy (+ supporting-fact loss on the gates, + L2), its gradients, and info."""
     logits, cache = forward(params, batch, config)
-    loss, ce = ops.softmax_cross_entropy_forward(logits, batch.answers, reduction="sum")
-    dlogits = ops.softmax_cross_entropy_backward(1.0, ce)    # (N, V)
+    loss, dlogits, probs, predictions = _answer_loss(logits, batch.answers, config)
     gates = gates_of(cache)                                   # (N, K, F)
     dscores = None
     if config.gate_supervision > 0:
@@ -787,15 +928,15 @@ def loss_and_grads(params, batch: Batch, config: Config):
         for name in l2_names(config):
             loss += 0.5 * config.l2 * float(np.sum(params[name] ** 2))
             grads[name] += config.l2 * params[name]
-    info = {"gates": gates, "predictions": logits.argmax(1), "probs": ce.probs}
+    info = {"gates": gates, "predictions": predictions, "probs": probs}
     return loss, grads, info
 
 
 def predict(params, batch: Batch, config: Config):
     """Answers (N,) and info: gates (N, K, F), answer probabilities (N, V), loss (the answer's, summed)."""
     logits, cache = forward(params, batch, config)
-    loss, ce = ops.softmax_cross_entropy_forward(logits, batch.answers, reduction="sum")
-    return logits.argmax(1), {"gates": gates_of(cache), "probs": ce.probs, "loss": loss}
+    loss, _, probs, predictions = _answer_loss(logits, batch.answers, config)
+    return predictions, {"gates": gates_of(cache), "probs": probs, "loss": loss}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -969,6 +1110,15 @@ def forward_naive(params, batch: Batch, config: Config):
                 m = gru(e, m, "mem")                          # mᵏ = GRU(eᵏ, mᵏ⁻¹)
             else:
                 m = np.maximum(P[f"mem{k}_W"] @ np.concatenate([m, e, q]) + P[f"mem{k}_b"], 0)
+        if config.answer_module == "gru":                    # a_t = GRU([y_{t−1}; q], a_{t−1}), y_t = softmax(..)
+            a, y, steps = m, np.zeros(len(P["ba"])), []
+            for _ in range(len(config.answer_table[0])):
+                a = gru(np.concatenate([y, q]), a, "ans")
+                s = P["Wa"] @ a + P["ba"]
+                y = np.exp(s - s.max()) / np.exp(s - s.max()).sum()
+                steps.append(s)
+            logits.append(np.array(steps))
+            continue
         a = m if config.variant == "dmn" else np.concatenate([m, q])
         logits.append(P["Wa"] @ a + P["ba"])
     return np.array(logits), all_gates

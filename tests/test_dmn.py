@@ -22,13 +22,21 @@ def model(variant, seed=0, N=5, F=4, L=5, **over):
     return config, params, dmn.example_batch(config, rng, N=N, F=F, L=L)
 
 
+def gru_answers():
+    """The tiny vocabulary's 10 words as answers of 1 to 3 decoder words, for answer_module="gru"."""
+    words = ["<nil>", "a", "b", "c", "a,b", "b,c", "c,a", "x", "y", "z", "a,b,c"]
+    answer_words, answer_table = dmn.decoder_vocabulary(words, words[1:])
+    return dict(answer_module="gru", answer_words=answer_words, answer_table=answer_table)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # the oracle
 
 
-@pytest.mark.parametrize("variant,eos", [("dmn", False), ("dmn", True), ("dmn+", False)])
-def test_vectorised_forward_matches_the_naive_one(variant, eos):
-    config, params, batch = model(variant, N=6, F=4, L=5, passes=3, eos=eos)
+@pytest.mark.parametrize("variant,extra", [("dmn", {}), ("dmn", {"eos": True}), ("dmn+", {}), ("dmn", "gru")])
+def test_vectorised_forward_matches_the_naive_one(variant, extra):
+    extra = gru_answers() if extra == "gru" else extra
+    config, params, batch = model(variant, N=6, F=4, L=5, passes=3, **extra)
     assert batch.mask.sum(1).min() == 1 and batch.mask.sum(1).max() == 4      # ragged: padded facts in play
     logits, cache = dmn.forward(params, batch, config)
     logits_naive, gates_naive = dmn.forward_naive(params, batch, config)
@@ -58,8 +66,10 @@ def test_naive_forward_does_not_call_the_vectorised_helpers(monkeypatch):
 @pytest.mark.gradcheck
 @pytest.mark.parametrize("variant,supervised,extra", [
     ("dmn", True, {}), ("dmn", False, {}), ("dmn+", True, {}), ("dmn+", False, {}),
-    ("dmn", True, {"eos": True, "gate_targets": "causal"}), ("dmn+", True, {"gate_targets": "causal"})])
+    ("dmn", True, {"eos": True, "gate_targets": "causal"}), ("dmn+", True, {"gate_targets": "causal"}),
+    ("dmn", True, "gru")])
 def test_every_parameter_passes_the_gradient_check(variant, supervised, extra):
+    extra = gru_answers() if extra == "gru" else extra
     config, params, batch = model(variant, seed=1, passes=3, gate_supervision=0.7 if supervised else 0.0,
                                   l2=0.01, **extra)
     _, cache = dmn.forward(params, batch, config)
@@ -374,6 +384,34 @@ def test_bad_params_and_configs_are_named():
         dmn.Config.tiny(passes=0)
     with pytest.raises(ValueError, match="vocab_size must be at least 2"):
         dmn.init_params(dmn.Config.tiny(vocab_size=1), np.random.default_rng(0))
+
+
+def test_gru_decoder_words_targets_and_greedy_answers():
+    words = ["<nil>", "e", "n,n", "s,e", "garden"]
+    answer_words, table = dmn.decoder_vocabulary(words, ["s,e", "n,n", "e"])
+    assert answer_words == ("<end>", "e", "n", "s")
+    assert table == ((-1, -1, -1), (1, 0, -1), (2, 2, 0), (3, 1, 0), (-1, -1, -1))   # "garden" is no answer
+    config = dmn.Config.tiny(vocab_size=5, answer_module="gru", answer_words=answer_words, answer_table=table)
+    assert dmn.answer_targets(np.array([3, 1]), config).tolist() == [[3, 1, 0], [1, 0, -1]]
+    with pytest.raises(ValueError, match="answer id 4 is not an answer the GRU decoder knows"):
+        dmn.answer_targets(np.array([3, 4]), config)
+    logits = np.full((4, 3, 4), -5.0)                         # (N, T, A): the greedy words of each answer
+    for n, ws in enumerate([[3, 1, 0], [1, 0, 2], [2, 2, 2], [0, 1, 1]]):
+        logits[n, np.arange(3), ws] = 5.0
+    assert dmn.decode(logits, config).tolist() == [3, 1, -1, -1]  # after the end word nothing counts; without an
+    #                                                          end word, or with nothing before it, no answer
+    loss, dlogits, p = dmn.sequence_cross_entropy(logits[:2], np.array([[3, 1, 0], [1, 0, -1]]))
+    assert loss == pytest.approx(-np.log(p[0, [0, 1, 2], [3, 1, 0]]).sum() - np.log(p[1, [0, 1], [1, 0]]).sum())
+    assert not dlogits[1, 2].any()                            # no word after the end
+
+
+def test_gru_decoder_needs_its_table_and_the_dmn():
+    with pytest.raises(ValueError, match=r"Config.for_data\(dataset, answer_module='gru'\)"):
+        dmn.Config.tiny(answer_module="gru")
+    with pytest.raises(ValueError, match="answer_module='gru' is the DMN's decoder"):
+        dmn.Config.tiny(variant="dmn+", **gru_answers())
+    with pytest.raises(ValueError, match="answer_module must be 'softmax' or 'gru'"):
+        dmn.Config.tiny(answer_module="seq2seq")
 
 
 def test_dmn_plus_has_untied_memory_updates_and_no_gate_bias():
