@@ -55,6 +55,7 @@ from memnet_np import ops, optim
 from memnet_np.data.babi import NO_FACT
 
 VARIANTS = ("dmn", "dmn+")
+GATE_TARGETS = ("all", "causal", "causal-new")
 FACT_WINDOW = 70                 # facts kept per story (the DMN+ authors' code); task 3 keeps more
 FACT_WINDOW_BY_TASK = {3: 130}
 
@@ -80,9 +81,10 @@ class Config:
     gate_supervision: float = 1.0   # weight of the supporting-fact loss on the gates (0 = unsupervised)
     extra_passes: str = "last"   # passes after the last supporting fact: supervised toward it again ("last")
                                  # or left free ("free"); see pass_targets
-    gate_targets: str = "all"    # which facts the supervision scores: "all" (the one-hot over every fact) or
-                                 # "causal" (the supporting fact open, every later fact shut, earlier facts free);
-                                 # see supervision_loss_forward
+    gate_targets: str = "all"    # which facts the supervision scores: "all" (the one-hot over every fact),
+                                 # "causal" (the supporting fact open, every later fact shut, earlier facts free)
+                                 # or "causal-new" (causal in a pass that looks for a new supporting fact, all in
+                                 # a pass that repeats the previous pass's); see supervision_loss_forward
     eos: bool = False            # dmn: an end-of-sentence word after every sentence, the facts the states there
     answer_module: str = "softmax"   # dmn: "softmax" (one word from mᴷ) or "gru" (the paper's decoder, word by word)
     answer_words: tuple = ()     # gru: the decoder's words, 0 = end of answer (Config.for_data fills both)
@@ -117,8 +119,8 @@ class Config:
                 problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.extra_passes not in ("last", "free"):
             problems.append(f"extra_passes must be 'last' or 'free', got {self.extra_passes!r}")
-        if self.gate_targets not in ("all", "causal"):
-            problems.append(f"gate_targets must be 'all' or 'causal', got {self.gate_targets!r}")
+        if self.gate_targets not in GATE_TARGETS:
+            problems.append(f"gate_targets must be one of {GATE_TARGETS}, got {self.gate_targets!r}")
         if self.eos and self.variant != "dmn":
             problems.append("eos is the DMN's input module (DMN+ encodes each sentence on its own)")
         if self.answer_module not in ("softmax", "gru"):
@@ -870,19 +872,27 @@ def supervision_loss_forward(scores, gates, support, mask, variant: str, weight:
     softmax is taken over them alone). The episode reads the facts in order and the fact vectors of the DMN have
     seen only the past, so a gate cannot tell the last fact about the football from an earlier one: shutting the
     earlier ones is a target no gate can meet (and they are harmless open: the supporting fact comes after them),
-    while a fact after the supporting one has read it and can be told to stay shut."""
+    while a fact after the supporting one has read it and can be told to stay shut. targets="causal-new" does so
+    only in the passes that look for a new supporting fact; a pass supervised toward the same fact as the pass
+    before it (the passes after the last supporting fact) has that fact in its memory already and is scored on
+    every fact, so it learns to open that fact alone."""
     N, K, F = scores.shape
     sup = support >= 0                                        # (N, K)
     y = (np.arange(F) == support[..., None]) & sup[..., None]  # (N, K, F) one-hot target
     on = sup[..., None] & mask[:, None, :]                    # (N, K, F) terms that count
-    if targets == "causal":
-        on = on & (np.arange(F) >= support[..., None])        # (N, K, F) the supporting fact and those after it
+    if targets in ("causal", "causal-new"):
+        scored = np.arange(F) >= support[..., None]           # (N, K, F) the supporting fact and those after it
+        if targets == "causal-new":
+            again = np.zeros_like(sup)                        # (N, K) the same fact as the pass before
+            again[:, 1:] = sup[:, 1:] & (support[:, 1:] == support[:, :-1])
+            scored = scored | again[..., None]
+        on = on & scored
     if variant == "dmn":
         sp = np.logaddexp(0.0, scores)                        # (N, K, F) softplus(s) = −log(1 − σ(s))
         loss = float(np.sum(np.where(on, sp - y * scores, 0.0)))   # −[y log σ(s) + (1 − y) log(1 − σ(s))]
         ds = np.where(on, 1.0 / (1.0 + np.exp(-scores)) - y, 0.0)  # (N, K, F) σ(s) − y
     else:
-        if targets == "causal":                               # the softmax over the scored facts alone
+        if targets != "all":                                  # the softmax over the scored facts alone
             top = np.where(on, scores, -np.inf).max(-1, keepdims=True)   # (N, K, 1)
             ex = np.exp(np.where(on, scores - top, -np.inf))  # (N, K, F) 0 where not scored
             gates = ex / np.maximum(ex.sum(-1, keepdims=True), 1e-300)   # (N, K, F) 0 where not scored

@@ -204,7 +204,7 @@ def test_memory_update_gradients(variant):
 
 @pytest.mark.gradcheck
 @pytest.mark.parametrize("variant", VARIANTS)
-@pytest.mark.parametrize("targets", ["all", "causal"])
+@pytest.mark.parametrize("targets", dmn.GATE_TARGETS)
 def test_supervision_loss_gradient(variant, targets):
     rng = np.random.default_rng(8)
     N, K, F = 3, 2, 4
@@ -225,7 +225,7 @@ def test_supervision_loss_gradient(variant, targets):
     assert np.abs(cache.ds - num).max() < 1e-8 and np.abs(num).max() > 0.1
     assert not cache.ds[1, 1].any() and not cache.ds[2, 0].any()   # unsupervised passes
     assert not cache.ds[~np.broadcast_to(mask[:, None], s.shape)].any()   # padded facts
-    if targets == "causal":                                   # facts before the supporting one get no gradient
+    if targets != "all":                                      # facts before the supporting one get no gradient
         assert not cache.ds[0, 0, :2].any() and not cache.ds[2, 1, :2].any() and cache.ds[0, 0, 2:].all()
 
 
@@ -251,8 +251,21 @@ def test_causal_gate_targets_leave_the_facts_before_the_supporting_one_free():
     p = np.exp(s) / np.exp(s).sum()
     loss, _ = dmn.supervision_loss_forward(s, p, np.array([[1]]), mask, "dmn+", 2.0, "causal")
     assert loss == pytest.approx(-2 * np.log(np.exp(-1.0) / (np.exp(-1.0) + np.exp(0.5))))
-    with pytest.raises(ValueError, match="gate_targets must be 'all' or 'causal'"):
+    with pytest.raises(ValueError, match="gate_targets must be one of"):
         dmn.Config.tiny(gate_targets="later")
+
+
+def test_causal_new_scores_every_fact_in_a_pass_that_repeats_the_one_before():
+    s = np.array([[[2.0, -1.0, 0.5]] * 3])                   # (1, 3 passes, 3 facts)
+    g = 1 / (1 + np.exp(-s))
+    support = np.array([[2, 1, 1]])                           # pass 3 repeats pass 2's fact
+    mask = np.ones((1, 3), bool)
+    _, causal = dmn.supervision_loss_forward(s, g, support, mask, "dmn", 1.0, "causal")
+    _, new = dmn.supervision_loss_forward(s, g, support, mask, "dmn", 1.0, "causal-new")
+    _, every = dmn.supervision_loss_forward(s, g, support, mask, "dmn", 1.0, "all")
+    np.testing.assert_array_equal(new.ds[0, :2], causal.ds[0, :2])   # passes 1 and 2 find new facts
+    np.testing.assert_array_equal(new.ds[0, 2], every.ds[0, 2])      # pass 3 is scored on every fact
+    assert causal.ds[0, 2, 0] == 0 and new.ds[0, 2, 0] != 0
 
 
 # ---------------------------------------------------------------------------------------------------------------
