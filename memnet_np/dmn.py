@@ -56,6 +56,10 @@ from memnet_np.data.babi import NO_FACT
 
 VARIANTS = ("dmn", "dmn+")
 GATE_TARGETS = ("all", "causal", "causal-new")
+GATE_TARGETS_BY_TASK = {2: "causal-new", 3: "causal", 5: "causal"}   # bAbI 1k; every other task "all". Chosen on
+#   each task's validation error (seed 0; README): the targets with the lowest, where they beat "all" by at least 5
+#   of the 100 validation questions (task 2: 62% with all, 39% causal, 20% causal-new; task 3: 72%, 59%; task 5: 15%,
+#   4%; no other task moved by 5 or more)
 FACT_WINDOW = 70                 # facts kept per story (the DMN+ authors' code); task 3 keeps more
 FACT_WINDOW_BY_TASK = {3: 130}
 
@@ -151,8 +155,11 @@ class Config:
 
     @classmethod
     def for_data(cls, dataset, **overrides) -> "Config":
-        """Settings for a loaded bAbI dataset. DMN+ trains without supporting facts (its 10k result)."""
+        """Settings for a loaded bAbI dataset. DMN+ trains without supporting facts (its 10k result); the gate
+        targets of a bAbI 1k task are GATE_TARGETS_BY_TASK's."""
         base = dict(vocab_size=len(dataset.vocab), memory_size=dataset.memory_size)
+        if dataset.name.startswith("bAbI 1k task ") and len(dataset.tasks) == 1:
+            base["gate_targets"] = GATE_TARGETS_BY_TASK.get(int(dataset.tasks[0]), "all")
         if overrides.get("answer_module") == "gru" and not overrides.get("answer_table"):
             tokens = {q.answer_token for split in (dataset.train, dataset.val, dataset.test) for q in split.questions}
             base["answer_words"], base["answer_table"] = decoder_vocabulary(dataset.vocab.words, tokens)

@@ -255,6 +255,19 @@ def test_causal_gate_targets_leave_the_facts_before_the_supporting_one_free():
         dmn.Config.tiny(gate_targets="later")
 
 
+def test_gate_targets_per_babi_1k_task_and_the_user_overrides_them():
+    from types import SimpleNamespace
+    def data(name, tasks):
+        return SimpleNamespace(vocab=list(range(9)), memory_size=7, name=name, tasks=tasks)
+    assert dmn.Config.for_data(data("bAbI 1k task 2", (2,))).gate_targets == "causal-new"
+    assert dmn.Config.for_data(data("bAbI 1k task 3", (3,))).gate_targets == "causal"
+    assert dmn.Config.for_data(data("bAbI 1k task 1", (1,))).gate_targets == "all"
+    assert dmn.Config.for_data(data("bAbI 10k task 2", (2,))).gate_targets == "all"   # chosen on 1k only
+    assert dmn.Config.for_data(data("generated task 2", (2,))).gate_targets == "all"
+    assert dmn.Config.for_data(data("bAbI 1k joint", tuple(range(1, 21)))).gate_targets == "all"
+    assert dmn.Config.for_data(data("bAbI 1k task 2", (2,)), gate_targets="all").gate_targets == "all"
+
+
 def test_causal_new_scores_every_fact_in_a_pass_that_repeats_the_one_before():
     s = np.array([[[2.0, -1.0, 0.5]] * 3])                   # (1, 3 passes, 3 facts)
     g = 1 / (1 + np.exp(-s))
