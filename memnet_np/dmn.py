@@ -3,6 +3,7 @@
 A story is a sequence of sentences, a question q, a one-word answer. The original DMN (variant "dmn"):
 
     input module     h_t = GRU(E w_t, h_{t−1}) over ALL words of the story;  c_f = h at the end of sentence f
+                     (its last word; eos=True: an end-of-sentence word put after it, as Kumar et al. describe)
     question module  q = the last state of the same GRU over the question (one word embedding E, one GRU)
     gates            z(c, m, q) = [c, m, q, c∘q, c∘m, |c−q|, |c−m|, cᵀW_b q, cᵀW_b m]         (7H + 2)
                      g_f = σ(w2ᵀ tanh(W1 z(c_f, m, q) + b1) + b2)      one sigmoid per fact (not a softmax)
@@ -16,7 +17,11 @@ A story is a sequence of sentences, a question q, a one-word answer. The origina
     supervision      with supporting facts, pass i's gates are also trained with a binary cross-entropy toward
                      the i-th supporting fact: −Σ_f [y_f log g_f + (1 − y_f) log(1 − g_f)], y = one-hot; passes
                      after the last supporting fact toward that last fact again (Kumar et al. add an end-of-passes
-                     fact instead; `extra_passes="free"` leaves them unsupervised)
+                     fact instead; `extra_passes="free"` leaves them unsupervised). The sum runs over every
+                     fact (gate_targets="all"), or over the supporting fact and the facts after it ("causal":
+                     a gate over facts read forward cannot know a later fact will follow; "causal-new": causal in
+                     the passes that look for a new fact, all in a pass that repeats the one before); the bAbI 1k
+                     tasks take theirs from GATE_TARGETS_BY_TASK
 
 DMN+ (variant "dmn+"), the configuration of the bAbI 10k record:
 
@@ -678,7 +683,8 @@ class DecoderCache(NamedTuple):
 
 def answer_decoder_forward(m, q, W, Wa, ba, steps: int):
     """logits (N, T, A) of the GRU decoder: a_0 = mᴷ, a_t = GRU([y_{t−1}; q], a_{t−1}),
-    y_t = softmax(W_a a_t + b_a), y_0 = 0. W = (Wx, Wh, b) of the answer GRU. Every step feeds the whole distribution y_{t−1} back, as the paper."""
+    y_t = softmax(W_a a_t + b_a), y_0 = 0. W = (Wx, Wh, b) of the answer GRU. Each step reads the whole distribution
+    y_{t−1} of the step before, as in the paper (not the word it picked)."""
     N, A = m.shape[0], Wa.shape[0]
     a, y = m, np.zeros((N, A), m.dtype)                       # (N, H) a_0, (N, A) y_0
     caches, As, Ys, logits = [], [], [], []
