@@ -33,7 +33,8 @@ def gru_answers():
 # the oracle
 
 
-@pytest.mark.parametrize("variant,extra", [("dmn", {}), ("dmn", {"eos": True}), ("dmn+", {}), ("dmn", "gru")])
+@pytest.mark.parametrize("variant,extra", [("dmn", {}), ("dmn", {"eos": True}), ("dmn+", {}), ("dmn", "gru")],
+                         ids=["dmn", "dmn-eos", "dmn+", "dmn-gru-answer"])
 def test_vectorised_forward_matches_the_naive_one(variant, extra):
     extra = gru_answers() if extra == "gru" else extra
     config, params, batch = model(variant, N=6, F=4, L=5, passes=3, **extra)
@@ -67,7 +68,8 @@ def test_naive_forward_does_not_call_the_vectorised_helpers(monkeypatch):
 @pytest.mark.parametrize("variant,supervised,extra", [
     ("dmn", True, {}), ("dmn", False, {}), ("dmn+", True, {}), ("dmn+", False, {}),
     ("dmn", True, {"eos": True, "gate_targets": "causal"}), ("dmn+", True, {"gate_targets": "causal"}),
-    ("dmn", True, "gru")])
+    ("dmn", True, "gru")], ids=["dmn-supervised", "dmn", "dmn+-supervised", "dmn+", "dmn-eos-causal", "dmn+-causal",
+                                "dmn-gru-answer"])
 def test_every_parameter_passes_the_gradient_check(variant, supervised, extra):
     extra = gru_answers() if extra == "gru" else extra
     config, params, batch = model(variant, seed=1, passes=3, gate_supervision=0.7 if supervised else 0.0,
