@@ -25,7 +25,8 @@ import time
 import numpy as np
 
 
-def _median_time(fn, repeats: int) -> float:
+def median_seconds(fn, repeats: int) -> float:
+    """The median of `repeats` timings of fn(), after one untimed warm-up call (every bench times this way)."""
     fn()                                                      # warm-up
     ts = []
     for _ in range(repeats):
@@ -66,7 +67,7 @@ def step_profile(model, params, arrays, config, rng, opt, repeats: int) -> dict:
     def step(idx):
         batch = model.make_batch(arrays, idx, config, rng, train=True)
         _, grads, _ = model.loss_and_grads(params, batch, config)
-        grads, _ = T.optim.clip_by_norm_per_matrix(grads, config.max_grad_norm)
+        grads = T.clip_gradients(model, grads, config)
         opt.step(params, grads)
         for name in null_rows:
             params[name][0] = 0.0
@@ -74,11 +75,11 @@ def step_profile(model, params, arrays, config, rng, opt, repeats: int) -> dict:
     times = {}
     for n in sizes:
         batches = [rng.permutation(len(arrays.answers))[:n] for _ in range(8)]
-        times[n] = _median_time(lambda: [step(b) for b in batches], repeats) / len(batches)
+        times[n] = median_seconds(lambda: [step(b) for b in batches], repeats) / len(batches)
     b, a = np.polyfit(sizes, [times[n] for n in sizes], 1) if len(sizes) > 1 else (0.0, times[sizes[0]])
     c_calls, py_calls = count_calls(lambda: step(rng.permutation(len(arrays.answers))[:32]))
     one = np.ones(3)
-    trivial = _median_time(lambda: [np.add(one, one) for _ in range(1000)], repeats) / 1000
+    trivial = median_seconds(lambda: [np.add(one, one) for _ in range(1000)], repeats) / 1000
     return {"seconds_by_batch_size": {str(n): t for n, t in times.items()},
             "fixed_seconds": float(a), "seconds_per_question": float(b), "floor_seconds_batch_32": float(32 * b),
             "c_calls": c_calls, "python_calls": py_calls, "trivial_numpy_call_seconds": trivial}
@@ -101,8 +102,8 @@ def measure(data_dir=None, quick: bool = False, task: int = 1) -> dict:
     params = memn2n.init_params(config, rng)
     opt = optim.SGD(config.lr)
     n_train = len(ds.train.answers)
-    epoch = _median_time(lambda: T.run_epoch(memn2n, params, ds.train, config, rng, config.lr, opt), repeats)
-    infer = _median_time(lambda: T.evaluate(memn2n, params, ds.test, config), repeats)
+    epoch = median_seconds(lambda: T.run_epoch(memn2n, params, ds.train, config, rng, config.lr, opt), repeats)
+    infer = median_seconds(lambda: T.evaluate(memn2n, params, ds.test, config), repeats)
     out = {"data": source, "task": task,
            "config": {"d": config.d, "hops": config.hops, "batch_size": config.batch_size, "memory_size":
                       config.memory_size, "encoding": config.encoding, "temporal": config.temporal},
@@ -112,14 +113,14 @@ def measure(data_dir=None, quick: bool = False, task: int = 1) -> dict:
            "epoch_float32": None, "step": None, "scaling": {}}
     cfg32 = memn2n.replace(config, dtype="float32")
     p32 = {k: v.astype(np.float32) for k, v in params.items()}
-    out["epoch_float32"] = _median_time(lambda: T.run_epoch(memn2n, p32, ds.train, cfg32, rng, config.lr, opt),
+    out["epoch_float32"] = median_seconds(lambda: T.run_epoch(memn2n, p32, ds.train, cfg32, rng, config.lr, opt),
                                         repeats)
     out["step"] = step_profile(memn2n, params, ds.train, config, rng, opt, max(2, repeats // 2))
 
     def batch_time(cfg, N, M):
         p = memn2n.init_params(cfg, rng)
         b = _synthetic_batch(memn2n, cfg, rng, N, M)
-        return _median_time(lambda: memn2n.loss_and_grads(p, b, cfg), repeats * 3)
+        return median_seconds(lambda: memn2n.loss_and_grads(p, b, cfg), repeats * 3)
     big = memn2n.replace(config, memory_size=200)
     out["scaling"]["memory_size"] = {M: batch_time(big, 32, M) for M in (10, 50, 100, 200)}
     out["scaling"]["hops"] = {K: batch_time(memn2n.replace(config, hops=K), 32, 10) for K in (1, 2, 3, 4, 5)}

@@ -58,6 +58,9 @@ def _add_model_options(p):
                    help="linear start for a fixed 20 epochs (official code, default) or until the validation loss "
                    "stops falling (val)")
     g.add_argument("--relu", action="store_true", default=None, help="ReLU on the state after each hop")
+    g.add_argument("--clipping", choices=["frobenius", "official"],
+                   help="memn2n: clip each gradient array by its Frobenius norm, or as the official code: each word "
+                   "matrix with its time rows as one matrix, by its spectral norm")
     g.add_argument("--mask-empty", dest="mask_empty", action="store_true", default=None,
                    help="give empty memory slots exactly zero attention (default: they take part with score 0, "
                    "as in the official code)")
@@ -90,8 +93,8 @@ def _overrides(args) -> dict:
     elif getattr(args, "config", None):
         raise UserError(f"{args.model} has no --config presets")
     keys = ("epochs", "hops", "d", "encoding", "tying", "temporal", "random_noise", "linear_start", "ls_mode",
-            "relu", "mask_empty", "dtype", "variant", "passes", "hidden", "gate_supervision", "gate_targets",
-            "answer_module")
+            "relu", "mask_empty", "dtype", "variant", "passes", "hidden", "gate_supervision", "clipping",
+            "gate_targets", "answer_module")
     out.update({k: getattr(args, k) for k in keys if getattr(args, k, None) is not None})
     if out.get("encoding") == "bow":
         out["encoding"] = None
@@ -341,6 +344,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sequences", type=int, help="ntm: training sequences (default 30000)")
     s.add_argument("--batch", type=int, help="ntm: sequences per batch (default: the tuned settings' 16)")
     s.add_argument("--memory", type=int, help="memn2n-lm: previous words in memory (default 100)")
+    s.add_argument("--order", choices=["random", "shuffle", "streams"],
+                   help="memn2n-lm: which positions an epoch trains on: drawn at random with replacement (the "
+                   "official code), every position once in a random order, or 128 streams read side by side")
     s.add_argument("--time-budget", type=float, metavar="SECONDS",
                    help="memn2n-lm: start no epoch that would end after this much training time")
     s.add_argument("--joint", action="store_true", help="one model for all 20 tasks")

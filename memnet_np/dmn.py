@@ -56,7 +56,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from memnet_np import ops, optim
+from memnet_np import checks, ops, optim
 from memnet_np.data.babi import NO_FACT
 
 VARIANTS = ("dmn", "dmn+")
@@ -123,9 +123,8 @@ class Config:
         problems = []
         if self.variant not in VARIANTS:
             problems.append(f"variant must be one of {VARIANTS}, got {self.variant!r}")
-        for name in ("d", "hidden", "gate_hidden", "passes", "memory_size", "batch_size", "epochs"):
-            if getattr(self, name) < 1:
-                problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
+        problems += checks.below_one(self, ("d", "hidden", "gate_hidden", "passes", "memory_size", "batch_size",
+                                            "epochs"))
         if self.extra_passes not in ("last", "free"):
             problems.append(f"extra_passes must be 'last' or 'free', got {self.extra_passes!r}")
         if self.gate_targets not in GATE_TARGETS:
@@ -145,10 +144,7 @@ class Config:
             problems.append(f"gate_supervision and l2 must be ≥ 0, got {self.gate_supervision}, {self.l2}")
         if self.patience is not None and self.patience < 1:
             problems.append(f"patience must be at least 1 (or None), got {self.patience}")
-        if self.dtype not in ("float64", "float32"):
-            problems.append(f"dtype must be 'float64' or 'float32', got {self.dtype!r}")
-        if problems:
-            raise ValueError("invalid DMN config: " + "; ".join(problems))
+        checks.raise_config_problems(self, "DMN", problems)
 
     @classmethod
     def tiny(cls, **overrides) -> "Config":
@@ -390,18 +386,6 @@ def _check_batch(batch: Batch, config: Config) -> None:
     if sup.size and ((sup < -1).any() or (sup >= F).any()
                      or not batch.mask[np.arange(N)[:, None], np.maximum(sup, 0)][sup >= 0].all()):
         raise ValueError("batch.support must name a real fact of the story (or −1) for each pass")
-
-
-def _check_params(params, config: Config) -> None:
-    for name, shape in _shapes(config).items():
-        if name not in params:
-            raise ValueError(f"params has no {name!r}; this config needs {param_names(config)}")
-        if params[name].shape != shape:
-            raise ValueError(f"params[{name!r}] must have shape {shape}, got {params[name].shape}")
-        with np.errstate(over="ignore", invalid="ignore"):
-            total = params[name].sum()
-        if not np.isfinite(total) and not np.isfinite(params[name]).all():
-            raise optim.NonFiniteError(f"params[{name!r}] holds NaN or inf")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -797,7 +781,7 @@ def _episode_weights(params, config: Config):
 def forward(params, batch: Batch, config: Config):
     """Returns (logits (N, V), cache); cache.passes[i].g are pass i's gates."""
     _check_batch(batch, config)
-    _check_params(params, config)
+    checks.check_params(params, _shapes(config))
     c, inputs = input_module_forward(params, batch, config)  # (N, F, H)
     q, question = question_module_forward(params, batch, config)   # (N, H)
     Wb = params["Wb"] if config.variant == "dmn" else None
@@ -971,16 +955,14 @@ PYTORCH_DMN_PLUS_EXAMPLES_PER_SECOND = 1850.0   # a public PyTorch DMN+ (H 80, b
 
 def _step_seconds(config, batch, repeats: int) -> float:
     """Median seconds of one training step (loss, gradients, Adam) on a fixed batch."""
-    import time
+    from memnet_np.bench import median_seconds
     rng = np.random.default_rng(0)
     params, opt = init_params(config, rng), make_optimizer(config)
-    times = []
-    for _ in range(repeats + 1):
-        t0 = time.perf_counter()
+
+    def step():
         _, grads, _ = loss_and_grads(params, batch, config)
         opt.step(params, grads)
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times[1:]))
+    return median_seconds(step, repeats)
 
 
 def _synthetic_batch(config, rng, N: int, F: int, L: int = 7) -> Batch:

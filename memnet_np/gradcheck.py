@@ -65,6 +65,19 @@ def _require_float64(x: np.ndarray, what: str) -> None:
                         "float32 round-off divided by h swamps the difference being measured")
 
 
+def _on_either_side(f: Callable[[], float], x: np.ndarray, ix: tuple, h: float) -> tuple[float, float]:
+    """(f() with x[ix] + h, f() with x[ix] − h); x[ix] is put back afterwards, whatever happens."""
+    old = x[ix]
+    try:
+        x[ix] = old + h
+        fp = float(f())
+        x[ix] = old - h
+        fm = float(f())
+    finally:
+        x[ix] = old
+    return fp, fm
+
+
 def eval_numerical_gradient(f: Callable[[], float], x: np.ndarray, h: float = 1e-5,
                             indices=None) -> np.ndarray:
     """Central-difference gradient of the scalar f() with respect to the array x.
@@ -76,14 +89,7 @@ def eval_numerical_gradient(f: Callable[[], float], x: np.ndarray, h: float = 1e
     grad = np.zeros_like(x)                                    # same shape as x
     it = np.ndindex(*x.shape) if indices is None else indices
     for ix in it:
-        old = x[ix]
-        try:
-            x[ix] = old + h
-            fp = float(f())
-            x[ix] = old - h
-            fm = float(f())
-        finally:
-            x[ix] = old
+        fp, fm = _on_either_side(f, x, ix, h)
         grad[ix] = (fp - fm) / (2 * h)
     return grad
 
@@ -131,17 +137,10 @@ def check_entry(f: Callable[[], float], x: np.ndarray, ix: tuple, analytic: floa
     step is shrunk tenfold (a kink that is merely nearby drops out) until it passes or min_step is reached.
     f0, the unchanged f(x), may be passed in when many entries of one array are checked.
     """
-    old = x[ix]
     step = h
     f0 = float(f()) if f0 is None else f0
     while True:
-        try:
-            x[ix] = old + step
-            fp = float(f())
-            x[ix] = old - step
-            fm = float(f())
-        finally:
-            x[ix] = old
+        fp, fm = _on_either_side(f, x, ix, step)
         right, left = (fp - f0) / step, (f0 - fm) / step
         numeric = (fp - fm) / (2 * step)
         kink = abs(right - left) > kink_tol * (1 + abs(left) + abs(right))

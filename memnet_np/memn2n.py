@@ -49,9 +49,10 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from memnet_np import ops, optim
+from memnet_np import checks, ops, optim
 
 TYINGS = ("adjacent", "layerwise")
+CLIPPINGS = ("frobenius", "official")
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,8 @@ class Config:
     decay_every: int = 25        # halve the learning rate every this many epochs
     batch_size: int = 32         # loss summed, not averaged, over the batch
     max_grad_norm: float = 40.0  # each matrix's gradient clipped to this norm
+    clipping: str = "frobenius"  # "frobenius": each array by its Frobenius norm; "official": as the MATLAB code,
+                                 # each word matrix with its time rows as one matrix, by its spectral norm
     linear_start: bool = True    # LS
     ls_mode: str = "fixed"       # "fixed": ls_epochs epochs (the official code); "val": until the validation loss
                                  # stops falling. Chosen on validation error over the bAbI 1k suite (10 runs per task:
@@ -96,17 +99,14 @@ class Config:
             problems.append(f"encoding must be one of {ops.PE_KINDS}, got {self.encoding!r}")
         if self.attention not in ("softmax", "linear"):
             problems.append(f"attention must be 'softmax' or 'linear', got {self.attention!r}")
+        if self.clipping not in CLIPPINGS:
+            problems.append(f"clipping must be one of {CLIPPINGS}, got {self.clipping!r}")
         if self.ls_mode not in ("val", "fixed"):
             problems.append(f"ls_mode must be 'val' or 'fixed', got {self.ls_mode!r}")
-        for name in ("d", "hops", "memory_size", "batch_size", "epochs"):
-            if getattr(self, name) < 1:
-                problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
+        problems += checks.below_one(self, ("d", "hops", "memory_size", "batch_size", "epochs"))
         if not 0 <= self.random_noise < 1:
             problems.append(f"random_noise must be in [0, 1), got {self.random_noise}")
-        if self.dtype not in ("float64", "float32"):
-            problems.append(f"dtype must be 'float64' or 'float32', got {self.dtype!r}")
-        if problems:
-            raise ValueError("invalid MemN2N config: " + "; ".join(problems))
+        checks.raise_config_problems(self, "MemN2N", problems)
 
     @classmethod
     def tiny(cls, **overrides) -> "Config":
@@ -142,6 +142,13 @@ def param_names(config: Config) -> list[str]:
     return names
 
 
+def param_shapes(config: Config) -> dict[str, tuple]:
+    """name: shape, in param_names order: temporal matrices (memory_size, d), H (d, d), embeddings (V, d)."""
+    V, d, rows = config.vocab_size, config.d, config.memory_size
+    return {name: (rows, d) if name.startswith("T") else (d, d) if name == "H" else (V, d)
+            for name in param_names(config)}
+
+
 def roles(config: Config, k: int) -> tuple[str, str, Optional[str], Optional[str]]:
     """Names of (Aᵏ, Cᵏ, T_Aᵏ, T_Cᵏ) for hop k = 1..K under the config's weight tying."""
     if config.tying == "adjacent":
@@ -168,10 +175,9 @@ def init_params(config: Config, rng: np.random.Generator) -> dict[str, np.ndarra
     """Every weight ~ N(0, init_std²) (H included); the null word's row is zero."""
     if config.vocab_size < 2:
         raise ValueError(f"vocab_size must be at least 2 (null word + one word), got {config.vocab_size}")
-    V, d, dtype = config.vocab_size, config.d, np.dtype(config.dtype)
+    dtype = np.dtype(config.dtype)
     params = {}
-    for name in param_names(config):
-        shape = (config.memory_size, d) if name.startswith("T") else (d, d) if name == "H" else (V, d)
+    for name, shape in param_shapes(config).items():
         params[name] = (rng.standard_normal(shape) * config.init_std).astype(dtype)
         if name in embedding_names(config):
             params[name][0] = 0.0                             # null word
@@ -297,21 +303,6 @@ def _check_batch(batch: Batch, config: Config) -> None:
                              f"(min {a.min()}, max {a.max()}): was the data encoded with another vocabulary?")
 
 
-def _check_params(params, config: Config) -> None:
-    """Every parameter the config names, with its shape, and finite (one sum per array: NaN or inf shows in it)."""
-    V, d, rows = config.vocab_size, config.d, config.memory_size
-    for name in param_names(config):
-        if name not in params:
-            raise ValueError(f"params has no {name!r}; this config needs {param_names(config)}")
-        shape = (rows, d) if name.startswith("T") else (d, d) if name == "H" else (V, d)
-        if params[name].shape != shape:
-            raise ValueError(f"params[{name!r}] must have shape {shape}, got {params[name].shape}")
-        with np.errstate(over="ignore", invalid="ignore"):
-            total = params[name].sum()
-        if not np.isfinite(total) and not np.isfinite(params[name]).all():
-            raise optim.NonFiniteError(f"params[{name!r}] holds NaN or inf")
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # Forward
 
@@ -422,7 +413,7 @@ def embed_memories(params, bags, slots, batch, keys, time_weight):
 def forward(params, batch: Batch, config: Config):
     """Returns (logits (N, V), cache)."""
     _check_batch(batch, config)
-    _check_params(params, config)
+    checks.check_params(params, param_shapes(config))
     V, d, K = config.vocab_size, config.d, config.hops
     dtype = params["A"].dtype
     sentences, slots = sentence_table(batch)                  # (U, L), (N, M)
@@ -491,6 +482,25 @@ def backward(dlogits, cache: Cache, params, config: Config) -> dict[str, np.ndar
             grads[TA] += dT[:, cols] if cache.time_weight is None else dT[:, cols] * cache.time_weight
     grads[B] += ops.bag_embed_backward(du, ops.BagEmbedCache(cache.qbags))        # (V, d) u¹ = Σ l ⊙ B q
     return grads
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Gradient clipping
+
+
+def clip_gradients(grads: dict, config: Config) -> tuple[dict, dict]:
+    """Each weight matrix's gradient rescaled to norm ≤ max_norm (40). Returns (clipped, norms before clipping).
+
+    "frobenius": every array alone, by its Frobenius norm. "official", as the MATLAB code (nn/Weight.m: `if
+    norm(grad) > max_grad_norm, grad = grad * max_grad_norm / norm(grad)`): there the time words are words of the
+    vocabulary, so a word matrix and its temporal rows (A and T_A, Cᵏ and T_Cᵏ) are one matrix, and MATLAB's
+    `norm` of a matrix is its spectral norm, the largest singular value (never above the Frobenius norm, so the
+    official code clips less).
+    """
+    if config.clipping == "frobenius":
+        return optim.clip_by_norm_per_matrix(grads, config.max_grad_norm)
+    groups = [(A, TA) for A, TA in distinct_memories(config) if TA is not None]
+    return optim.clip_by_norm_per_matrix(grads, config.max_grad_norm, norm="spectral", groups=groups)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -22,6 +22,8 @@ Where we differ from it, by name:
 - training batches: the official code draws each of the 128 positions uniformly at random from the training text
   (not consecutive streams), ceil(n / 128) batches an epoch; we do the same, with positions M … n−1 (0-based; the
   official 1-based draw leaves out the first position with a full memory, an off-by-one we do not copy);
+  `Config.order` offers two orders that predict every word once an epoch instead ("shuffle", "streams"); on the
+  quick check's validation perplexity neither did better than the official draw (README), which stays the default;
 - evaluation: every word that has M words before it is predicted exactly once (`evaluation_positions`); the
   official test loop also skips the first M words, and pads its last batch by wrapping around to the start, so
   a few words count twice there. On PTB's 73,760 validation words the two differ by a handful of words.
@@ -49,6 +51,9 @@ import numpy as np
 from memnet_np import memn2n, ops, optim
 
 
+ORDERS = ("random", "shuffle", "streams")
+
+
 @dataclass(frozen=True)
 class Config:
     """The official code's defaults (main.lua). `vocab_size` comes from the corpus; see `Config.for_corpus`."""
@@ -67,6 +72,8 @@ class Config:
     min_lr: float = 1e-5         # stop once lr falls below this
     batch_size: int = 128        # the loss is summed over the batch, not averaged
     max_grad_norm: float = 50.0  # the gradient of all parameters together is clipped to this norm
+    order: str = "random"        # which positions an epoch's batches predict (see `epoch_positions`):
+                                 # "random" (official: drawn with replacement), "shuffle", "streams"
     dtype: str = "float32"       # training runs in float32 (about twice as fast); gradient checks use float64
 
     def __post_init__(self):
@@ -81,6 +88,8 @@ class Config:
                 problems.append(f"{name} must be positive, got {getattr(self, name)}")
         if not self.lr_divisor > 1:
             problems.append(f"lr_divisor must be above 1, got {self.lr_divisor}")
+        if self.order not in ORDERS:
+            problems.append(f"order must be one of {', '.join(map(repr, ORDERS))}, got {self.order!r}")
         if self.dtype not in ("float64", "float32"):
             problems.append(f"dtype must be 'float64' or 'float32', got {self.dtype!r}")
         if problems:
@@ -172,6 +181,33 @@ def training_positions(n_words: int, config: Config, rng: np.random.Generator) -
     if n_words <= config.memory_size:
         raise ValueError(f"a text of {n_words} words is too short for a memory of {config.memory_size} words")
     return rng.integers(config.memory_size, n_words, size=config.batch_size)   # (N,)
+
+
+def epoch_positions(n_words: int, config: Config, rng: np.random.Generator) -> np.ndarray:
+    """(steps, N) the positions every batch of one epoch predicts, in the order of `config.order`:
+
+    - "random": the official draw, every batch `training_positions` (with replacement), ceil(n / N) batches, so
+      an epoch sees about 1 − 1/e ≈ 63% of the positions, some of them more than once;
+    - "shuffle": every position M … n−1 exactly once, in a random order (the last few positions that do not fill
+      a batch are left to the next epoch's draw);
+    - "streams": the positions cut into N consecutive streams read side by side: batch j predicts position
+      s_b + j of every stream b (each exactly once, in text order within a stream).
+    """
+    if n_words <= config.memory_size:
+        raise ValueError(f"a text of {n_words} words is too short for a memory of {config.memory_size} words")
+    N = config.batch_size
+    if config.order == "random":
+        steps = math.ceil(n_words / N)
+        return rng.integers(config.memory_size, n_words, size=(steps, N))           # (steps, N)
+    positions = np.arange(config.memory_size, n_words)                             # (P,) every full-memory position
+    steps = len(positions) // N
+    if steps == 0:
+        raise ValueError(f"a text of {n_words} words gives {len(positions)} positions, fewer than one batch of "
+                         f"{N}: use order='random' or a smaller batch_size")
+    if config.order == "shuffle":
+        return rng.permutation(positions)[:steps * N].reshape(steps, N)           # (steps, N)
+    start = rng.integers(0, len(positions) - steps * N + 1)                         # which remainder is left out
+    return positions[start:start + steps * N].reshape(N, steps).T                  # (steps, N) column b: stream b
 
 
 def evaluation_positions(n_words: int, config: Config) -> np.ndarray:
@@ -383,7 +419,6 @@ def train(corpus, config: Config, rng: np.random.Generator, params: Optional[dic
     """
     params = init_params(config, rng) if params is None else params
     ids = corpus.train
-    steps = math.ceil(len(ids) / config.batch_size)
     lr, history, t0 = config.lr, [], time.perf_counter()
     stopped = "epochs"
     prev_cost = None
@@ -393,8 +428,10 @@ def train(corpus, config: Config, rng: np.random.Generator, params: Optional[dic
             stopped = "time budget"
             break
         te, cost, last_report = time.perf_counter(), 0.0, time.perf_counter()
+        order = epoch_positions(len(ids), config, rng)        # (steps, N)
+        steps = len(order)
         for step in range(1, steps + 1):
-            batch = make_batch(ids, training_positions(len(ids), config, rng), config.memory_size)
+            batch = make_batch(ids, order[step - 1], config.memory_size)
             try:
                 cost += train_step(params, batch, config, lr)
             except optim.NonFiniteError as e:                 # the step changed nothing; the last epoch's
@@ -497,7 +534,8 @@ def run(corpus, config: Config, seed: int = 0, time_budget: Optional[float] = No
 def config_from_args(args, corpus) -> Config:
     from memnet_np.experiments import UserError
     overrides = {k: v for k, v in (("hops", args.hops), ("memory_size", getattr(args, "memory", None)),
-                                   ("d", args.d), ("epochs", args.epochs), ("dtype", args.dtype))
+                                   ("d", args.d), ("epochs", args.epochs), ("dtype", args.dtype),
+                                   ("order", getattr(args, "order", None)))
                  if v is not None}
     try:
         return Config.for_corpus(corpus, **overrides)

@@ -72,7 +72,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from memnet_np import ops
+from memnet_np import checks, ops
 # I and G, and the batches (targets and negatives drawn when a batch is made), live in memnn_data; the paper's
 # model one example at a time, the oracle for this file, in memnn_naive. Their public names are this module's too.
 from memnet_np.memnn_data import (NGRAM_PRIMES, Batch, _check_batch, bag_of_words, example_batch,  # noqa: F401
@@ -120,10 +120,7 @@ class Config:
     dtype: str = "float64"
 
     def __post_init__(self):
-        problems = []
-        for name in ("d", "hops", "memory_size", "batch_size", "epochs", "decay_every"):
-            if getattr(self, name) < 1:
-                problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
+        problems = checks.below_one(self, ("d", "hops", "memory_size", "batch_size", "epochs", "decay_every"))
         if self.ngrams not in (1, 2, 3):
             problems.append(f"ngrams must be 1, 2 or 3, got {self.ngrams}")
         if self.ngram_buckets < 1:
@@ -138,10 +135,7 @@ class Config:
             problems.append(f"answer_input must be one of {ANSWER_INPUTS}, got {self.answer_input!r}")
         if self.extra_facts not in EXTRA_FACTS:
             problems.append(f"extra_facts must be one of {EXTRA_FACTS}, got {self.extra_facts!r}")
-        if self.dtype not in ("float64", "float32"):
-            problems.append(f"dtype must be 'float64' or 'float32', got {self.dtype!r}")
-        if problems:
-            raise ValueError("invalid MemNN config: " + "; ".join(problems))
+        checks.raise_config_problems(self, "MemNN", problems)
 
     @classmethod
     def tiny(cls, **overrides) -> "Config":

@@ -6,11 +6,12 @@ that the model file reads as the model.
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
+
+from memnet_np.bench import median_seconds
 
 FIGURE_TASK = 2          # two supporting facts: hop 1 must find where the object went, hop 2 where its holder is
 
@@ -53,16 +54,6 @@ def figures(out: Path, data_dir=None, quick: bool = False) -> tuple[list, dict]:
     return [path], numbers
 
 
-def _median_seconds(fn, repeats: int) -> float:
-    fn()                                                      # warm-up
-    ts = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return float(np.median(ts))
-
-
 def _step_seconds(config, rng, N: int, M: int, repeats: int) -> float:
     """Seconds of one training step (the median of `repeats` timings of 10) (make_batch's negatives excluded: loss, gradients, update) on a random
     batch of N stories of M sentences, every question with supporting facts for all its hops."""
@@ -75,7 +66,7 @@ def _step_seconds(config, rng, N: int, M: int, repeats: int) -> float:
         for _ in range(10):
             _, grads, _ = memnn.loss_and_grads(params, batch, config)
             opt.step(params, grads)
-    return _median_seconds(steps, repeats) / 10
+    return median_seconds(steps, repeats) / 10
 
 
 def bench(task: int = 1, data=None, quick: bool = False, rng: Optional[np.random.Generator] = None) -> dict:
@@ -101,8 +92,8 @@ def bench(task: int = 1, data=None, quick: bool = False, rng: Optional[np.random
     params = memnn.init_params(config, rng)
     opt = optim.SGD(lr=config.lr)
     n_train = len(ds.train.answers)
-    epoch = _median_seconds(lambda: T.run_epoch(memnn, params, ds.train, config, rng, config.lr, opt), repeats)
-    infer = _median_seconds(lambda: T.evaluate(memnn, params, ds.test, config), repeats)
+    epoch = median_seconds(lambda: T.run_epoch(memnn, params, ds.train, config, rng, config.lr, opt), repeats)
+    infer = median_seconds(lambda: T.evaluate(memnn, params, ds.test, config), repeats)
     out = {"model": "memnn", "data": ds.name, "task": task, "config": dataclasses.asdict(config),
            "training_questions": n_train, "seconds_per_epoch": epoch,
            "train_examples_per_second": n_train / epoch,

@@ -159,10 +159,7 @@ def sample_negatives(mask, targets, answers, V: int, negatives: int, rng: Option
     if negatives == 0 or rng is None:
         cand = np.concatenate([mask, np.ones((N, 1), bool)], 1) if stop else mask    # (N, M')
         neg_m = (cand[:, None, :] & (np.arange(M + stop) != targets[..., None])).astype(float)   # (N, K, M')
-        neg_a = np.ones((N, V))                                                            # (N, V)
-        neg_a[:, 0] = 0.0                                     # the null word is never an answer
-        neg_a[np.arange(N), answers] = 0.0
-        return neg_m, neg_a
+        return neg_m, _every_answer_but(answers, V)
     n = mask.sum(1)                                           # (N,) valid slots, a prefix of the memory
     n_c = n + stop                                            # (N,) candidates: the sentences (and STOP, as n)
     t = np.where(targets == M, n[:, None], targets) if stop else targets   # (N, K) target among the candidates
@@ -171,12 +168,27 @@ def sample_negatives(mask, targets, answers, V: int, negatives: int, rng: Option
     if stop:
         j = np.where(j == n[:, None, None], M, j)             # candidate n is the STOP memory, slot M
     ok = np.broadcast_to((n_c > 1)[:, None, None], j.shape)   # a one-sentence story has no negative memory
-    neg_m = np.zeros((N, K, M + stop))
+    return _count_draws(j, ok, M + stop, answers, V, negatives, rng)
+
+
+def _every_answer_but(answers, V: int) -> np.ndarray:
+    """(N, V) every word once but the null word and the answer: the answer negatives when none are drawn."""
+    neg_a = np.ones((len(answers), V))                        # (N, V)
+    neg_a[:, 0] = 0.0                                         # the null word is never an answer
+    neg_a[np.arange(len(answers)), answers] = 0.0
+    return neg_a
+
+
+def _count_draws(j, ok, slots: int, answers, V: int, negatives: int, rng):
+    """The drawn memories j (N, K, S) where ok, counted per slot: (N, K, slots); then `negatives` answer words per
+    question, drawn uniformly from the words other than the null word and the answer, counted: (N, V)."""
+    N, K, _ = j.shape
+    neg_m = np.zeros((N, K, slots))                           # (N, K, M')
     nn, kk, _ = np.indices(j.shape)
     np.add.at(neg_m, (nn[ok], kk[ok], j[ok]), 1.0)
     w = 1 + np.floor(rng.random((N, negatives)) * (V - 2)).astype(np.int64)   # (N, S) words in [1, V−1)
     w += w >= answers[:, None]                                # skip the answer
-    neg_a = np.zeros((N, V))
+    neg_a = np.zeros((N, V))                                  # (N, V)
     np.add.at(neg_a, (np.repeat(np.arange(N), negatives), w.ravel()), 1.0)
     return neg_m, neg_a
 
@@ -186,23 +198,13 @@ def _sample_among(candidates, targets, answers, V: int, negatives: int, rng, sto
     N, K, M = candidates.shape
     cand = np.concatenate([candidates, np.ones((N, K, 1), bool)], -1) if stop else candidates   # (N, K, M')
     cand = cand & (np.arange(M + stop) != targets[..., None])  # (N, K, M') the target is never its own negative
-    neg_a = np.ones((N, V))                                   # (N, V)
-    neg_a[:, 0] = 0.0
-    neg_a[np.arange(N), answers] = 0.0
     if negatives == 0 or rng is None:
-        return cand.astype(float), neg_a
+        return cand.astype(float), _every_answer_but(answers, V)
     count = cand.sum(-1)                                      # (N, K) candidates to draw from
     r = np.floor(rng.random((N, K, negatives)) * count[..., None]).astype(np.int64)   # (N, K, S) in [0, count)
     j = (np.cumsum(cand, -1)[:, :, None, :] <= r[..., None]).sum(-1)                  # (N, K, S) the r-th candidate
     ok = np.broadcast_to(count[..., None] > 0, j.shape)
-    neg_m = np.zeros((N, K, M + stop))
-    nn, kk, _ = np.indices(j.shape)
-    np.add.at(neg_m, (nn[ok], kk[ok], j[ok]), 1.0)
-    w = 1 + np.floor(rng.random((N, negatives)) * (V - 2)).astype(np.int64)   # (N, S) words in [1, V−1)
-    w += w >= answers[:, None]                                # skip the answer
-    neg_a = np.zeros((N, V))
-    np.add.at(neg_a, (np.repeat(np.arange(N), negatives), w.ravel()), 1.0)
-    return neg_m, neg_a
+    return _count_draws(j, ok, M + stop, answers, V, negatives, rng)
 
 
 def hop_candidates(stories, queries, mask, targets, V: int) -> np.ndarray:

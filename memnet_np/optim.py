@@ -20,7 +20,8 @@ read back.
 Clipping functions are pure: they return a NEW dict (arrays that needed no change are shared, not copied; changed
 ones are new arrays) and never touch their input:
 
-    clip_by_norm_per_matrix   each array rescaled to norm ≤ max_norm on its own    MemN2N: 40
+    clip_by_norm_per_matrix   each matrix rescaled to norm ≤ max_norm on its own   MemN2N: 40 (Frobenius or, as
+                              the official code, spectral; a matrix may be several arrays' row blocks)
     clip_by_global_norm       all arrays rescaled together so ‖all of g‖ ≤ max_norm
     clip_by_value             each entry clipped to [−limit, limit]                 NTM: 10
 
@@ -337,26 +338,68 @@ def _norm(x: np.ndarray) -> float:
     return float(np.sqrt(np.dot(x, x)))
 
 
-def clip_by_norm_per_matrix(grads: Mapping[str, np.ndarray], max_norm: float
-                            ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
-    """Rescale each gradient array on its own so that its norm is at most max_norm.
+def spectral_norm(*blocks: np.ndarray) -> float:
+    """‖x‖₂, the largest singular value of the matrix x (MATLAB's `norm(X)`); for a vector, its length.
 
-        g ← g · min(1, max_norm / ‖g‖)          for each array separately
+    Given several arrays, x is them stacked as row blocks (same number of columns). Computed as √(largest
+    eigenvalue of a Gram matrix): xᵀx = Σ_b x_bᵀx_b when x has at least as many rows as columns (for the word
+    matrices here d × d, a far smaller problem than the SVD of x), else x xᵀ. Accumulated in float64.
+    """
+    x = [np.asarray(b, dtype=np.float64) for b in blocks]
+    if len(x) == 1 and x[0].ndim < 2:
+        return _norm(x[0])
+    x = [b.reshape(b.shape[0], -1) for b in x]                # (rows_b, cols) each
+    if sum(b.shape[0] for b in x) >= x[0].shape[1]:
+        gram = sum(b.T @ b for b in x)                        # (cols, cols)
+    else:
+        stacked = np.concatenate(x)                           # (rows, cols)
+        gram = stacked @ stacked.T                            # (rows, rows)
+    return math.sqrt(max(float(np.linalg.eigvalsh(gram)[-1]), 0.0))
+
+
+NORMS = {"frobenius": _norm, "spectral": spectral_norm}
+
+
+def clip_by_norm_per_matrix(grads: Mapping[str, np.ndarray], max_norm: float, norm: str = "frobenius",
+                            groups: Collection[tuple[str, ...]] = ()) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """Rescale each gradient matrix on its own so that its norm is at most max_norm.
+
+        g ← g · min(1, max_norm / ‖g‖)          for each matrix separately
+
+    norm: "frobenius" (√Σg²) or "spectral" (the largest singular value, MATLAB's `norm` of a matrix).
+    groups: names whose arrays are the row blocks of one matrix, clipped as one: its norm is that of the
+    arrays stacked (they must have the same number of columns), and each is rescaled by the same factor. A name
+    in no group is a matrix of its own.
 
     MemN2N clips each weight matrix's gradient to norm 40. Returns (clipped, norms) where norms[name] is the
-    norm BEFORE clipping, so a training loop can log how often clipping fired.
+    norm BEFORE clipping (of the name's group), so a training loop can log how often clipping fired.
     """
     max_norm = _positive("max_norm", max_norm)
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {', '.join(map(repr, NORMS))}, got {norm!r}")
     check_finite(grads, "gradient")
+    grouped = {name for group in groups for name in group}
+    unknown = sorted(grouped - set(grads))
+    if unknown:
+        raise ValueError(f"clipping groups name {unknown}, which are not among the gradients {sorted(grads)}")
+    matrices = [tuple(group) for group in groups] + [(name,) for name in grads if name not in grouped]
     clipped: dict[str, np.ndarray] = {}
     norms: dict[str, float] = {}
-    for name, g in grads.items():
-        norms[name] = _norm(g)
-        if norms[name] > max_norm:
-            clipped[name] = (g * (max_norm / norms[name])).astype(np.asarray(g).dtype, copy=False)  # new array
-        else:
-            clipped[name] = g                                 # unchanged: shared, not copied
-    return clipped, norms
+    for names in matrices:
+        arrays = [np.asarray(grads[name]) for name in names]
+        if len(arrays) == 1:
+            size = NORMS[norm](arrays[0])
+        elif norm == "frobenius":
+            size = math.sqrt(sum(_norm(a) ** 2 for a in arrays))
+        else:                                                 # one matrix of stacked row blocks
+            size = spectral_norm(*arrays)
+        for name, g in zip(names, arrays):
+            norms[name] = size
+            if size > max_norm:
+                clipped[name] = (g * (max_norm / size)).astype(g.dtype, copy=False)   # new array
+            else:
+                clipped[name] = grads[name]                   # unchanged: shared, not copied
+    return {name: clipped[name] for name in grads}, {name: norms[name] for name in grads}
 
 
 def clip_by_global_norm(grads: Mapping[str, np.ndarray], max_norm: float

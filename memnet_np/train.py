@@ -112,6 +112,14 @@ class Progress:
               f"{elapsed:6.1f}s  ETA {eta:5.1f}s", file=self.stream, flush=True)
 
 
+def clip_gradients(model, grads: dict, config) -> dict:
+    """The model's own clipping (a `clip_gradients(grads, config)` hook: MemN2N's official or Frobenius), else
+    each matrix to config.max_grad_norm by its Frobenius norm."""
+    if hasattr(model, "clip_gradients"):
+        return model.clip_gradients(grads, config)[0]
+    return optim.clip_by_norm_per_matrix(grads, config.max_grad_norm)[0]
+
+
 def run_epoch(model, params, arrays, config, rng, lr: float, opt: optim.SGD):
     """One pass over the training split in shuffled batches. Returns (mean loss, error %)."""
     n = len(arrays.answers)
@@ -132,7 +140,7 @@ def run_epoch(model, params, arrays, config, rng, lr: float, opt: optim.SGD):
         if not math.isfinite(loss):
             raise optim.NonFiniteError(f"step {step} of the epoch: the training loss became {loss} (lr {lr}); "
                                        f"try a smaller learning rate")
-        grads, _ = optim.clip_by_norm_per_matrix(grads, config.max_grad_norm)
+        grads = clip_gradients(model, grads, config)
         opt.step(params, grads)
         for name in null_rows:
             params[name][0] = 0.0                             # the null word stays at zero

@@ -1,4 +1,4 @@
-"""What the tutorials in tutorials/ share: fast mode, where figures go, and printing the prose's claims.
+"""What the tutorials in tutorials/ share: their opening, fast mode, where figures go, and printing the prose's claims.
 
 A tutorial states facts about the numbers it has just printed ("p sums to 1", "the passes by hand give the
 library's logits"). Each such sentence is also a `claim(holds, what)`: printed with ✓, and the tutorial stops with
@@ -14,6 +14,8 @@ import os
 from pathlib import Path
 from typing import Callable, Optional
 
+import numpy as np
+
 from memnet_np.gradcheck import SMOOTH_TOLERANCE
 
 
@@ -26,6 +28,22 @@ def figure_dir() -> Optional[Path]:
     """Where figures go: $MEMNET_TUTORIAL_OUT, else ./tutorial_out; None (no figures) in fast mode without it."""
     out = os.environ.get("MEMNET_TUTORIAL_OUT")
     return Path(out) if out else (None if fast() else Path("tutorial_out"))
+
+
+def start() -> bool:
+    """What a tutorial does first, once numpy is imported: arrays printed compactly, and one line saying whether
+    this is fast mode and where figures go. Returns fast()."""
+    np.set_printoptions(precision=3, suppress=True, linewidth=120)
+    out = figure_dir()
+    print(f"fast mode: {fast()};  figures: {out if out is not None else 'not written'}")
+    return fast()
+
+
+def script_dir(namespace: dict) -> Path:
+    """The running tutorial's folder, from its globals() (where find_babi starts looking for shared/data/babi);
+    the current folder in a notebook, which has no __file__."""
+    file = namespace.get("__file__")
+    return Path(file).resolve().parent if file else Path.cwd()
 
 
 def save_figure(draw: Callable, name: str, *args, **kwargs):
@@ -72,3 +90,29 @@ def find_babi(start: Optional[Path] = None) -> Optional[str]:
         if candidate.is_dir():
             return str(candidate)
     return None
+
+
+def load_task(task: int, start: Path, **kwargs):
+    """bAbI task `task` from the folder find_babi(start) finds (kwargs go to data.load_babi); without the data,
+    the built-in story generator's stories of that task, with a note that says so."""
+    from memnet_np import data
+    try:
+        return data.load_babi(task, find_babi(start), **kwargs)
+    except data.DataNotFoundError as e:
+        print(f"NOTE: no bAbI data found ({e}).\n      Using the built-in story generator instead: "
+              f"the stories look like bAbI task {task} but are not the official ones.")
+        return data.load_generated(task)
+
+
+def pick_question(questions) -> int:
+    """The index of a question to follow by hand: a story of 6 to 10 sentences whose two supporting facts come in
+    file order, the last sentence not one of them (so "just read the last sentence" would fail); on generated
+    data, which may have none, any story of 4 to 10 sentences; else the first question."""
+    for i, q in enumerate(questions):
+        if (6 <= len(q.story) <= 10 and len(q.supporting) == 2 and q.supporting[0] < q.supporting[1]
+                and len(q.story) - 1 not in q.supporting):
+            return i
+    for i, q in enumerate(questions):     # generated data: settle for any short story
+        if 4 <= len(q.story) <= 10:
+            return i
+    return 0

@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cli_runs import cli_env
 from memnet_np import cli
 
 
 def run(*args, env=None, cwd=None):
-    e = dict(os.environ, MPLBACKEND="Agg")
+    e = cli_env()                                         # this checkout's code, matplotlib on Agg
     e.pop("MEMNET_DATA", None)
     e.update(env or {})
     return subprocess.run([sys.executable, "-m", "memnet_np", *args], capture_output=True, text=True, env=e,

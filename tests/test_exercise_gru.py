@@ -1,12 +1,11 @@
 """Exercise 5 (the gated GRU step's backward): the solution passes, the stub fails, and each typical mistake, made
 in a copy of the solution, fails with the gradients it breaks named WRONG and the mistake recognised."""
-import io
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from memnet_np import exercises as E
+from exercise_runs import edited, run_grade
 from memnet_np import dmn, ops
 from memnet_np.exercises import gru as X
 
@@ -16,28 +15,12 @@ STUB = ROOT / "tutorials/exercises/05_gru_backward.py"
 ALL = ("dx", "dh_prev", "dWx", "dWh", "db", "dg")
 
 
-def grade(path):
-    out = io.StringIO()
-    ok = E.grade(path, stream=out)
-    return ok, out.getvalue()
-
-
-def mutant(tmp_path, name, replacements):
-    src = SOLUTION.read_text()
-    for old, new in replacements:
-        assert src.count(old) == 1, f"the solution no longer contains {old!r} exactly once: update this test"
-        src = src.replace(old, new)
-    path = tmp_path / f"{name}.py"
-    path.write_text(src)
-    return path
-
-
 def test_solution_passes_and_stub_fails():
-    ok, out = grade(SOLUTION)
+    ok, out = run_grade(SOLUTION)
     assert ok and "PASS  (all 10 gradients right on all 3 cases)" in out, out
     for g in ALL:
         assert f"gru_backward: {g}" in out
-    ok, out = grade(STUB)
+    ok, out = run_grade(STUB)
     assert not ok and "not implemented yet: gru_backward, gate_features_backward" in out, out
 
 
@@ -111,7 +94,7 @@ def _verdicts(out, function, names):
 @pytest.mark.parametrize("name", sorted(MISTAKES))
 def test_each_typical_mistake_fails_and_is_named(tmp_path, name):
     replacements, wrong, phrase = MISTAKES[name]
-    ok, out = grade(mutant(tmp_path, name.replace(" ", "_"), replacements))
+    ok, out = run_grade(edited(SOLUTION, tmp_path, name.replace(" ", "_"), *replacements))
     assert not ok, out
     assert _verdicts(out, "gru_backward", ALL) == {g: g in wrong for g in ALL}, out
     assert not any(_verdicts(out, "gate_features_backward", FEATURES).values()), out
@@ -121,7 +104,7 @@ def test_each_typical_mistake_fails_and_is_named(tmp_path, name):
 @pytest.mark.parametrize("name", sorted(FEATURE_MISTAKES))
 def test_each_typical_feature_mistake_fails_and_is_named(tmp_path, name):
     replacements, wrong, phrase = FEATURE_MISTAKES[name]
-    ok, out = grade(mutant(tmp_path, "f" + str(sorted(FEATURE_MISTAKES).index(name)), replacements))
+    ok, out = run_grade(edited(SOLUTION, tmp_path, "f" + str(sorted(FEATURE_MISTAKES).index(name)), *replacements))
     assert not ok, out
     assert _verdicts(out, "gate_features_backward", FEATURES) == {g: g in wrong for g in FEATURES}, out
     assert not any(_verdicts(out, "gru_backward", ALL).values()), out
@@ -141,17 +124,18 @@ def test_gate_features_backward_with_one_or_two_hidden_units():
 
 
 def test_calling_the_library_features_backward_is_refused(tmp_path):
-    path = mutant(tmp_path, "library_features", [("    c, m, q, Wb = cache\n",
-                                                  "    from memnet_np import dmn\n    dmn.gate_features_backward(dz, "
-                                                  "dmn.gate_features_forward(*cache)[1])\n    c, m, q, Wb = cache\n")])
-    ok, out = grade(path)
+    path = edited(SOLUTION, tmp_path, "library_features",
+                  ("    c, m, q, Wb = cache\n", "    from memnet_np import dmn\n    dmn.gate_features_backward(dz, "
+                                                "dmn.gate_features_forward(*cache)[1])\n    c, m, q, Wb = cache\n"))
+    ok, out = run_grade(path)
     assert not ok and "uses dmn.gate_features_backward" in out, out
 
 
 def test_calling_the_library_backward_is_refused(tmp_path):
-    path = mutant(tmp_path, "library", [("    x, h_prev, Wx, Wh, g, r, hh, u, a, Uh = cache\n",
-                                         "    from memnet_np import ops\n    ops.gru_backward(dh, ops.gru_forward("
-                                         "cache.x, cache.h_prev, cache.Wx, cache.Wh, 0 * cache.Wx[:, 0], "
-                                         "cache.g)[1])\n    x, h_prev, Wx, Wh, g, r, hh, u, a, Uh = cache\n")])
-    ok, out = grade(path)
+    path = edited(SOLUTION, tmp_path, "library",
+                  ("    x, h_prev, Wx, Wh, g, r, hh, u, a, Uh = cache\n",
+                   "    from memnet_np import ops\n    ops.gru_backward(dh, ops.gru_forward("
+                   "cache.x, cache.h_prev, cache.Wx, cache.Wh, 0 * cache.Wx[:, 0], "
+                   "cache.g)[1])\n    x, h_prev, Wx, Wh, g, r, hh, u, a, Uh = cache\n"))
+    ok, out = run_grade(path)
     assert not ok and "uses ops.gru_backward" in out, out

@@ -1,5 +1,6 @@
 """The exercise grader: it passes the reference solution, fails an unfilled stub and every kind of wrong gradient
 (naming the gradient), and turns files it cannot grade into one clear ExerciseError."""
+import functools
 import io
 import os
 import re
@@ -11,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cli_runs import run_cli
+from exercise_runs import edited, line_for, run_grade
 from memnet_np import exercises as E
 from memnet_np import ops
 
@@ -21,26 +24,20 @@ STUB = ROOT / "tutorials/exercises/01_softmax_attention_backward.py"
 SOLUTION = ROOT / "tutorials/exercises/solutions/01_softmax_attention_backward.py"
 
 
-def run_grade(path, **kw):
-    out = io.StringIO()
-    ok = E.grade(path, stream=out, **kw)
-    return ok, out.getvalue()
-
-
-def line_for(text, label):
-    """The finite-difference line of one gradient, e.g. label 'attention_read_backward: dm'."""
-    lines = [ln for ln in text.splitlines() if ln.strip().startswith(label + " ")]
-    assert lines, f"no line for {label!r} in:\n{text}"
-    return lines[0]
-
-
 def variant(tmp_path, name, old, new):
-    """The reference solution with one line changed, written to tmp_path/name.py."""
-    src = SOLUTION.read_text(encoding="utf-8")
-    assert old in src, f"the solution no longer contains {old!r}: update this test"
-    path = tmp_path / f"{name}.py"
-    path.write_text(src.replace(old, new), encoding="utf-8")
-    return path
+    """The exercise 1 solution with one line changed, written to tmp_path/name.py."""
+    return edited(SOLUTION, tmp_path, name, (old, new))
+
+
+def assert_fails_naming(out, gradients, wrong):
+    """The report FAILs with exactly the gradients `wrong` (labels) WRONG, on their lines and in its last line,
+    and every other one of `gradients` ok."""
+    last = out.rstrip().splitlines()[-1]
+    assert last.startswith("FAIL  (wrong: "), out
+    for label in gradients:
+        ln = line_for(out, label)
+        assert ln.rstrip().endswith("WRONG" if label in wrong else "ok"), (label, out)
+        assert (label in last) == (label in wrong), (label, out)
 
 
 GRADIENTS = ["softmax_backward: ds", "attention_read_backward: du", "attention_read_backward: dm",
@@ -64,34 +61,6 @@ def test_every_exercise_has_a_stub_that_fails_and_a_solution_that_passes(name):
     assert not ok
     for fn in ex.functions:
         assert f"not implemented yet: {fn}" in out, out
-
-
-def test_solution_passes_with_every_gradient_listed():
-    ok, out = run_grade(SOLUTION)
-    assert ok
-    assert out.rstrip().splitlines()[-1].startswith("PASS")
-    assert "softmax_attention_backward" in out
-    for label in GRADIENTS:
-        ln = line_for(out, label)
-        err = float(re.search(r"rel error (\S+)", ln).group(1))
-        assert err < 1e-9 and ln.rstrip().endswith("ok") and "(should be < 1e-07)" in ln, ln
-    assert "WRONG" not in out
-
-
-def test_grading_is_deterministic_and_other_seeds_pass_too():
-    assert run_grade(SOLUTION) == run_grade(SOLUTION)
-    for seed in (1, 2, 3):
-        ok, out = run_grade(SOLUTION, seed=seed)
-        assert ok, out
-
-
-def test_untouched_stub_fails_with_not_implemented():
-    ok, out = run_grade(STUB)
-    assert not ok
-    assert "not implemented yet: softmax_backward" in out
-    assert "not implemented yet: attention_read_backward" in out
-    assert out.rstrip().splitlines()[-1].startswith("FAIL")
-    assert "Traceback" not in out
 
 
 def test_half_finished_file_says_which_function_is_missing(tmp_path):
@@ -138,14 +107,7 @@ def test_wrong_gradient_fails_and_is_named(tmp_path, name):
     old, new, wrong, phrase = WRONG[name]
     ok, out = run_grade(variant(tmp_path, name, old, new))
     assert not ok, out
-    last = out.rstrip().splitlines()[-1]
-    assert last.startswith("FAIL"), out
-    for label in GRADIENTS:
-        ln = line_for(out, label)
-        if label in wrong:
-            assert ln.rstrip().endswith("WRONG") and label in last, (label, out)
-        else:
-            assert ln.rstrip().endswith("ok"), (label, out)
+    assert_fails_naming(out, GRADIENTS, wrong)
     assert phrase in out, out
 
 
@@ -282,24 +244,16 @@ def test_loading_leaves_no_trace(tmp_path):
 # Through the command line: exit status 0 PASS, 1 FAIL, 2 cannot grade
 
 
-@pytest.mark.parametrize("which,status", [("solution", 0), ("stub", 1), ("missing", 2), ("unknown", 2)])
-def test_cli_exit_status(tmp_path, which, status):
-    path = {"solution": SOLUTION, "stub": STUB, "missing": tmp_path / "missing.py",
+@pytest.mark.parametrize("which,status", [("missing", 2), ("unknown", 2)])
+def test_cli_exit_status_of_a_file_it_cannot_grade(tmp_path, which, status):
+    """(Exit status 0 and 1: test_check_and_running_the_file_exit_0_on_pass_and_1_on_fail, for every exercise.)"""
+    path = {"missing": tmp_path / "missing.py",
             "unknown": variant(tmp_path, "unknown", 'EXERCISE = "softmax_attention_backward"',
                                'EXERCISE = "nope"')}[which]
-    r = subprocess.run([sys.executable, "-m", "memnet_np", "check", str(path)], capture_output=True, text=True,
-                       timeout=120, cwd=tmp_path)
+    r = run_cli("check", str(path), timeout=120, cwd=tmp_path)
     assert r.returncode == status, r.stdout + r.stderr
     assert "Traceback" not in r.stderr, r.stderr
-    if status == 2:
-        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
-
-
-@pytest.mark.parametrize("path,status", [(SOLUTION, 0), (STUB, 1)])
-def test_running_the_file_itself_grades_it(path, status):
-    r = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=120)
-    assert r.returncode == status, r.stdout + r.stderr
-    assert ("PASS" if status == 0 else "FAIL") in r.stdout
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
 # ================================================================================================================
@@ -313,48 +267,12 @@ HOP_FORBIDDEN = ("attention_read_backward", "masked_softmax_backward", "bag_embe
                  "embed_sentences_backward")
 
 
-def hop_variant(tmp_path, name, *replacements):
-    """The exercise 2 solution with each (old, new) replaced once, written to tmp_path/name.py."""
-    src = HOP_SOLUTION.read_text(encoding="utf-8")
-    for old, new in replacements:
-        assert src.count(old) == 1, f"the solution no longer contains {old!r} exactly once: update this test"
-        src = src.replace(old, new)
-    path = tmp_path / f"{name}.py"
-    path.write_text(src, encoding="utf-8")
-    return path
+hop_variant = functools.partial(edited, HOP_SOLUTION)          # (tmp_path, name, *replacements): exercise 2, edited
 
 
 def line_of(path, text):
     """1-based number of the first line of the file that contains `text`."""
     return 1 + next(i for i, ln in enumerate(path.read_text(encoding="utf-8").splitlines()) if text in ln)
-
-
-def test_hop_solution_passes_with_every_gradient_listed():
-    ok, out = run_grade(HOP_SOLUTION)
-    assert ok, out
-    assert out.rstrip().splitlines()[-1] == "PASS  (all 5 gradients right on all 3 cases)"
-    assert "Exercise memn2n_hop_backward" in out
-    for label in HOP_GRADIENTS:
-        ln = line_for(out, label)
-        err = float(re.search(r"rel error (\S+)", ln).group(1))
-        assert err < 1e-9 and ln.rstrip().endswith("ok") and "(should be < 1e-07)" in ln, ln
-        assert len([x for x in out.splitlines() if x.strip().startswith(label + " ")]) == 2   # FD and library
-    assert "WRONG" not in out
-
-
-def test_hop_grading_is_deterministic_and_other_seeds_pass_too():
-    assert run_grade(HOP_SOLUTION) == run_grade(HOP_SOLUTION)
-    for seed in (1, 2, 3, 4):
-        ok, out = run_grade(HOP_SOLUTION, seed=seed)
-        assert ok, out
-
-
-def test_hop_stub_fails_with_not_implemented():
-    ok, out = run_grade(HOP_STUB)
-    assert not ok
-    assert "not implemented yet: hop_backward" in out
-    assert out.rstrip().splitlines()[-1] == "FAIL  (not implemented yet: hop_backward)"
-    assert "Traceback" not in out
 
 
 def test_hop_stub_names_the_functions_it_may_not_use():
@@ -422,15 +340,7 @@ def test_hop_wrong_gradient_fails_and_is_named(tmp_path, name):
     replacements, wrong, phrase = HOP_WRONG[name]
     ok, out = run_grade(hop_variant(tmp_path, name, *replacements))
     assert not ok, out
-    last = out.rstrip().splitlines()[-1]
-    assert last.startswith("FAIL  (wrong: "), out
-    for g in ["du", "dA", "dC", "dTA", "dTC"]:
-        label = f"hop_backward: {g}"
-        ln = line_for(out, label)
-        if g in wrong:
-            assert ln.rstrip().endswith("WRONG") and label in last, (label, out)
-        else:
-            assert ln.rstrip().endswith("ok") and label not in last, (label, out)
+    assert_fails_naming(out, HOP_GRADIENTS, [f"hop_backward: {g}" for g in wrong])
     assert phrase in out, out
 
 
@@ -558,14 +468,6 @@ def test_hop_missing_forward_cannot_be_graded(tmp_path):
         E.grade(path, stream=io.StringIO())
 
 
-@pytest.mark.parametrize("path,status", [(HOP_SOLUTION, 0), (HOP_STUB, 1)])
-def test_hop_cli_and_running_the_file(path, status):
-    for argv in ([sys.executable, "-m", "memnet_np", "check", str(path)], [sys.executable, str(path)]):
-        r = subprocess.run(argv, capture_output=True, text=True, timeout=120)
-        assert r.returncode == status, r.stdout + r.stderr
-        assert ("PASS" if status == 0 else "FAIL") in r.stdout.splitlines()[-1]
-
-
 # ================================================================================================================
 # What students hit: each mistake below was made in earnest, and each now gets a line that names it
 
@@ -675,8 +577,7 @@ def test_an_endless_loop_while_loading_is_stopped(tmp_path):
 
 def test_check_has_a_time_limit_on_the_command_line(tmp_path):
     path = variant(tmp_path, "endless", "    return p * (dp - (p * dp).sum(-1, keepdims=True))", ENDLESS)
-    r = subprocess.run([sys.executable, "-m", "memnet_np", "check", str(path), "--time-limit", "0.5"],
-                       capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    r = run_cli("check", str(path), "--time-limit", "0.5", timeout=60)
     assert r.returncode == 1, r.stdout + r.stderr
     assert "softmax_backward was stopped after 0.5 s" in r.stdout, r.stdout
 
@@ -765,39 +666,7 @@ MARGIN_SOLUTION = ROOT / "tutorials/exercises/solutions/03_memnn_margin_backward
 MARGIN_GRADIENTS = ["score_backward: dU", "margin_loss_backward: dU"]
 
 
-def margin_variant(tmp_path, name, *replacements):
-    """The exercise 3 solution with each (old, new) replaced once, written to tmp_path/name.py."""
-    src = MARGIN_SOLUTION.read_text(encoding="utf-8")
-    for old, new in replacements:
-        assert src.count(old) == 1, f"the solution no longer contains {old!r} exactly once: update this test"
-        src = src.replace(old, new)
-    path = tmp_path / f"{name}.py"
-    path.write_text(src, encoding="utf-8")
-    return path
-
-
-def test_margin_solution_passes_with_every_gradient_listed():
-    ok, out = run_grade(MARGIN_SOLUTION)
-    assert ok, out
-    assert out.rstrip().splitlines()[-1] == "PASS  (all 2 gradients right on all 3 cases)"
-    assert "Exercise memnn_margin_backward" in out
-    for label in MARGIN_GRADIENTS:
-        ln = line_for(out, label)
-        assert float(re.search(r"rel error (\S+)", ln).group(1)) < 1e-9 and ln.rstrip().endswith("ok"), ln
-    assert "WRONG" not in out
-
-
-def test_margin_grading_is_deterministic_and_other_seeds_pass_too():
-    assert run_grade(MARGIN_SOLUTION) == run_grade(MARGIN_SOLUTION)
-    for seed in (1, 2, 3):
-        ok, out = run_grade(MARGIN_SOLUTION, seed=seed)
-        assert ok, out
-
-
-def test_margin_stub_fails_with_not_implemented():
-    ok, out = run_grade(MARGIN_STUB)
-    assert not ok and "Traceback" not in out
-    assert out.rstrip().splitlines()[-1] == "FAIL  (not implemented yet: score_backward, margin_loss_backward)"
+margin_variant = functools.partial(edited, MARGIN_SOLUTION)    # (tmp_path, name, *replacements): exercise 3, edited
 
 
 def test_margin_cases_have_active_and_inactive_hinges_far_from_their_kinks():
@@ -849,12 +718,7 @@ def test_margin_wrong_gradient_fails_and_is_named(tmp_path, name):
     replacements, wrong, phrases = MARGIN_WRONG[name]
     ok, out = run_grade(margin_variant(tmp_path, name, *replacements))
     assert not ok, out
-    last = out.rstrip().splitlines()[-1]
-    assert last.startswith("FAIL  (wrong: "), out
-    for label in MARGIN_GRADIENTS:
-        ln = line_for(out, label)
-        assert ln.rstrip().endswith("WRONG" if label in wrong else "ok"), (label, out)
-        assert (label in last) == (label in wrong), (label, out)
+    assert_fails_naming(out, MARGIN_GRADIENTS, wrong)
     for phrase in phrases:
         assert phrase in out, (phrase, out)
 
@@ -867,15 +731,6 @@ def test_margin_loss_backward_may_not_loop(tmp_path):
     assert out.rstrip().splitlines()[-1] == "FAIL  (Python loops in margin_loss_backward)"
 
 
-@pytest.mark.parametrize("path,status", [(MARGIN_SOLUTION, 0), (MARGIN_STUB, 1)])
-def test_margin_cli_and_running_the_file(path, status):
-    for argv in ([sys.executable, "-m", "memnet_np", "check", str(path)], [sys.executable, str(path)]):
-        env = dict(os.environ, PYTHONPATH=str(ROOT))          # this checkout's library, wherever it is installed
-        r = subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=ROOT, env=env)
-        assert r.returncode == status, r.stdout + r.stderr
-        assert ("PASS" if status == 0 else "FAIL") in r.stdout.splitlines()[-1]
-
-
 # ================================================================================================================
 # Exercise 4: the backward of an NTM head's addressing (content, circular shift, sharpening)
 
@@ -885,26 +740,7 @@ NTM_GRADIENTS = ["content_backward: dk", "content_backward: dbeta", "content_bac
                  "shift_backward: ds", "sharpen_backward: dws", "sharpen_backward: dgamma"]
 
 
-def ntm_variant(tmp_path, name, *replacements):
-    """The exercise 4 solution with each (old, new) replaced once, written to tmp_path/name.py."""
-    src = NTM_SOLUTION.read_text(encoding="utf-8")
-    for old, new in replacements:
-        assert src.count(old) == 1, f"the solution no longer contains {old!r} exactly once: update this test"
-        src = src.replace(old, new)
-    path = tmp_path / f"{name}.py"
-    path.write_text(src, encoding="utf-8")
-    return path
-
-
-def test_ntm_addressing_solution_passes_with_every_gradient_listed():
-    ok, out = run_grade(NTM_SOLUTION)
-    assert ok, out
-    assert out.rstrip().splitlines()[-1] == "PASS  (all 7 gradients right on all 3 cases)"
-    for label in NTM_GRADIENTS:
-        ln = line_for(out, label)
-        err = float(re.search(r"rel error (\S+)", ln).group(1))
-        assert err < 1e-8 and ln.rstrip().endswith("ok"), ln
-    assert "WRONG" not in out
+ntm_variant = functools.partial(edited, NTM_SOLUTION)          # (tmp_path, name, *replacements): exercise 4, edited
 
 
 def test_ntm_addressing_cases_are_on_the_simplex_and_asymmetric():
@@ -948,19 +784,64 @@ def test_ntm_addressing_mistakes_fail_and_are_named(tmp_path, name):
     replacements, wrong, phrase = NTM_WRONG[name]
     ok, out = run_grade(ntm_variant(tmp_path, name, *replacements))
     assert not ok, out
-    last = out.rstrip().splitlines()[-1]
-    assert last.startswith("FAIL  (wrong: "), out
-    for label in NTM_GRADIENTS:
-        ln = line_for(out, label)
-        if label.split(": ")[1] in wrong:
-            assert ln.rstrip().endswith("WRONG") and label in last, (label, out)
-        else:
-            assert ln.rstrip().endswith("ok") and label not in last, (label, out)
+    assert_fails_naming(out, NTM_GRADIENTS, [label for label in NTM_GRADIENTS if label.split(": ")[1] in wrong])
     assert phrase in out, out
 
 
-@pytest.mark.parametrize("path,status", [(NTM_SOLUTION, 0), (NTM_STUB, 1)])
-def test_ntm_addressing_cli_exit_status(path, status):
-    r = subprocess.run([sys.executable, "-m", "memnet_np", "check", str(path)], capture_output=True, text=True,
-                       timeout=120, cwd=ROOT)
-    assert r.returncode == status, r.stdout + r.stderr
+# ================================================================================================================
+# What every exercise's files do: the solution PASSes listing every gradient, the same way each time and on other
+# seeds too; the untouched stub FAILs naming what is still to write; `check` and running the file agree
+
+EXERCISE_FILES = {
+    # name: (solution, stub, its gradients in grading order, the largest finite-difference rel error the solution
+    #        may show, other seeds it must pass on)
+    "softmax_attention_backward": (SOLUTION, STUB, GRADIENTS, 1e-9, (1, 2, 3)),
+    "memn2n_hop_backward": (HOP_SOLUTION, HOP_STUB, HOP_GRADIENTS, 1e-9, (1, 2, 3, 4)),
+    "memnn_margin_backward": (MARGIN_SOLUTION, MARGIN_STUB, MARGIN_GRADIENTS, 1e-9, (1, 2, 3)),
+    "ntm_addressing_backward": (NTM_SOLUTION, NTM_STUB, NTM_GRADIENTS, 1e-8, (1, 2, 3)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXERCISE_FILES))
+def test_solution_passes_with_every_gradient_listed(name):
+    solution, _, gradients, largest, _ = EXERCISE_FILES[name]
+    ok, out = run_grade(solution)
+    assert ok, out
+    assert out.rstrip().splitlines()[-1] == f"PASS  (all {len(gradients)} gradients right on all 3 cases)"
+    assert f"Exercise {name}" in out
+    for label in gradients:
+        ln = line_for(out, label)
+        err = float(re.search(r"rel error (\S+)", ln).group(1))
+        assert err < largest and ln.rstrip().endswith("ok") and "(should be < 1e-07)" in ln, ln
+        assert len([x for x in out.splitlines() if x.strip().startswith(label + " ")]) == 2   # FD and library
+    assert "WRONG" not in out
+
+
+@pytest.mark.parametrize("name", sorted(EXERCISE_FILES))
+def test_grading_is_deterministic_and_other_seeds_pass_too(name):
+    solution, _, _, _, seeds = EXERCISE_FILES[name]
+    assert run_grade(solution) == run_grade(solution)
+    for seed in seeds:
+        ok, out = run_grade(solution, seed=seed)
+        assert ok, out
+
+
+@pytest.mark.parametrize("name", sorted(EXERCISE_FILES))
+def test_untouched_stub_fails_with_not_implemented(name):
+    _, stub, gradients, _, _ = EXERCISE_FILES[name]
+    functions = ", ".join(dict.fromkeys(label.split(":")[0] for label in gradients))
+    ok, out = run_grade(stub)
+    assert not ok and "Traceback" not in out
+    assert out.rstrip().splitlines()[-1] == f"FAIL  (not implemented yet: {functions})"
+
+
+@pytest.mark.parametrize("name,which", [(name, which) for name in sorted(EXERCISE_FILES)
+                                        for which in ("solution", "stub")])
+def test_check_and_running_the_file_exit_0_on_pass_and_1_on_fail(name, which):
+    solution, stub = EXERCISE_FILES[name][:2]
+    path, status, verdict = (solution, 0, "PASS") if which == "solution" else (stub, 1, "FAIL")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))          # this checkout's library, wherever it is installed
+    for argv in ([sys.executable, "-m", "memnet_np", "check", str(path)], [sys.executable, str(path)]):
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=ROOT, env=env)
+        assert r.returncode == status, r.stdout + r.stderr
+        assert r.stdout.splitlines()[-1].startswith(verdict) and "Traceback" not in r.stderr, r.stdout + r.stderr

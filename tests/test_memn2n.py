@@ -269,3 +269,26 @@ def test_bad_params_are_named_at_the_front_door():
                           r"params\['A'\] holds NaN or inf")]:
         with pytest.raises(ValueError, match=message):
             memn2n.forward(bad, batch, config)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Clipping: the official code's (each word matrix with its time rows, spectral norm) or Frobenius per array
+
+
+def test_official_clipping_is_matlabs_norm_of_each_word_matrix_with_its_time_rows():
+    config = memn2n.Config.tiny(clipping="official", max_grad_norm=0.5)
+    rng = np.random.default_rng(4)
+    grads = {k: rng.standard_normal(v.shape) for k, v in memn2n.init_params(config, rng).items()}
+    got, norms = memn2n.clip_gradients(grads, config)
+    # written out from nn/Weight.m: the MATLAB Weight of A holds the word rows and the time words' rows
+    for words, time in (("A", "TA"), ("C1", "TC1"), ("C2", "TC2")):
+        matrix = np.concatenate([grads[words], grads[time]])
+        sigma = np.linalg.svd(matrix, compute_uv=False)[0]    # MATLAB norm(X) of a matrix
+        assert norms[words] == norms[time] == pytest.approx(sigma, rel=1e-12)
+        expected = matrix * (0.5 / sigma)
+        assert np.allclose(np.concatenate([got[words], got[time]]), expected, rtol=1e-12)
+    frob, norms = memn2n.clip_gradients(grads, memn2n.Config.tiny(max_grad_norm=0.5))
+    assert norms["A"] == pytest.approx(np.linalg.norm(grads["A"]))
+    assert np.allclose(frob["TA"], grads["TA"] * 0.5 / np.linalg.norm(grads["TA"]))
+    with pytest.raises(ValueError, match="clipping must be one of"):
+        memn2n.Config.tiny(clipping="spectral")

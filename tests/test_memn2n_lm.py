@@ -91,6 +91,31 @@ def test_row_sums_is_a_loop_over_rows():
     assert np.allclose(L.row_sums(idx, values, 7), expected)
 
 
+@pytest.mark.parametrize("order", ["random", "shuffle", "streams"])
+def test_an_epochs_positions_in_each_order(order):
+    config = L.Config.tiny(memory_size=5, batch_size=4, order=order)
+    n = 48                                                    # positions 5 … 47: 43, ten full batches and 3 left
+    got = L.epoch_positions(n, config, np.random.default_rng(0))
+    assert got.min() >= 5 and got.max() < n
+    if order == "random":                                     # the official draw: ceil(n / N) batches
+        assert got.shape == (12, 4)
+        assert len(np.unique(got)) < got.size                 # with replacement: 48 draws of 43 repeat some
+        return
+    assert got.shape == (10, 4) and len(np.unique(got)) == 40   # each position at most once
+    if order == "streams":                                    # stream b reads consecutive positions
+        assert np.all(np.diff(got, axis=0) == 1)
+        assert np.all(np.diff(got[0]) == 10)                  # the streams are the text cut in 4
+    else:
+        assert not np.all(np.diff(got, axis=0) == 1)
+
+
+def test_orders_are_named_and_a_text_too_short_for_one_batch_is_an_error():
+    with pytest.raises(ValueError, match="order must be one of 'random', 'shuffle', 'streams', got 'stream'"):
+        L.Config.tiny(order="stream")
+    with pytest.raises(ValueError, match="fewer than one batch of 4"):
+        L.epoch_positions(8, L.Config.tiny(memory_size=5, batch_size=4, order="shuffle"), np.random.default_rng(0))
+
+
 def test_perplexity_is_exp_of_the_mean_loss_over_every_position_with_a_full_memory():
     config, params, _, rng = setup(7)
     ids = rng.integers(0, config.vocab_size, 23)

@@ -527,17 +527,6 @@ def test_resume_without_a_state_starts_afresh_and_refuses_a_state_of_other_setti
                        **kw)
 
 
-def _ntm_cli(*args, cwd):
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-    root = str(Path(__file__).resolve().parents[1])      # this checkout's memnet_np, whatever the cwd
-    env = dict(os.environ, MPLBACKEND="Agg", PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.Popen([sys.executable, "-m", "memnet_np", *args], cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
-
-
 def _evaluations_saved(path):
     import json
     try:
@@ -550,33 +539,10 @@ def _evaluations_saved(path):
 @pytest.mark.slow
 def test_a_killed_train_ntm_resumes_to_the_same_result_bit_for_bit(tmp_path):
     """SIGKILL `train ntm` mid-run, run it again with --resume, and get what an uninterrupted run gets."""
-    import json
-    import signal
-    import time
-    from memnet_np import train as T
+    from cli_runs import killed_and_resumed
     args = ["train", "ntm", "--task", "copy", "--sequences", "4000", "--batch", "8", "--quiet"]
-    whole = _ntm_cli(*args, "--out", "whole", cwd=tmp_path)
-    assert whole.wait(timeout=600) == 0, whole.stderr.read()
-    killed = _ntm_cli(*args, "--out", "cut", cwd=tmp_path)
-    state = tmp_path / "cut" / "state.npz"
-    deadline = time.time() + 300
-    while time.time() < deadline and _evaluations_saved(state) < 2:
-        time.sleep(0.02)
-    killed.send_signal(signal.SIGKILL)
-    killed.wait(timeout=30)
-    assert killed.returncode == -signal.SIGKILL
-    assert 2 <= _evaluations_saved(state) < 4
-    assert not (tmp_path / "cut" / "results.json").exists()
-    resumed = _ntm_cli(*args, "--out", "cut", "--resume", cwd=tmp_path)
-    out, err = resumed.communicate(timeout=600)
-    assert resumed.returncode == 0, err
-    assert "resuming from state.npz" in out
-    a = T.load_checkpoint(tmp_path / "whole" / "checkpoint.npz")
-    b = T.load_checkpoint(tmp_path / "cut" / "checkpoint.npz")
-    assert a.params.keys() == b.params.keys()
-    assert all(np.array_equal(a.params[k], b.params[k]) for k in a.params), "parameters differ after resuming"
-    ra = json.loads((tmp_path / "whole" / "results.json").read_text())
-    rb = json.loads((tmp_path / "cut" / "results.json").read_text())
+    saved, ra, rb = killed_and_resumed(args, tmp_path, "state.npz", _evaluations_saved, enough=2, timeout=600)
+    assert 2 <= saved < 4, saved
     for key in ("bits_per_sequence", "bit_errors_per_sequence", "generalisation", "selected_at", "sequences"):
         assert ra[key] == rb[key], key
     assert _same_records(ra["history"], rb["history"])

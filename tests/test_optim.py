@@ -376,3 +376,50 @@ def test_finite_arrays_whose_sum_overflows_are_still_finite():
     optim.check_finite({"big": np.array([1e308, 1e308, -1e308]), "small": np.ones(3)})   # no error, no warning
     with pytest.raises(optim.NonFiniteError, match=r"gradient in 'second' \(1 NaN, 0 inf"):
         optim.check_finite({"first": np.array([1e308, 1e308]), "second": np.array([0.0, np.nan])})
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Spectral clipping (the official MemN2N code's MATLAB `norm(X)`) and matrices made of several arrays
+
+
+def test_spectral_norm_is_the_largest_singular_value_of_the_stacked_blocks():
+    rng = np.random.default_rng(3)
+    a, t = rng.standard_normal((9, 4)), rng.standard_normal((5, 4))
+    assert math.isclose(optim.spectral_norm(a), np.linalg.svd(a, compute_uv=False)[0], rel_tol=1e-12)
+    stacked = np.concatenate([a, t])
+    assert math.isclose(optim.spectral_norm(a, t), np.linalg.svd(stacked, compute_uv=False)[0], rel_tol=1e-12)
+    wide = rng.standard_normal((2, 7))                        # fewer rows than columns: the other Gram matrix
+    assert math.isclose(optim.spectral_norm(wide), np.linalg.svd(wide, compute_uv=False)[0], rel_tol=1e-12)
+    v = rng.standard_normal(6)
+    assert math.isclose(optim.spectral_norm(v), np.linalg.norm(v), rel_tol=1e-12)
+    assert optim.spectral_norm(np.zeros((3, 2))) == 0.0
+    # a rank-one matrix: ‖u vᵀ‖₂ = ‖u‖‖v‖, and then the Frobenius norm is the same number
+    u, w = rng.standard_normal(5), rng.standard_normal(3)
+    assert math.isclose(optim.spectral_norm(np.outer(u, w)), np.linalg.norm(u) * np.linalg.norm(w), rel_tol=1e-12)
+
+
+def test_spectral_clipping_by_hand_and_groups_clipped_as_one_matrix():
+    # diag(30, 40) has spectral norm 40, Frobenius 50: max 20 halves it spectrally, scales by 0.4 in Frobenius
+    g = {"A": np.diag([30.0, 40.0]), "H": np.array([[1.0, 0.0], [0.0, 1.0]])}
+    spec, norms = optim.clip_by_norm_per_matrix(g, 20.0, norm="spectral")
+    assert np.allclose(spec["A"], np.diag([15.0, 20.0])) and norms["A"] == pytest.approx(40.0)
+    assert spec["H"] is g["H"]                                # under the limit: shared, not copied
+    fro, norms = optim.clip_by_norm_per_matrix(g, 20.0)
+    assert np.allclose(fro["A"], np.diag([12.0, 16.0])) and norms["A"] == pytest.approx(50.0)
+    # A = [[30, 0]] and TA = [[0, 40]] are the row blocks of diag(30, 40): clipped together, by one factor
+    g = {"A": np.array([[30.0, 0.0]]), "TA": np.array([[0.0, 40.0]]), "H": np.eye(2) * 100}
+    got, norms = optim.clip_by_norm_per_matrix(g, 20.0, norm="spectral", groups=[("A", "TA")])
+    assert np.allclose(got["A"], [[15.0, 0.0]]) and np.allclose(got["TA"], [[0.0, 20.0]])
+    assert norms["A"] == norms["TA"] == pytest.approx(40.0)
+    assert np.allclose(got["H"], np.eye(2) * 20) and norms["H"] == pytest.approx(100.0)
+    alone, _ = optim.clip_by_norm_per_matrix(g, 20.0, norm="spectral")   # each alone: 30 → 20, 40 → 20
+    assert np.allclose(alone["A"], [[20.0, 0.0]]) and np.allclose(alone["TA"], [[0.0, 20.0]])
+    assert list(got) == list(g)                               # the gradients' order is kept
+
+
+def test_clipping_names_a_bad_norm_and_an_unknown_group_member():
+    g = {"A": np.ones((2, 2))}
+    with pytest.raises(ValueError, match="norm must be one of 'frobenius', 'spectral', got 'nuclear'"):
+        optim.clip_by_norm_per_matrix(g, 1.0, norm="nuclear")
+    with pytest.raises(ValueError, match=r"clipping groups name \['TA'\]"):
+        optim.clip_by_norm_per_matrix(g, 1.0, groups=[("A", "TA")])

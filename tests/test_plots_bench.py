@@ -1,9 +1,6 @@
 """Pictures, the benchmark and the figures command, in quick modes writing into tmp_path."""
 import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +8,7 @@ import pytest
 pytest.importorskip("matplotlib")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+from cli_runs import check_committed_figures, run_cli, run_figures  # noqa: E402
 from memnet_np import data, ops, plots  # noqa: E402
 
 
@@ -44,8 +42,7 @@ def test_learning_curves_and_position_encoding(tmp_path):
 
 
 def test_bench_json_has_seconds_per_epoch(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "memnet_np", "bench", "memn2n", "--json", "--quick"],
-                       capture_output=True, text=True, timeout=300, env=dict(os.environ, MPLBACKEND="Agg"))
+    r = run_cli("bench", "memn2n", "--json", "--quick")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert 0 < out["seconds_per_epoch"] < 5 and out["task"] == 1
@@ -64,9 +61,7 @@ def test_bench_json_has_seconds_per_epoch(tmp_path):
 
 
 def test_figures_quick(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "memnet_np", "figures", "--model", "memn2n", "--out", str(tmp_path),
-                        "--quick"],
-                       capture_output=True, text=True, timeout=300, env=dict(os.environ, MPLBACKEND="Agg"))
+    r = run_figures("memn2n", tmp_path, "--quick")
     assert r.returncode == 0, r.stderr
     for name in ("memn2n_attention.png", "memn2n_learning_curves.png", "position_encoding.png"):
         assert _is_png(tmp_path / name)
@@ -74,37 +69,22 @@ def test_figures_quick(tmp_path):
 
 
 def test_figures_of_an_unknown_model_is_a_one_line_error(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "memnet_np", "figures", "--model", "lstm", "--out", str(tmp_path)],
-                       capture_output=True, text=True, timeout=60)
+    r = run_figures("lstm", tmp_path, timeout=60)
     assert r.returncode == 2 and "no figures for lstm; models with figures: " in r.stderr and "memn2n" in r.stderr
     assert "Traceback" not in r.stderr
 
 
 def test_bench_task_option(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "memnet_np", "bench", "memn2n", "--task", "21"],
-                       capture_output=True, text=True, timeout=60)
+    r = run_cli("bench", "memn2n", "--task", "21", timeout=60)
     assert r.returncode == 2 and "--task must be 1..20" in r.stderr
 
 
 @pytest.mark.slow
 def test_committed_memn2n_figures_are_what_figures_draws_today(tmp_path):
-    """By the numbers behind the pictures (figures/memn2n.json), not their pixels: same data, seed 0, one thread."""
-    root = Path(__file__).resolve().parents[1]
-    committed = json.loads((root / "figures" / "memn2n.json").read_text())
-    assert not committed["quick"]
-    env = dict(os.environ, MPLBACKEND="Agg")
-    if committed["data"].startswith("bAbI"):
-        from conftest import DEFAULT_BABI
-        env.setdefault("MEMNET_DATA", str(DEFAULT_BABI))
-    r = subprocess.run([sys.executable, "-m", "memnet_np", "figures", "--model", "memn2n", "--out", str(tmp_path)],
-                       capture_output=True, text=True, timeout=900, env=env)
-    assert r.returncode == 0, r.stderr
-    today = json.loads((tmp_path / "memn2n.json").read_text())
-    assert today["data"] == committed["data"] and today["attention_question"] == committed["attention_question"]
-    for key in ("attention", "train_error", "val_error", "position_encoding"):
-        assert np.allclose(today[key], committed[key], atol=1e-3), f"figures/{key} is not what figures draws now"
-    for name in ("memn2n_attention.png", "memn2n_learning_curves.png", "position_encoding.png"):
-        assert (root / "figures" / name).is_file()
+    check_committed_figures("memn2n", tmp_path, same=("data", "attention_question"),
+                            close=("attention", "train_error", "val_error", "position_encoding"),
+                            pictures=("memn2n_attention.png", "memn2n_learning_curves.png", "position_encoding.png"),
+                            timeout=900)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -135,9 +115,7 @@ def test_ntm_plots_write_pngs_and_check_shapes(tmp_path):
 
 
 def test_ntm_figures_quick(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "memnet_np", "figures", "--model", "ntm", "--out", str(tmp_path),
-                        "--quick"],
-                       capture_output=True, text=True, timeout=300, env=dict(os.environ, MPLBACKEND="Agg"))
+    r = run_figures("ntm", tmp_path, "--quick")
     assert r.returncode == 0, r.stderr
     for name in ("ntm_copy_sequence.png", "ntm_copy_weightings.png", "ntm_copy_memory.png",
                  "ntm_copy_learning_curve.png"):
@@ -149,25 +127,16 @@ def test_ntm_figures_quick(tmp_path):
 
 @pytest.mark.slow
 def test_committed_ntm_figures_are_what_figures_draws_today(tmp_path):
-    """By the numbers behind the pictures (figures/ntm.json): the same training run (seed 0, one thread), the
-    same sequence, the same focus of the heads."""
-    root = Path(__file__).resolve().parents[1]
-    committed = json.loads((root / "figures" / "ntm.json").read_text())
-    assert not committed["quick"]
-    r = subprocess.run([sys.executable, "-m", "memnet_np", "figures", "--model", "ntm", "--out", str(tmp_path)],
-                       capture_output=True, text=True, timeout=1800, env=dict(os.environ, MPLBACKEND="Agg"))
-    assert r.returncode == 0, r.stderr
-    today = json.loads((tmp_path / "ntm.json").read_text())
-    for key in ("training_sequences", "converged_at", "selected_at", "curve_sequences", "example_write_focus",
-                "example_read_focus", "memory_rows_shown", "example_bit_errors", "generalisation_length"):
-        assert today[key] == committed[key], f"figures/ntm.json {key} is not what figures draws now"
-    for key in ("curve_bits_per_sequence", "curve_bit_errors_per_sequence", "example_write_peak",
-                "example_read_peak", "bit_errors_per_sequence", "bits_per_sequence",
-                "generalisation_bit_errors_per_sequence"):
-        assert np.allclose(today[key], committed[key], atol=1e-3), f"figures/ntm.json {key} is not what figures draws now"
-    for name in ("ntm_copy_sequence.png", "ntm_copy_weightings.png", "ntm_copy_memory.png",
-                 "ntm_copy_learning_curve.png"):
-        assert (root / "figures" / name).is_file()
+    """The same training run, the same sequence, the same focus of the heads."""
+    check_committed_figures("ntm", tmp_path,
+                            same=("training_sequences", "converged_at", "selected_at", "curve_sequences",
+                                  "example_write_focus", "example_read_focus", "memory_rows_shown",
+                                  "example_bit_errors", "generalisation_length"),
+                            close=("curve_bits_per_sequence", "curve_bit_errors_per_sequence", "example_write_peak",
+                                   "example_read_peak", "bit_errors_per_sequence", "bits_per_sequence",
+                                   "generalisation_bit_errors_per_sequence"),
+                            pictures=("ntm_copy_sequence.png", "ntm_copy_weightings.png", "ntm_copy_memory.png",
+                                      "ntm_copy_learning_curve.png"), timeout=1800)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -188,8 +157,7 @@ def test_bench_memnn_json(tmp_path):
     from conftest import DEFAULT_BABI
     if not DEFAULT_BABI.is_dir():
         pytest.skip("no bAbI data")
-    r = subprocess.run([sys.executable, "-m", "memnet_np", "bench", "memnn", "--json", "--quick", "--task", "2",
-                        "--data", str(DEFAULT_BABI)], capture_output=True, text=True, timeout=300)
+    r = run_cli("bench", "memnn", "--json", "--quick", "--task", "2", "--data", str(DEFAULT_BABI))
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["model"] == "memnn" and out["data"] == "bAbI 1k task 2" and out["training_questions"] == 900
@@ -198,15 +166,12 @@ def test_bench_memnn_json(tmp_path):
     assert out["inference_examples_per_second"] > 0 and out["config"]["hops"] == 2
     assert list(out["scaling"]["memory_size"]) == ["10", "50"] and list(out["scaling"]["hops"]) == ["1", "2"]
     assert all(v > 0 for part in ("memory_size", "hops") for v in out["scaling"][part].values())
-    r = subprocess.run([sys.executable, "-m", "memnet_np", "bench", "memnn", "--task", "21"],
-                       capture_output=True, text=True, timeout=60)
+    r = run_cli("bench", "memnn", "--task", "21", timeout=60)
     assert r.returncode == 2 and "--task must be 1..20" in r.stderr
 
 
 def test_figures_memnn_quick(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "memnet_np", "figures", "--model", "memnn", "--out", str(tmp_path),
-                        "--quick"], capture_output=True, text=True, timeout=300,
-                       env=dict(os.environ, MPLBACKEND="Agg"))
+    r = run_figures("memnn", tmp_path, "--quick")
     assert r.returncode == 0, r.stderr
     assert _is_png(tmp_path / "memnn_hop_scores.png")
     numbers = json.loads((tmp_path / "memnn.json").read_text())
@@ -215,23 +180,11 @@ def test_figures_memnn_quick(tmp_path):
 
 @pytest.mark.slow
 def test_committed_memnn_figures_are_what_figures_draws_today(tmp_path):
-    """By the numbers behind the picture (figures/memnn.json): same data, seed 0, one thread."""
-    root = Path(__file__).resolve().parents[1]
-    committed = json.loads((root / "figures" / "memnn.json").read_text())
-    assert not committed["quick"] and committed["data"] == "bAbI 1k task 2"
-    from conftest import DEFAULT_BABI
-    env = dict(os.environ, MPLBACKEND="Agg")
-    env.setdefault("MEMNET_DATA", str(DEFAULT_BABI))
-    r = subprocess.run([sys.executable, "-m", "memnet_np", "figures", "--model", "memnn", "--out", str(tmp_path)],
-                       capture_output=True, text=True, timeout=900, env=env)
-    assert r.returncode == 0, r.stderr
-    today = json.loads((tmp_path / "memnn.json").read_text())
-    for key in ("data", "question", "chosen", "supporting", "predicted", "answer", "test_error"):
-        assert today[key] == committed[key], f"figures/memnn.json {key} is not what figures draws now"
-    for key in ("hop_scores", "train_error", "val_error"):
-        assert np.allclose(today[key], committed[key], atol=1e-3), f"figures/memnn.json {key} is not what figures draws now"
+    committed, _ = check_committed_figures(
+        "memnn", tmp_path, same=("data", "question", "chosen", "supporting", "predicted", "answer", "test_error"),
+        close=("hop_scores", "train_error", "val_error"), pictures=("memnn_hop_scores.png",), timeout=900)
+    assert committed["data"] == "bAbI 1k task 2"
     assert committed["chosen"] == committed["supporting"]      # the picture shows both hops finding their fact
-    assert (root / "figures" / "memnn_hop_scores.png").is_file()
 def test_gate_heatmap_shows_the_facts_in_the_window_and_the_passes(tmp_path):
     pytest.importorskip("matplotlib")
     from memnet_np import dmn

@@ -1,19 +1,15 @@
 """Reproduction plumbing on real bAbI (quick), and the paper's accuracy claims (slow)."""
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
+from cli_runs import run_cli
 from memnet_np import experiments
 
 
 def test_reproduce_writes_json_and_markdown_beside_the_paper(babi_root, tmp_path):
-    r = subprocess.run([sys.executable, "-m", "memnet_np", "reproduce", "memn2n", "--suite", "babi-1k",
-                        "--tasks", "1,4", "--runs", "2", "--jobs", "2", "--epochs", "3", "--data", str(babi_root),
-                        "--out", str(tmp_path)], capture_output=True, text=True, timeout=600,
-                       env=dict(os.environ, MPLBACKEND="Agg"))
+    r = run_cli("reproduce", "memn2n", "--suite", "babi-1k", "--tasks", "1,4", "--runs", "2", "--jobs", "2",
+                "--epochs", "3", "--data", str(babi_root), "--out", str(tmp_path), timeout=600)
     assert r.returncode == 0, r.stderr
     res = json.loads((tmp_path / "results.json").read_text())
     assert [e["task"] for e in res["tasks"]] == [1, 4]

@@ -132,44 +132,12 @@ def test_linear_start_ends_when_validation_loss_stops_falling(monkeypatch, tiny_
     assert result.ls_epochs == expected_ls
 
 
-def _cli(*args, cwd):
-    import os
-    import subprocess
-    import sys
-    return subprocess.Popen([sys.executable, "-m", "memnet_np", *args], cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, MPLBACKEND="Agg"))
-
-
 def test_a_killed_run_resumes_to_the_same_result_bit_for_bit(tmp_path):
     """SIGKILL a training process mid-run, resume it, and get what an uninterrupted run gets."""
-    import signal
-    import time
+    from cli_runs import killed_and_resumed
     args = ["train", "memn2n", "--task", "1", "--generated", "--epochs", "12", "--quiet"]
-    whole = _cli(*args, "--out", "whole", cwd=tmp_path)
-    assert whole.wait(timeout=300) == 0, whole.stderr.read()
-    killed = _cli(*args, "--out", "cut", cwd=tmp_path)
-    state = tmp_path / "cut" / "state-seed0.npz"
-    deadline = time.time() + 120
-    while time.time() < deadline:                        # wait for a few epochs' states, then kill -9
-        if state.is_file() and _epochs_saved(state) >= 5:
-            break
-        time.sleep(0.02)
-    killed.send_signal(signal.SIGKILL)
-    killed.wait(timeout=30)
-    assert killed.returncode == -signal.SIGKILL
-    saved = _epochs_saved(state)
+    saved, ra, rb = killed_and_resumed(args, tmp_path, "state-seed0.npz", _epochs_saved, enough=5, timeout=300)
     assert 5 <= saved < 32, saved                        # 20 linear-start + 12 main epochs in all
-    assert not (tmp_path / "cut" / "results.json").exists()
-    resumed = _cli(*args, "--out", "cut", "--resume", cwd=tmp_path)
-    out, err = resumed.communicate(timeout=300)
-    assert resumed.returncode == 0, err
-    assert "resuming from state-seed0.npz" in out
-    a = T.load_checkpoint(tmp_path / "whole" / "checkpoint.npz")
-    b = T.load_checkpoint(tmp_path / "cut" / "checkpoint.npz")
-    assert a.params.keys() == b.params.keys()
-    assert all(np.array_equal(a.params[k], b.params[k]) for k in a.params), "parameters differ after resuming"
-    ra = json.loads((tmp_path / "whole" / "results.json").read_text())
-    rb = json.loads((tmp_path / "cut" / "results.json").read_text())
     for key in ("train_error", "val_error", "test_error", "epochs", "ls_epochs"):
         assert ra[key] == rb[key], key
 

@@ -31,6 +31,26 @@ def test_tutorial_runs_in_fast_mode(path, tmp_path):
     assert "Traceback" not in r.stderr, r.stderr
 
 
+def test_the_opening_a_tutorial_shares(tmp_path, monkeypatch, capsys):
+    """tutorial.start says the mode and where figures go; script_dir is the script's folder, else the cwd."""
+    import numpy as np
+    from memnet_np import tutorial
+    before = np.get_printoptions()
+    monkeypatch.setenv("MEMNET_FAST", "1")
+    monkeypatch.setenv("MEMNET_TUTORIAL_OUT", str(tmp_path))
+    try:
+        assert tutorial.start() is True
+        assert capsys.readouterr().out == f"fast mode: True;  figures: {tmp_path}\n"
+        assert np.get_printoptions()["precision"] == 3
+        monkeypatch.delenv("MEMNET_TUTORIAL_OUT")
+        assert tutorial.start() is True and capsys.readouterr().out == "fast mode: True;  figures: not written\n"
+    finally:
+        np.set_printoptions(**before)
+    assert tutorial.script_dir({"__file__": str(tmp_path / "t.py")}) == tmp_path.resolve()
+    monkeypatch.chdir(tmp_path)
+    assert tutorial.script_dir({}) == Path.cwd()
+
+
 @pytest.mark.parametrize("path", TUTORIALS, ids=lambda p: p.name)
 def test_tutorial_is_percent_format(path):
     lines = path.read_text(encoding="utf-8").splitlines()

@@ -24,7 +24,6 @@
 
 # %%
 import time
-from pathlib import Path
 
 from memnet_np import runtime
 
@@ -36,13 +35,10 @@ from memnet_np.tutorial import claim, find_babi, save_figure, section
 from memnet_np import data, gradcheck, memnn, plots, reference, train
 
 T_START = time.perf_counter()
-FAST = tutorial.fast()                    # MEMNET_FAST=1: tiny training, for tests
-OUT = tutorial.figure_dir()               # $MEMNET_TUTORIAL_OUT, else ./tutorial_out (none in fast mode)
+FAST = tutorial.start()                   # MEMNET_FAST=1: tiny training, for tests; says where figures go
 TOL = gradcheck.SMOOTH_TOLERANCE          # 1e-7: what a correct float64 gradient must beat
 
 rng = np.random.default_rng(0)            # every random draw below comes from this generator
-np.set_printoptions(precision=3, suppress=True, linewidth=120)
-print(f"fast mode: {FAST};  figures: {OUT if OUT is not None else 'not written'}")
 
 
 # %% [markdown]
@@ -54,10 +50,7 @@ print(f"fast mode: {FAST};  figures: {OUT if OUT is not None else 'not written'}
 # %%
 section("1. One story")
 TASK = 2
-try:
-    HERE = Path(__file__).resolve().parent
-except NameError:                         # running as a notebook
-    HERE = Path.cwd()
+HERE = tutorial.script_dir(globals())     # where to look for shared/data/babi
 try:
     dataset = data.load_babi(TASK, find_babi(HERE))
 except data.DataNotFoundError as e:

@@ -27,7 +27,6 @@
 # %%
 import textwrap
 import time
-from pathlib import Path
 
 from memnet_np import runtime
 
@@ -35,20 +34,14 @@ runtime.one_blas_thread()                 # before numpy is imported: one thread
 import numpy as np                        # and makes a run repeat exactly on one machine
 
 from memnet_np import tutorial
-from memnet_np.tutorial import check_line, claim, find_babi, save_figure, section
+from memnet_np.tutorial import check_line, claim, save_figure, section
 from memnet_np import data, gradcheck, memn2n, ops, plots, reference, train
 
 T_START = time.perf_counter()
-FAST = tutorial.fast()                    # MEMNET_FAST=1: tiny training, for tests
-OUT = tutorial.figure_dir()               # $MEMNET_TUTORIAL_OUT, else ./tutorial_out (none in fast mode)
+FAST = tutorial.start()                   # MEMNET_FAST=1: tiny training, for tests; says where figures go
 
 rng = np.random.default_rng(0)            # every random draw below comes from this generator
-np.set_printoptions(precision=3, suppress=True, linewidth=120)
-print(f"fast mode: {FAST};  figures: {OUT if OUT is not None else 'not written'}")
-try:
-    HERE = Path(__file__).resolve().parent           # where to look for shared/data/babi
-except NameError:                                    # running as a notebook
-    HERE = Path.cwd()
+HERE = tutorial.script_dir(globals())     # where to look for shared/data/babi
 
 
 # %% [markdown]
@@ -62,32 +55,11 @@ except NameError:                                    # running as a notebook
 # %%
 section("1. The data: one story, one question, one answer")
 TASK = 2
-
-
-
-try:
-    dataset = data.load_babi(TASK, find_babi(HERE))
-except data.DataNotFoundError as e:
-    print(f"NOTE: no bAbI data found ({e}).\n      Using the built-in story generator instead: "
-          f"the stories look like bAbI task {TASK} but are not the official ones.")
-    dataset = data.load_generated(TASK)
+dataset = tutorial.load_task(TASK, HERE)   # bAbI, or without it the story generator's imitation (it says so)
 print(f"{dataset.name}: {len(dataset.train)} train / {len(dataset.val)} validation / {len(dataset.test)} test "
       f"questions, vocabulary of {len(dataset.vocab)} words, memory of {dataset.memory_size} slots, "
       f"sentences of {dataset.sentence_len} words")
-
-
-def pick_question(questions):
-    for i, q in enumerate(questions):
-        if (6 <= len(q.story) <= 10 and len(q.supporting) == 2 and q.supporting[0] < q.supporting[1]
-                and len(q.story) - 1 not in q.supporting):
-            return i
-    for i, q in enumerate(questions):     # generated data: settle for any short story
-        if 4 <= len(q.story) <= 10:
-            return i
-    return 0
-
-
-IDX = pick_question(dataset.test.questions)
+IDX = tutorial.pick_question(dataset.test.questions)
 question = dataset.test.questions[IDX]
 n = min(len(question.story), dataset.memory_size)            # sentences that fit into the memory
 print(f"\ntest question #{IDX}  ({question.source})\n")

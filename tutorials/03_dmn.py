@@ -30,7 +30,6 @@
 
 # %%
 import time
-from pathlib import Path
 
 from memnet_np import runtime
 
@@ -42,16 +41,10 @@ from memnet_np.tutorial import check_line, claim, find_babi, save_figure, sectio
 from memnet_np import data, dmn, gradcheck, ops, plots, reference, train
 
 T_START = time.perf_counter()
-FAST = tutorial.fast()                    # MEMNET_FAST=1: tiny training, for tests
-OUT = tutorial.figure_dir()               # $MEMNET_TUTORIAL_OUT, else ./tutorial_out (none in fast mode)
+FAST = tutorial.start()                   # MEMNET_FAST=1: tiny training, for tests; says where figures go
 
 rng = np.random.default_rng(0)            # every random draw below comes from this generator
-np.set_printoptions(precision=3, suppress=True, linewidth=120)
-print(f"fast mode: {FAST};  figures: {OUT if OUT is not None else 'not written'}")
-try:
-    HERE = Path(__file__).resolve().parent           # where to look for shared/data/babi
-except NameError:                                    # running as a notebook
-    HERE = Path.cwd()
+HERE = tutorial.script_dir(globals())     # where to look for shared/data/babi
 
 
 
@@ -121,31 +114,10 @@ claim(np.array_equal(h_shut, h_prev), "with an outside gate g = 0 the step leave
 # %%
 section("2. The data: one story, one question, one answer")
 TASK = 2
-
-
-
-try:
-    dataset = data.load_babi(TASK, find_babi(HERE), memory_size=dmn.data_memory_size(TASK))
-except data.DataNotFoundError as e:
-    print(f"NOTE: no bAbI data found ({e}).\n      Using the built-in story generator instead: "
-          f"the stories look like bAbI task {TASK} but are not the official ones.")
-    dataset = data.load_generated(TASK)
+dataset = tutorial.load_task(TASK, HERE, memory_size=dmn.data_memory_size(TASK))   # or generated stories
 print(f"{dataset.name}: {len(dataset.train)} train / {len(dataset.val)} validation / {len(dataset.test)} test "
       f"questions, vocabulary of {len(dataset.vocab)} words, up to {dataset.memory_size} facts per story")
-
-
-def pick_question(questions):
-    for i, q in enumerate(questions):
-        if (6 <= len(q.story) <= 10 and len(q.supporting) == 2 and q.supporting[0] < q.supporting[1]
-                and len(q.story) - 1 not in q.supporting):
-            return i
-    for i, q in enumerate(questions):     # generated data: settle for any short story
-        if 4 <= len(q.story) <= 10:
-            return i
-    return 0
-
-
-IDX = pick_question(dataset.test.questions)
+IDX = tutorial.pick_question(dataset.test.questions)
 question = dataset.test.questions[IDX]
 supporting = list(question.supporting)
 n = len(question.story)

@@ -36,12 +36,9 @@ from memnet_np.tutorial import check_line, claim, save_figure, section
 from memnet_np.ntm import addressing as A
 
 T_START = time.perf_counter()
-FAST = tutorial.fast()                    # MEMNET_FAST=1: tiny training, for tests
-OUT = tutorial.figure_dir()               # $MEMNET_TUTORIAL_OUT, else ./tutorial_out (none in fast mode)
+FAST = tutorial.start()                   # MEMNET_FAST=1: tiny training, for tests; says where figures go
 
 rng = np.random.default_rng(0)            # every random draw below comes from this generator
-np.set_printoptions(precision=3, suppress=True, linewidth=120)
-print(f"fast mode: {FAST};  figures: {OUT if OUT is not None else 'not written'}")
 
 
 # %% [markdown]

@@ -66,6 +66,18 @@ class Target:
     #                                                 what a wrong gradient looks like, beyond the generic notes
 
 
+def forward_backward_target(name: str, dout: str, forward: Callable, reference: Callable, wrt: tuple,
+                            inputs: Optional[tuple] = None, **more) -> Target:
+    """The Target of a pair the learner's file holds, `<name>_forward(*inputs) -> (out, cache)` given in the stub and
+    `<name>_backward(<dout>, cache)` to write, returning d<w> for each w in `wrt`; checked against the library's
+    `forward` and `reference` on the cache the learner's own forward makes. `inputs` (the case's keys, in the
+    forward's order) defaults to `wrt`; `more` are the other Target fields (notes, forbidden)."""
+    keys = wrt if inputs is None else inputs
+    return Target(function=f"{name}_backward", grads=tuple(f"d{w}" for w in wrt), wrt=wrt, forward=forward,
+                  inputs=lambda case: {k: case[k] for k in keys}, arguments=lambda d, cache: {dout: d, "cache": cache},
+                  reference=reference, learner_forward=f"{name}_forward", **more)
+
+
 @dataclass(frozen=True)
 class Exercise:
     name: str                                       # what the stub's EXERCISE line says

@@ -6,7 +6,7 @@ import numpy as np
 
 from memnet_np import dmn, ops
 from memnet_np.exercises.attention import _matching
-from memnet_np.exercises.grader import Exercise, Target, register
+from memnet_np.exercises.grader import Exercise, forward_backward_target, register
 
 # ----------------------------------------------------------------------------------------------------------------
 # Exercise 5: one GRU step in the convention of memnet_np.ops (the update gate u weights the candidate), with the
@@ -90,27 +90,20 @@ def gru_backward_variant(dh, cache: ops.GRUCache, mistake=None) -> tuple:
     return dxw @ Wx, dh_prev, dxw.T @ x, dhw.T @ h_prev, dxw.sum(0), dg
 
 
-GRADS = ("dx", "dh_prev", "dWx", "dWh", "db", "dg")
+def _known_mistakes(variant, mistakes: dict, wrt: tuple):
+    """A Target's notes: the mistakes (name: why) for which variant(dout, cache, name), a backward returning the
+    gradients of `wrt` in order, gives the learner's gradient."""
+    def notes(gname, yours, expected, dout, cache, case) -> list:
+        k = wrt.index(gname[1:])                              # "dh_prev" -> "h_prev"
+        found = _matching(yours, expected, [(variant(dout, cache, m)[k], m) for m in mistakes])
+        return [f"yours looks like a known mistake: {mistakes[m]}" for m in found]
+    return notes
 
 
-def _gru_notes(gname, yours, expected, dh, cache, case) -> list:
-    k = GRADS.index(gname)
-    found = _matching(yours, expected, [(gru_backward_variant(dh, cache, m)[k], m) for m in MISTAKES])
-    return [f"yours looks like a known mistake: {MISTAKES[m]}" for m in found]
-
-
-_GRU_BACKWARD = Target(
-    function="gru_backward",
-    grads=GRADS,
-    wrt=("x", "h_prev", "Wx", "Wh", "b", "g"),
-    forward=ops.gru_forward,
-    inputs=lambda case: {k: case[k] for k in ("x", "h_prev", "Wx", "Wh", "b", "g")},
-    arguments=lambda dh, cache: {"dh": dh, "cache": cache},
-    reference=lambda dh, cache: ops.gru_backward(dh, cache),
-    learner_forward="gru_forward",
-    forbidden=GRU_FORBIDDEN,
-    notes=_gru_notes,
-)
+GRU_WRT = ("x", "h_prev", "Wx", "Wh", "b", "g")
+_GRU_BACKWARD = forward_backward_target("gru", "dh", ops.gru_forward, lambda dh, cache: ops.gru_backward(dh, cache),
+                                        wrt=GRU_WRT, forbidden=GRU_FORBIDDEN,
+                                        notes=_known_mistakes(gru_backward_variant, MISTAKES, GRU_WRT))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -181,27 +174,11 @@ def feature_backward_variant(dz, cache: "dmn.FeatureCache", mistake=None) -> tup
     return dc, dm, dq, dWb
 
 
-FEATURE_GRADS = ("dc", "dm", "dq", "dWb")
-
-
-def _feature_notes(gname, yours, expected, dz, cache, case) -> list:
-    k = FEATURE_GRADS.index(gname)
-    found = _matching(yours, expected, [(feature_backward_variant(dz, cache, m)[k], m) for m in FEATURE_MISTAKES])
-    return [f"yours looks like a known mistake: {FEATURE_MISTAKES[m]}" for m in found]
-
-
-_FEATURES_BACKWARD = Target(
-    function="gate_features_backward",
-    grads=FEATURE_GRADS,
-    wrt=("c", "m", "q", "Wb"),
-    forward=dmn.gate_features_forward,
-    inputs=lambda case: {k: case[k] for k in ("c", "m", "q", "Wb")},
-    arguments=lambda dz, cache: {"dz": dz, "cache": cache},
-    reference=lambda dz, cache: dmn.gate_features_backward(dz, cache),
-    learner_forward="gate_features_forward",
-    forbidden=("dmn.gate_features_backward",),
-    notes=_feature_notes,
-)
+FEATURE_WRT = ("c", "m", "q", "Wb")
+_FEATURES_BACKWARD = forward_backward_target(
+    "gate_features", "dz", dmn.gate_features_forward, lambda dz, cache: dmn.gate_features_backward(dz, cache),
+    wrt=FEATURE_WRT, forbidden=("dmn.gate_features_backward",),
+    notes=_known_mistakes(feature_backward_variant, FEATURE_MISTAKES, FEATURE_WRT))
 
 
 def _shared(labels, where):

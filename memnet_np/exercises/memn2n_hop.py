@@ -7,7 +7,7 @@ from typing import NamedTuple
 import numpy as np
 
 from memnet_np import ops
-from memnet_np.exercises.grader import Exercise, Target, register
+from memnet_np.exercises.grader import Exercise, forward_backward_target, register
 
 from memnet_np.exercises.attention import _matching, _softmax_mistakes, _wrong_ds_notes  # shared diagnosis
 
@@ -207,18 +207,10 @@ def _hop_notes(gname, yours, expected, du_next, cache, case) -> list:
     return notes
 
 
-_HOP_BACKWARD = Target(
-    function="hop_backward",
-    grads=("du", "dA", "dC", "dTA", "dTC"),
-    wrt=("u", "A", "C", "TA", "TC"),
-    forward=_hop_forward,
-    inputs=lambda case: {k: case[k] for k in ("u", "bags", "ages", "A", "C", "TA", "TC", "mask")},
-    arguments=lambda du_next, cache: {"du_next": du_next, "cache": cache},
-    reference=_hop_backward,
-    learner_forward="hop_forward",
-    forbidden=HOP_FORBIDDEN,
-    notes=_hop_notes,
-)
+_HOP_BACKWARD = forward_backward_target("hop", "du_next", _hop_forward, _hop_backward,
+                                        wrt=("u", "A", "C", "TA", "TC"),
+                                        inputs=("u", "bags", "ages", "A", "C", "TA", "TC", "mask"),
+                                        forbidden=HOP_FORBIDDEN, notes=_hop_notes)
 
 EXERCISE = register(Exercise(
     name="memn2n_hop_backward",

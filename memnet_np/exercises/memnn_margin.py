@@ -14,7 +14,7 @@ from typing import NamedTuple
 import numpy as np
 
 from memnet_np.exercises.attention import _matching
-from memnet_np.exercises.grader import Exercise, Target, register
+from memnet_np.exercises.grader import Exercise, forward_backward_target, register
 
 GAP = 0.05      # no hinge of a case is closer than this to its kink, so finite differences never cross one
 
@@ -177,29 +177,10 @@ def _describe_margin_case(case: dict) -> str:
             f"{cache.active.size} hinges active")
 
 
-_SCORE_BACKWARD = Target(
-    function="score_backward",
-    grads=("dU",),
-    wrt=("U",),
-    forward=_score_forward,
-    inputs=lambda case: {"U": case["U"], "a": case["a"], "b": case["b"]},
-    arguments=lambda ds, cache: {"ds": ds, "cache": cache},
-    reference=_score_backward,
-    learner_forward="score_forward",
-    notes=_score_notes,
-)
-
-_MARGIN_BACKWARD = Target(
-    function="margin_loss_backward",
-    grads=("dU",),
-    wrt=("U",),
-    forward=_margin_forward,
-    inputs=lambda case: {k: case[k] for k in ("U", "x", "y", "y_neg", "margin")},
-    arguments=lambda dloss, cache: {"dloss": dloss, "cache": cache},
-    reference=_margin_backward,
-    learner_forward="margin_loss_forward",
-    notes=_margin_notes,
-)
+_SCORE_BACKWARD = forward_backward_target("score", "ds", _score_forward, _score_backward, wrt=("U",),
+                                          inputs=("U", "a", "b"), notes=_score_notes)
+_MARGIN_BACKWARD = forward_backward_target("margin_loss", "dloss", _margin_forward, _margin_backward, wrt=("U",),
+                                           inputs=("U", "x", "y", "y_neg", "margin"), notes=_margin_notes)
 
 EXERCISE = register(Exercise(
     name="memnn_margin_backward",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from memnet_np.exercises.attention import _matching
-from memnet_np.exercises.grader import Exercise, Target, register
+from memnet_np.exercises.grader import Exercise, forward_backward_target, register
 from memnet_np.ntm import addressing as A
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -109,41 +109,13 @@ def _sharpen_notes(gname, yours, expected, dw, cache, case) -> list:
     return [f"yours looks like a known mistake: {why}" for why in _matching(yours, expected, candidates)]
 
 
-_CONTENT = Target(
-    function="content_backward",
-    grads=("dk", "dbeta", "dmem"),
-    wrt=("k", "beta", "mem"),
-    forward=A.content_forward,
-    inputs=lambda case: {k: case[k] for k in ("k", "beta", "mem")},
-    arguments=lambda dw, cache: {"dw": dw, "cache": cache},
-    reference=A.content_backward,
-    learner_forward="content_forward",
-    notes=_content_notes,
-)
-
-_SHIFT = Target(
-    function="shift_backward",
-    grads=("dwg", "ds"),
-    wrt=("wg", "s"),
-    forward=A.shift_forward,
-    inputs=lambda case: {k: case[k] for k in ("wg", "s")},
-    arguments=lambda dws, cache: {"dws": dws, "cache": cache},
-    reference=A.shift_backward,
-    learner_forward="shift_forward",
-    notes=_shift_notes,
-)
-
-_SHARPEN = Target(
-    function="sharpen_backward",
-    grads=("dws", "dgamma"),
-    wrt=("ws", "gamma"),
-    forward=A.sharpen_forward,
-    inputs=lambda case: {k: case[k] for k in ("ws", "gamma")},
-    arguments=lambda dw, cache: {"dw": dw, "cache": cache},
-    reference=A.sharpen_backward,
-    learner_forward="sharpen_forward",
-    notes=_sharpen_notes,
-)
+# the learner's <stage>_backward(d<output>, cache) -> d<input> for each input, on its own <stage>_forward's cache
+_CONTENT = forward_backward_target("content", "dw", A.content_forward, A.content_backward, wrt=("k", "beta", "mem"),
+                                   notes=_content_notes)
+_SHIFT = forward_backward_target("shift", "dws", A.shift_forward, A.shift_backward, wrt=("wg", "s"),
+                                 notes=_shift_notes)
+_SHARPEN = forward_backward_target("sharpen", "dw", A.sharpen_forward, A.sharpen_backward, wrt=("ws", "gamma"),
+                                   notes=_sharpen_notes)
 
 EXERCISE = register(Exercise(
     name="ntm_addressing_backward",

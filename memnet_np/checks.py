@@ -1,0 +1,38 @@
+"""What the bAbI models check the same way: a Config's counts and dtype, and a params dict's names, shapes and
+finiteness. Each check says what is wrong and where, in the same words for every model."""
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+from memnet_np.optim import NonFiniteError
+
+DTYPES = ("float64", "float32")
+
+
+def below_one(config, names) -> list:
+    """A problem for each of the config's fields `names` that is below 1."""
+    return [f"{name} must be at least 1, got {getattr(config, name)}" for name in names if getattr(config, name) < 1]
+
+
+def raise_config_problems(config, model: str, problems: list) -> None:
+    """The end of a Config's check: its dtype is one of DTYPES, then one ValueError naming every problem found."""
+    if config.dtype not in DTYPES:
+        problems = [*problems, f"dtype must be 'float64' or 'float32', got {config.dtype!r}"]
+    if problems:
+        raise ValueError(f"invalid {model} config: " + "; ".join(problems))
+
+
+def check_params(params: Mapping[str, np.ndarray], shapes: Mapping[str, tuple]) -> None:
+    """Every parameter in `shapes` (name: shape, in the config's order) is in params, with its shape, and finite
+    (one sum per array: a NaN or inf shows in it)."""
+    for name, shape in shapes.items():
+        if name not in params:
+            raise ValueError(f"params has no {name!r}; this config needs {list(shapes)}")
+        if params[name].shape != shape:
+            raise ValueError(f"params[{name!r}] must have shape {shape}, got {params[name].shape}")
+        with np.errstate(over="ignore", invalid="ignore"):
+            total = params[name].sum()
+        if not np.isfinite(total) and not np.isfinite(params[name]).all():
+            raise NonFiniteError(f"params[{name!r}] holds NaN or inf")
