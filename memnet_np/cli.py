@@ -69,6 +69,11 @@ def _add_model_options(p):
     g.add_argument("--hidden", type=int, help="dmn: GRU state size H (default 80)")
     g.add_argument("--gate-supervision", type=float, help="dmn: weight of the supporting-fact loss on the gates "
                    "(default 1 for dmn, 0 for dmn+)")
+    g.add_argument("--gate-targets", choices=["all", "causal", "causal-new"], help="dmn: the facts the "
+                   "supporting-fact loss scores: all of them, or the supporting fact and those after it (causal: "
+                   "every pass; causal-new: the passes that look for a new supporting fact)")
+    g.add_argument("--answer-module", choices=["softmax", "gru"], help="dmn: one softmax over the vocabulary "
+                   "(default) or the paper's GRU decoder, word by word (multi-word answers)")
     g.add_argument("--float32", action="store_const", const="float32", dest="dtype", default=None,
                    help="train in float32 (faster)")
 
@@ -88,7 +93,8 @@ def _overrides(args) -> dict:
     elif getattr(args, "config", None):
         raise UserError(f"{args.model} has no --config presets")
     keys = ("epochs", "hops", "d", "encoding", "tying", "temporal", "random_noise", "linear_start", "ls_mode",
-            "relu", "mask_empty", "dtype", "variant", "passes", "hidden", "gate_supervision", "clipping")
+            "relu", "mask_empty", "dtype", "variant", "passes", "hidden", "gate_supervision", "clipping",
+            "gate_targets", "answer_module")
     out.update({k: getattr(args, k) for k in keys if getattr(args, k, None) is not None})
     if out.get("encoding") == "bow":
         out["encoding"] = None

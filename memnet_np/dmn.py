@@ -3,17 +3,25 @@
 A story is a sequence of sentences, a question q, a one-word answer. The original DMN (variant "dmn"):
 
     input module     h_t = GRU(E w_t, h_{t−1}) over ALL words of the story;  c_f = h at the end of sentence f
+                     (its last word; eos=True: an end-of-sentence word put after it, as Kumar et al. describe)
     question module  q = the last state of the same GRU over the question (one word embedding E, one GRU)
     gates            z(c, m, q) = [c, m, q, c∘q, c∘m, |c−q|, |c−m|, cᵀW_b q, cᵀW_b m]         (7H + 2)
                      g_f = σ(w2ᵀ tanh(W1 z(c_f, m, q) + b1) + b2)      one sigmoid per fact (not a softmax)
     episode          h_f = g_f GRU(c_f, h_{f−1}) + (1 − g_f) h_{f−1},  h_0 = 0;   e = h_F
     memory           m⁰ = q,  mⁱ = GRU(eⁱ, mⁱ⁻¹)  for i = 1..K passes (default 3)
     answer           â = softmax(W_a mᴷ + b_a)                        (a single-word answer is one softmax)
+                     or, answer_module="gru" (multi-word answers, tasks 8 and 19), the paper's GRU decoder:
+                     a_0 = mᴷ,  a_t = GRU([y_{t−1}; q], a_{t−1}),  y_t = softmax(W_a a_t + b_a),  y_0 = 0,
+                     trained on the answer's words followed by an end-of-answer word
 
     supervision      with supporting facts, pass i's gates are also trained with a binary cross-entropy toward
                      the i-th supporting fact: −Σ_f [y_f log g_f + (1 − y_f) log(1 − g_f)], y = one-hot; passes
                      after the last supporting fact toward that last fact again (Kumar et al. add an end-of-passes
-                     fact instead; `extra_passes="free"` leaves them unsupervised)
+                     fact instead; `extra_passes="free"` leaves them unsupervised). The sum runs over every
+                     fact (gate_targets="all"), or over the supporting fact and the facts after it ("causal":
+                     a gate over facts read forward cannot know a later fact will follow; "causal-new": causal in
+                     the passes that look for a new fact, all in a pass that repeats the one before); the bAbI 1k
+                     tasks take theirs from GATE_TARGETS_BY_TASK
 
 DMN+ (variant "dmn+"), the configuration of the bAbI 10k record:
 
@@ -52,6 +60,11 @@ from memnet_np import checks, ops, optim
 from memnet_np.data.babi import NO_FACT
 
 VARIANTS = ("dmn", "dmn+")
+GATE_TARGETS = ("all", "causal", "causal-new")
+GATE_TARGETS_BY_TASK = {2: "causal-new", 3: "causal", 5: "causal"}   # bAbI 1k; every other task "all". Chosen on
+#   each task's validation error (seed 0; README): the targets with the lowest, where they beat "all" by at least 5
+#   of the 100 validation questions (task 2: 62% with all, 39% causal, 20% causal-new; task 3: 72%, 59%; task 5: 15%,
+#   4%; no other task moved by 5 or more)
 FACT_WINDOW = 70                 # facts kept per story (the DMN+ authors' code); task 3 keeps more
 FACT_WINDOW_BY_TASK = {3: 130}
 
@@ -77,6 +90,14 @@ class Config:
     gate_supervision: float = 1.0   # weight of the supporting-fact loss on the gates (0 = unsupervised)
     extra_passes: str = "last"   # passes after the last supporting fact: supervised toward it again ("last")
                                  # or left free ("free"); see pass_targets
+    gate_targets: str = "all"    # which facts the supervision scores: "all" (the one-hot over every fact),
+                                 # "causal" (the supporting fact open, every later fact shut, earlier facts free)
+                                 # or "causal-new" (causal in a pass that looks for a new supporting fact, all in
+                                 # a pass that repeats the previous pass's); see supervision_loss_forward
+    eos: bool = False            # dmn: an end-of-sentence word after every sentence, the facts the states there
+    answer_module: str = "softmax"   # dmn: "softmax" (one word from mᴷ) or "gru" (the paper's decoder, word by word)
+    answer_words: tuple = ()     # gru: the decoder's words, 0 = end of answer (Config.for_data fills both)
+    answer_table: tuple = ()     # gru: for each vocabulary id its answer in decoder words, then 0 (end), then −1s
     init_std: float = 0.3        # word embedding ~ N(0, init_std²); weight matrices ~ N(0, 1/fan_in), biases 0.
                                  # Chosen on validation error. bAbI 1k task 2 (seed 0, 40 epochs at lr 1e-3): 0.1
                                  # stays near 89% (does not learn), 0.3 reaches 44%, 1.0 42-51%. Task 1 (3 seeds,
@@ -96,6 +117,9 @@ class Config:
     dtype: str = "float32"       # gradient checks use float64
 
     def __post_init__(self):
+        for name in ("answer_words", "answer_table"):     # tuples, also when read back from a checkpoint's JSON
+            value = getattr(self, name)
+            object.__setattr__(self, name, tuple(tuple(v) if isinstance(v, list) else v for v in value))
         problems = []
         if self.variant not in VARIANTS:
             problems.append(f"variant must be one of {VARIANTS}, got {self.variant!r}")
@@ -103,6 +127,19 @@ class Config:
                                             "epochs"))
         if self.extra_passes not in ("last", "free"):
             problems.append(f"extra_passes must be 'last' or 'free', got {self.extra_passes!r}")
+        if self.gate_targets not in GATE_TARGETS:
+            problems.append(f"gate_targets must be one of {GATE_TARGETS}, got {self.gate_targets!r}")
+        if self.eos and self.variant != "dmn":
+            problems.append("eos is the DMN's input module (DMN+ encodes each sentence on its own)")
+        if self.answer_module not in ("softmax", "gru"):
+            problems.append(f"answer_module must be 'softmax' or 'gru', got {self.answer_module!r}")
+        elif self.answer_module == "gru":
+            if self.variant != "dmn":
+                problems.append("answer_module='gru' is the DMN's decoder (DMN+ answers from [mᴷ; q] in one softmax)")
+            if len(self.answer_words) < 2 or len(self.answer_table) != self.vocab_size:
+                problems.append(f"answer_module='gru' needs the decoder's words and a table of {self.vocab_size} "
+                                f"answers (got {len(self.answer_words)} words, {len(self.answer_table)} rows): "
+                                f"make the config with Config.for_data(dataset, answer_module='gru')")
         if self.gate_supervision < 0 or self.l2 < 0:
             problems.append(f"gate_supervision and l2 must be ≥ 0, got {self.gate_supervision}, {self.l2}")
         if self.patience is not None and self.patience < 1:
@@ -119,12 +156,31 @@ class Config:
 
     @classmethod
     def for_data(cls, dataset, **overrides) -> "Config":
-        """Settings for a loaded bAbI dataset. DMN+ trains without supporting facts (its 10k result)."""
+        """Settings for a loaded bAbI dataset. DMN+ trains without supporting facts (its 10k result); the gate
+        targets of a bAbI 1k task are GATE_TARGETS_BY_TASK's."""
         base = dict(vocab_size=len(dataset.vocab), memory_size=dataset.memory_size)
+        if dataset.name.startswith("bAbI 1k task ") and len(dataset.tasks) == 1:
+            base["gate_targets"] = GATE_TARGETS_BY_TASK.get(int(dataset.tasks[0]), "all")
+        if overrides.get("answer_module") == "gru" and not overrides.get("answer_table"):
+            tokens = {q.answer_token for split in (dataset.train, dataset.val, dataset.test) for q in split.questions}
+            base["answer_words"], base["answer_table"] = decoder_vocabulary(dataset.vocab.words, tokens)
         if overrides.get("variant") == "dmn+":
             base.update(gate_supervision=0.0, batch_size=128)   # Xiong et al.: no supporting facts, batch 128
         base.update(overrides)
         return cls(**base)
+
+
+def decoder_vocabulary(vocab_words, answer_tokens):
+    """(answer_words, answer_table) for the GRU decoder: its words are "<end>" then every word of the comma answers
+    ("s,e" -> "s", "e"), sorted; row v of the table is vocabulary word v as decoder word ids followed by 0 (end) and
+    padded with −1, or all −1 when word v is no answer."""
+    answer_tokens = set(answer_tokens)
+    words = ("<end>",) + tuple(sorted({p for t in answer_tokens for p in t.split(",")}))
+    index = {w: i for i, w in enumerate(words)}
+    steps = 1 + max((len(t.split(",")) for t in answer_tokens), default=0)
+    table = tuple(tuple([index[p] for p in w.split(",")] + [0] + [-1] * (steps - 1 - len(w.split(","))))
+                  if w in answer_tokens else (-1,) * steps for w in vocab_words)
+    return words, table
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -133,14 +189,17 @@ class Config:
 
 def _shapes(config: Config) -> dict[str, tuple]:
     V, d, H, G, K = config.vocab_size, config.d, config.hidden, config.gate_hidden, config.passes
+    A = len(config.answer_words)                                                     # decoder words (gru)
     if config.variant == "dmn":
-        return {"E": (V, d),
+        return {"E": (V + config.eos, d),                                       # row V: the end-of-sentence word
                 "in_Wx": (3 * H, d), "in_Wh": (3 * H, H), "in_b": (3 * H,),          # input (and question) GRU
                 "Wb": (H, H),                                                        # bilinear terms of z
                 "W1": (G, 7 * H + 2), "b1": (G,), "w2": (G,), "b2": (1,),            # gate network
                 "ep_Wx": (3 * H, H), "ep_Wh": (3 * H, H), "ep_b": (3 * H,),          # episode GRU
                 "mem_Wx": (3 * H, H), "mem_Wh": (3 * H, H), "mem_b": (3 * H,),       # memory GRU
-                "Wa": (V, H), "ba": (V,)}                                            # answer
+                **({"Wa": (V, H), "ba": (V,)} if config.answer_module == "softmax" else   # answer
+                   {"ans_Wx": (3 * H, A + H), "ans_Wh": (3 * H, H), "ans_b": (3 * H,),   # answer GRU over [y; q]
+                    "Wa": (A, H), "ba": (A,)})}
     shapes = {"E": (V, d),
               "q_Wx": (3 * H, d), "q_Wh": (3 * H, H), "q_b": (3 * H,),               # question GRU
               "fw_Wx": (3 * H, d), "fw_Wh": (3 * H, H), "fw_b": (3 * H,),            # input fusion, forward
@@ -205,9 +264,12 @@ class Batch(NamedTuple):
     support: np.ndarray   # (N, K) int fact each pass's gates are supervised toward; −1: no supervision
 
 
-def story_words(stories: np.ndarray, mask: np.ndarray):
+def story_words(stories: np.ndarray, mask: np.ndarray, eos: Optional[int] = None):
     """(words (N, T), word_mask (N, T), ends (N, F)): the sentences of each story run together, and where each
-    sentence ends. T = the longest story of the batch in words."""
+    sentence ends (its last word, or with eos the end-of-sentence word id eos put after it). T = the longest story
+    of the batch in words."""
+    if eos is not None:                                       # one more column, eos after every real sentence
+        stories = np.concatenate([stories, np.where(mask, eos, 0)[..., None]], axis=-1)   # (N, F, L + 1)
     N, F, L = stories.shape
     real = (stories != 0) & mask[..., None]                   # (N, F, L) real words
     flat = stories.reshape(N, F * L)                          # (N, F·L)
@@ -219,6 +281,11 @@ def story_words(stories: np.ndarray, mask: np.ndarray):
     words = np.where(word_mask, words, 0)                     # (N, T)
     ends = np.where(mask, np.cumsum(counts, axis=1) - 1, 0)   # (N, F)
     return words, word_mask, np.maximum(ends, 0)
+
+
+def eos_id(config: Config) -> Optional[int]:
+    """The end-of-sentence word's id (row V of E), or None without one."""
+    return config.vocab_size if config.eos else None
 
 
 def pass_targets(order: Optional[np.ndarray], passes: int, N: int, extra: str = "last") -> np.ndarray:
@@ -247,7 +314,7 @@ def make_batch(arrays, idx, config: Config, rng: Optional[np.random.Generator] =
                          f"{config.memory_size}")
     F = max(int(mask.sum(1).max(initial=0)), 1)              # facts are left-aligned: the batch needs F slots
     stories, mask = arrays.stories[idx][:, :F], mask[:, :F]   # (N, F, L), (N, F)
-    words, word_mask, ends = story_words(stories, mask)
+    words, word_mask, ends = story_words(stories, mask, eos_id(config))
     order = None if arrays.supporting_order is None else arrays.supporting_order[idx]
     return Batch(stories, arrays.queries[idx], arrays.answers[idx], mask, words, word_mask, ends,
                  pass_targets(order, config.passes, len(idx), config.extra_passes))
@@ -275,7 +342,7 @@ def example_batch(config: Config, rng: np.random.Generator, N: int = 4, F: Optio
     from memnet_np.data.babi import random_story_arrays
     F = min(config.memory_size, 4) if F is None else F
     stories, queries, answers, mask = random_story_arrays(rng, N, F, L, config.vocab_size)
-    words, word_mask, ends = story_words(stories, mask)
+    words, word_mask, ends = story_words(stories, mask, eos_id(config))
     n = mask.sum(1)                                           # (N,)
     support = rng.integers(0, n[:, None], size=(N, config.passes))   # (N, K) a real fact per pass
     support[:, -1] = -1                                       # the last pass unsupervised
@@ -309,8 +376,9 @@ def _check_batch(batch: Batch, config: Config) -> None:
         raise ValueError(f"batch.stories holds {F} facts, more than memory_size = {config.memory_size}")
     for name in ("stories", "queries", "answers", "words"):
         a = getattr(batch, name)
-        if a.size and (a.min() < 0 or a.max() >= config.vocab_size):
-            raise ValueError(f"batch.{name} holds word ids outside [0, {config.vocab_size}) "
+        top = config.vocab_size + (name == "words" and config.eos)   # words may hold the end-of-sentence id V
+        if a.size and (a.min() < 0 or a.max() >= top):
+            raise ValueError(f"batch.{name} holds word ids outside [0, {top}) "
                              f"(min {a.min()}, max {a.max()}): was the data encoded with another vocabulary?")
     if batch.ends.size and (batch.ends.min() < 0 or batch.ends.max() >= max(batch.words.shape[1], 1)):
         raise ValueError(f"batch.ends must point into batch.words (0..{batch.words.shape[1] - 1})")
@@ -590,6 +658,94 @@ def answer_backward(dlogits, cache: AnswerCache):
     return da, dlogits.T @ a, dlogits.sum(0)                  # the caller splits da into dm (and dq)
 
 
+class DecoderCache(NamedTuple):
+    steps: list        # T GRUCaches, one per answer word
+    a: np.ndarray      # (N, T, H) a_1 .. a_T
+    y: np.ndarray      # (N, T, A) y_1 .. y_T
+    Wa: np.ndarray     # (A, H)
+
+
+def answer_decoder_forward(m, q, W, Wa, ba, steps: int):
+    """logits (N, T, A) of the GRU decoder: a_0 = mᴷ, a_t = GRU([y_{t−1}; q], a_{t−1}),
+    y_t = softmax(W_a a_t + b_a), y_0 = 0. W = (Wx, Wh, b) of the answer GRU. Each step reads the whole distribution
+    y_{t−1} of the step before, as in the paper (not the word it picked)."""
+    N, A = m.shape[0], Wa.shape[0]
+    a, y = m, np.zeros((N, A), m.dtype)                       # (N, H) a_0, (N, A) y_0
+    caches, As, Ys, logits = [], [], [], []
+    for _ in range(steps):
+        x = np.concatenate([y, q], axis=-1)                  # (N, A + H) [y_{t−1}; q]
+        a, gc = ops.gru_forward(x, a, *W)                     # (N, H) a_t
+        s = a @ Wa.T + ba                                     # (N, A)
+        e = np.exp(s - s.max(-1, keepdims=True))              # (N, A)
+        y = e / e.sum(-1, keepdims=True)                      # (N, A) y_t
+        caches.append(gc)
+        As.append(a)
+        Ys.append(y)
+        logits.append(s)
+    return np.stack(logits, 1), DecoderCache(caches, np.stack(As, 1), np.stack(Ys, 1), Wa)   # (N, T, A)
+
+
+def answer_decoder_backward(dlogits, cache: DecoderCache):
+    """dlogits (N, T, A) -> dm (N, H), dq (N, H), (dWx, dWh, db), dWa, dba. Back through time: step t's logits get
+    the loss's gradient and, through y_t, what step t + 1 passed back to its input."""
+    N, T, A = dlogits.shape
+    Wa = cache.Wa
+    dWx, dWh, db = (np.zeros_like(w) for w in (cache.steps[0].Wx, cache.steps[0].Wh, cache.steps[0].Wx[:, 0]))
+    dWa, dba = np.zeros_like(Wa), np.zeros(A, dlogits.dtype)
+    da = np.zeros((N, Wa.shape[1]), dlogits.dtype)           # (N, H) ∂loss/∂a_t from step t + 1
+    dy = np.zeros((N, A), dlogits.dtype)                      # (N, A) ∂loss/∂y_t from step t + 1's input
+    dq = np.zeros_like(da)                                    # (N, H)
+    for t in reversed(range(T)):
+        y = cache.y[:, t]                                     # (N, A)
+        ds = dlogits[:, t] + y * (dy - (dy * y).sum(-1, keepdims=True))   # (N, A) through the softmax
+        dWa += ds.T @ cache.a[:, t]
+        dba += ds.sum(0)
+        da = da + ds @ Wa                                     # (N, H) ∂loss/∂a_t
+        dx, da, gWx, gWh, gb, _ = ops.gru_backward(da, cache.steps[t])   # dx (N, A + H), da = ∂loss/∂a_{t−1}
+        dWx += gWx
+        dWh += gWh
+        db += gb
+        dy, dq = dx[:, :A], dq + dx[:, A:]                    # y_{t−1} and q
+    return da, dq, (dWx, dWh, db), dWa, dba
+
+
+def answer_targets(answers, config: Config) -> np.ndarray:
+    """(N, T) the decoder words of each answer, ending with 0 (end) and padded with −1."""
+    table = np.asarray(config.answer_table, dtype=np.int64)  # (V, T)
+    targets = table[answers]                                  # (N, T)
+    bad = targets[:, 0] < 0
+    if bad.any():
+        raise ValueError(f"answer id {int(answers[bad][0])} is not an answer the GRU decoder knows (no row of "
+                         f"config.answer_table): make the config with Config.for_data on this dataset")
+    return targets
+
+
+def decode(logits, config: Config) -> np.ndarray:
+    """(N,) vocabulary ids of the greedy answers (argmax word per step, up to the first end word); −1 where the
+    words spell no vocabulary word."""
+    words = logits.argmax(-1)                                 # (N, T)
+    ids = {tuple(r): v for v, r in enumerate(np.asarray(config.answer_table).tolist()) if r[0] >= 0}
+    T = words.shape[1]
+    out = np.full(len(words), -1, dtype=np.int64)             # (N,)
+    for n, row in enumerate(words.tolist()):                  # a dictionary lookup per answer, not model maths
+        k = row.index(0) + 1 if 0 in row else T
+        out[n] = ids.get(tuple(row[:k] + [-1] * (T - k)), -1)
+    return out
+
+
+def sequence_cross_entropy(logits, targets):
+    """(loss summed over answers and their words, dlogits (N, T, A), probabilities (N, T, A)); −1 targets score 0."""
+    on = targets >= 0                                         # (N, T)
+    z = logits - logits.max(-1, keepdims=True)                # (N, T, A)
+    logp = z - np.log(np.exp(z).sum(-1, keepdims=True))       # (N, T, A)
+    p = np.exp(logp)                                          # (N, T, A)
+    t = np.maximum(targets, 0)                                # (N, T)
+    loss = -float(np.where(on, np.take_along_axis(logp, t[..., None], -1)[..., 0], 0.0).sum())
+    y = np.zeros_like(p)                                      # (N, T, A) one-hot targets
+    np.put_along_axis(y, t[..., None], 1.0, -1)
+    return loss, (p - y) * on[..., None], p
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # The whole model
 
@@ -611,7 +767,7 @@ class Cache(NamedTuple):
     c: np.ndarray                    # (N, F, H) facts
     q: np.ndarray                    # (N, H)
     passes: list                     # K PassCaches
-    answer: AnswerCache
+    answer: object                   # AnswerCache, or DecoderCache (answer_module="gru")
 
 
 def _memory_weights(params, config: Config, k: int):
@@ -638,7 +794,11 @@ def forward(params, batch: Batch, config: Config):
         e, ep = episode_forward(c, g, batch.mask, _episode_weights(params, config))          # (N, H)
         m, mem = memory_update_forward(e, m, q, _memory_weights(params, config, k))          # (N, H) mᵏ
         passes.append(PassCache(feat, net, act, ep, mem, s, g))
-    logits, answer = answer_forward(m, q, params["Wa"], params["ba"], config.variant)        # (N, V)
+    if config.answer_module == "gru":
+        logits, answer = answer_decoder_forward(m, q, _gru(params, "ans"), params["Wa"], params["ba"],
+                                                len(config.answer_table[0]))                  # (N, T, A)
+    else:
+        logits, answer = answer_forward(m, q, params["Wa"], params["ba"], config.variant)    # (N, V)
     return logits, Cache(batch, inputs, question, c, q, passes, answer)
 
 
@@ -648,9 +808,13 @@ def backward(dout, cache: Cache, params, config: Config) -> dict[str, np.ndarray
     dlogits, dscores = dout if isinstance(dout, tuple) else (dout, None)
     grads = {name: np.zeros_like(p) for name, p in params.items()}
     H = config.hidden
-    da, grads["Wa"], grads["ba"] = answer_backward(dlogits, cache.answer)
-    dm = da[:, :H]                                            # (N, H) ∂loss/∂mᴷ
-    dq = np.zeros_like(cache.q) if config.variant == "dmn" else da[:, H:].copy()   # (N, H) ∂loss/∂q
+    if config.answer_module == "gru":
+        dm, dq, dW, grads["Wa"], grads["ba"] = answer_decoder_backward(dlogits, cache.answer)
+        grads["ans_Wx"], grads["ans_Wh"], grads["ans_b"] = dW
+    else:
+        da, grads["Wa"], grads["ba"] = answer_backward(dlogits, cache.answer)
+        dm = da[:, :H]                                        # (N, H) ∂loss/∂mᴷ
+        dq = np.zeros_like(cache.q) if config.variant == "dmn" else da[:, H:].copy()   # (N, H) ∂loss/∂q
     dc = np.zeros_like(cache.c)                               # (N, F, H)
     mask = cache.batch.mask
     for k in reversed(range(1, config.passes + 1)):
@@ -696,19 +860,39 @@ class SupervisionCache(NamedTuple):
     ds: np.ndarray    # (N, K, F) ∂loss/∂scores, already weighted
 
 
-def supervision_loss_forward(scores, gates, support, mask, variant: str, weight: float):
+def supervision_loss_forward(scores, gates, support, mask, variant: str, weight: float, targets: str = "all"):
     """Loss summed over examples and supervised passes. dmn: binary cross-entropy of every real fact's sigmoid
     toward the one-hot of the pass's supporting fact; dmn+: cross-entropy of the softmax toward it.
-    scores, gates (N, K, F); support (N, K), −1 = no supervision."""
+    scores, gates (N, K, F); support (N, K), −1 = no supervision.
+
+    targets="causal" scores only the supporting fact and the facts after it (dmn: they are pushed shut; dmn+: the
+    softmax is taken over them alone). The episode reads the facts in order and the fact vectors of the DMN have
+    seen only the past, so a gate cannot tell the last fact about the football from an earlier one: shutting the
+    earlier ones is a target no gate can meet (and they are harmless open: the supporting fact comes after them),
+    while a fact after the supporting one has read it and can be told to stay shut. targets="causal-new" does so
+    only in the passes that look for a new supporting fact; a pass supervised toward the same fact as the pass
+    before it (the passes after the last supporting fact) has that fact in its memory already and is scored on
+    every fact, so it learns to open that fact alone."""
     N, K, F = scores.shape
     sup = support >= 0                                        # (N, K)
     y = (np.arange(F) == support[..., None]) & sup[..., None]  # (N, K, F) one-hot target
     on = sup[..., None] & mask[:, None, :]                    # (N, K, F) terms that count
+    if targets in ("causal", "causal-new"):
+        scored = np.arange(F) >= support[..., None]           # (N, K, F) the supporting fact and those after it
+        if targets == "causal-new":
+            again = np.zeros_like(sup)                        # (N, K) the same fact as the pass before
+            again[:, 1:] = sup[:, 1:] & (support[:, 1:] == support[:, :-1])
+            scored = scored | again[..., None]
+        on = on & scored
     if variant == "dmn":
         sp = np.logaddexp(0.0, scores)                        # (N, K, F) softplus(s) = −log(1 − σ(s))
         loss = float(np.sum(np.where(on, sp - y * scores, 0.0)))   # −[y log σ(s) + (1 − y) log(1 − σ(s))]
         ds = np.where(on, 1.0 / (1.0 + np.exp(-scores)) - y, 0.0)  # (N, K, F) σ(s) − y
     else:
+        if targets != "all":                                  # the softmax over the scored facts alone
+            top = np.where(on, scores, -np.inf).max(-1, keepdims=True)   # (N, K, 1)
+            ex = np.exp(np.where(on, scores - top, -np.inf))  # (N, K, F) 0 where not scored
+            gates = ex / np.maximum(ex.sum(-1, keepdims=True), 1e-300)   # (N, K, F) 0 where not scored
         logp = np.log(np.where(y, gates, 1.0))                # (N, K, F) log g at the target only
         loss = -float(logp.sum())
         ds = np.where(on, gates - y, 0.0)                     # (N, K, F) softmax − one-hot
@@ -724,17 +908,26 @@ def gates_of(cache: Cache) -> np.ndarray:
     return np.stack([p.g for p in cache.passes], axis=1)
 
 
+def _answer_loss(logits, answers, config: Config):
+    """(summed cross-entropy, dlogits, probabilities, predicted vocabulary ids) of one softmax, or of the GRU
+    decoder's words (its probabilities (N, T, A))."""
+    if config.answer_module == "gru":
+        loss, dlogits, probs = sequence_cross_entropy(logits, answer_targets(answers, config))
+        return loss, dlogits, probs, decode(logits, config)
+    loss, ce = ops.softmax_cross_entropy_forward(logits, answers, reduction="sum")
+    return loss, ops.softmax_cross_entropy_backward(1.0, ce), ce.probs, logits.argmax(1)   # dlogits (N, V)
+
+
 def loss_and_grads(params, batch: Batch, config: Config):
     """Summed answer cross-entropy (+ supporting-fact loss on the gates, + L2), its gradients, and info."""
     logits, cache = forward(params, batch, config)
-    loss, ce = ops.softmax_cross_entropy_forward(logits, batch.answers, reduction="sum")
-    dlogits = ops.softmax_cross_entropy_backward(1.0, ce)    # (N, V)
+    loss, dlogits, probs, predictions = _answer_loss(logits, batch.answers, config)
     gates = gates_of(cache)                                   # (N, K, F)
     dscores = None
     if config.gate_supervision > 0:
         scores = np.stack([p.scores for p in cache.passes], axis=1)   # (N, K, F)
         sloss, sc = supervision_loss_forward(scores, gates, batch.support, batch.mask, config.variant,
-                                             config.gate_supervision)
+                                             config.gate_supervision, config.gate_targets)
         loss += sloss
         dscores = sc.ds
     grads = backward((dlogits, dscores), cache, params, config)
@@ -742,15 +935,15 @@ def loss_and_grads(params, batch: Batch, config: Config):
         for name in l2_names(config):
             loss += 0.5 * config.l2 * float(np.sum(params[name] ** 2))
             grads[name] += config.l2 * params[name]
-    info = {"gates": gates, "predictions": logits.argmax(1), "probs": ce.probs}
+    info = {"gates": gates, "predictions": predictions, "probs": probs}
     return loss, grads, info
 
 
 def predict(params, batch: Batch, config: Config):
     """Answers (N,) and info: gates (N, K, F), answer probabilities (N, V), loss (the answer's, summed)."""
     logits, cache = forward(params, batch, config)
-    loss, ce = ops.softmax_cross_entropy_forward(logits, batch.answers, reduction="sum")
-    return logits.argmax(1), {"gates": gates_of(cache), "probs": ce.probs, "loss": loss}
+    loss, _, probs, predictions = _answer_loss(logits, batch.answers, config)
+    return predictions, {"gates": gates_of(cache), "probs": probs, "loss": loss}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -778,7 +971,7 @@ def _synthetic_batch(config, rng, N: int, F: int, L: int = 7) -> Batch:
     stories, queries, answers, mask = random_story_arrays(rng, N, F, L, config.vocab_size, min_sentences=F)
     mask[:] = True
     stories[:, :, 0] = np.maximum(stories[:, :, 0], 1)        # every sentence has a word
-    words, word_mask, ends = story_words(stories, mask)
+    words, word_mask, ends = story_words(stories, mask, eos_id(config))
     support = np.full((N, config.passes), -1)
     support[:, 0] = rng.integers(0, F, size=N)
     return Batch(stories, queries, answers, mask, words, word_mask, ends, support)
@@ -877,7 +1070,7 @@ def forward_naive(params, batch: Batch, config: Config):
         if config.variant == "dmn":
             facts, h = [], np.zeros(H)
             for sentence in sentences:                        # one GRU over the whole story ...
-                for w in sentence:
+                for w in sentence + ([config.vocab_size] if config.eos else []):   # (and its end-of-sentence word)
                     h = gru(P["E"][w], h, "in")
                 facts.append(h)                               # ... a fact at each sentence's end
             q = run(question, "in")
@@ -922,6 +1115,15 @@ def forward_naive(params, batch: Batch, config: Config):
                 m = gru(e, m, "mem")                          # mᵏ = GRU(eᵏ, mᵏ⁻¹)
             else:
                 m = np.maximum(P[f"mem{k}_W"] @ np.concatenate([m, e, q]) + P[f"mem{k}_b"], 0)
+        if config.answer_module == "gru":                    # a_t = GRU([y_{t−1}; q], a_{t−1}), y_t = softmax(..)
+            a, y, steps = m, np.zeros(len(P["ba"])), []
+            for _ in range(len(config.answer_table[0])):
+                a = gru(np.concatenate([y, q]), a, "ans")
+                s = P["Wa"] @ a + P["ba"]
+                y = np.exp(s - s.max()) / np.exp(s - s.max()).sum()
+                steps.append(s)
+            logits.append(np.array(steps))
+            continue
         a = m if config.variant == "dmn" else np.concatenate([m, q])
         logits.append(P["Wa"] @ a + P["ba"])
     return np.array(logits), all_gates

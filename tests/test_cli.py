@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from cli_runs import cli_env
@@ -199,5 +200,15 @@ def test_train_and_evaluate_dmn_both_variants(tmp_path):
         r = run("evaluate", str(out))
         assert r.returncode == 0, r.stderr
         assert f"test error {res['test_error']:.1f}%" in r.stdout
+    out = tmp_path / "causal"
+    r = run("train", "dmn", "--task", "1", "--generated", "--epochs", "1", "--hidden", "8", "--dim", "8",
+            "--gate-targets", "causal", "--answer-module", "gru", "--quiet", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    with np.load(out / "checkpoint.npz", allow_pickle=False) as z:
+        config = json.loads(str(z["header"]))["config"]
+    assert config["gate_targets"] == "causal" and config["answer_module"] == "gru"
+    assert config["answer_words"][0] == "<end>"
+    r = run("evaluate", str(out))                             # the decoder's table comes back from the checkpoint
+    assert r.returncode == 0, r.stderr
     r = run("train", "dmn", "--task", "1", "--generated", "--passes", "0", "--out", str(tmp_path / "x"))
     assert r.returncode == 2 and "passes must be at least 1" in r.stderr

@@ -22,13 +22,22 @@ def model(variant, seed=0, N=5, F=4, L=5, **over):
     return config, params, dmn.example_batch(config, rng, N=N, F=F, L=L)
 
 
+def gru_answers():
+    """The tiny vocabulary's 10 words as answers of 1 to 3 decoder words, for answer_module="gru"."""
+    words = ["<nil>", "a", "b", "c", "a,b", "b,c", "c,a", "x", "y", "z", "a,b,c"]
+    answer_words, answer_table = dmn.decoder_vocabulary(words, words[1:])
+    return dict(answer_module="gru", answer_words=answer_words, answer_table=answer_table)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # the oracle
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
-def test_vectorised_forward_matches_the_naive_one(variant):
-    config, params, batch = model(variant, N=6, F=4, L=5, passes=3)
+@pytest.mark.parametrize("variant,extra", [("dmn", {}), ("dmn", {"eos": True}), ("dmn+", {}), ("dmn", "gru")],
+                         ids=["dmn", "dmn-eos", "dmn+", "dmn-gru-answer"])
+def test_vectorised_forward_matches_the_naive_one(variant, extra):
+    extra = gru_answers() if extra == "gru" else extra
+    config, params, batch = model(variant, N=6, F=4, L=5, passes=3, **extra)
     assert batch.mask.sum(1).min() == 1 and batch.mask.sum(1).max() == 4      # ragged: padded facts in play
     logits, cache = dmn.forward(params, batch, config)
     logits_naive, gates_naive = dmn.forward_naive(params, batch, config)
@@ -56,11 +65,15 @@ def test_naive_forward_does_not_call_the_vectorised_helpers(monkeypatch):
 
 
 @pytest.mark.gradcheck
-@pytest.mark.parametrize("variant", VARIANTS)
-@pytest.mark.parametrize("supervised", [True, False])
-def test_every_parameter_passes_the_gradient_check(variant, supervised):
+@pytest.mark.parametrize("variant,supervised,extra", [
+    ("dmn", True, {}), ("dmn", False, {}), ("dmn+", True, {}), ("dmn+", False, {}),
+    ("dmn", True, {"eos": True, "gate_targets": "causal"}), ("dmn+", True, {"gate_targets": "causal"}),
+    ("dmn", True, "gru")], ids=["dmn-supervised", "dmn", "dmn+-supervised", "dmn+", "dmn-eos-causal", "dmn+-causal",
+                                "dmn-gru-answer"])
+def test_every_parameter_passes_the_gradient_check(variant, supervised, extra):
+    extra = gru_answers() if extra == "gru" else extra
     config, params, batch = model(variant, seed=1, passes=3, gate_supervision=0.7 if supervised else 0.0,
-                                  l2=0.01)
+                                  l2=0.01, **extra)
     _, cache = dmn.forward(params, batch, config)
     for p in cache.passes:                                   # |c − q| and |c − m| of real facts away from 0
         real = batch.mask[..., None] & np.ones_like(p.features.c, bool)
@@ -193,7 +206,8 @@ def test_memory_update_gradients(variant):
 
 @pytest.mark.gradcheck
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_supervision_loss_gradient(variant):
+@pytest.mark.parametrize("targets", dmn.GATE_TARGETS)
+def test_supervision_loss_gradient(variant, targets):
     rng = np.random.default_rng(8)
     N, K, F = 3, 2, 4
     mask = np.array([[1, 1, 1, 1], [1, 1, 0, 0], [1, 1, 1, 0]], bool)
@@ -201,7 +215,7 @@ def test_supervision_loss_gradient(variant):
 
     def loss(s):
         g = np.stack([dmn.gates_forward(s[:, k], mask, variant)[0] for k in range(K)], 1)
-        return dmn.supervision_loss_forward(s, g, support, mask, variant, 0.7)
+        return dmn.supervision_loss_forward(s, g, support, mask, variant, 0.7, targets)
     s = rng.standard_normal((N, K, F))
     value, cache = loss(s)
     num = np.zeros_like(s)
@@ -213,6 +227,8 @@ def test_supervision_loss_gradient(variant):
     assert np.abs(cache.ds - num).max() < 1e-8 and np.abs(num).max() > 0.1
     assert not cache.ds[1, 1].any() and not cache.ds[2, 0].any()   # unsupervised passes
     assert not cache.ds[~np.broadcast_to(mask[:, None], s.shape)].any()   # padded facts
+    if targets != "all":                                      # facts before the supporting one get no gradient
+        assert not cache.ds[0, 0, :2].any() and not cache.ds[2, 1, :2].any() and cache.ds[0, 0, 2:].all()
 
 
 def test_supervision_loss_is_the_cross_entropy_of_the_gates():
@@ -224,6 +240,47 @@ def test_supervision_loss_is_the_cross_entropy_of_the_gates():
     p = np.exp(s) / np.exp(s).sum()
     loss, _ = dmn.supervision_loss_forward(s, p, np.array([[1]]), mask, "dmn+", 2.0)
     assert loss == pytest.approx(-2 * np.log(p[0, 0, 1]))
+
+
+def test_causal_gate_targets_leave_the_facts_before_the_supporting_one_free():
+    """Fact 1 supports: fact 0 (before it) is not scored, fact 2 (after it) is pushed shut; the softmax of DMN+
+    is taken over facts 1 and 2 alone."""
+    s = np.array([[[2.0, -1.0, 0.5]]])
+    mask = np.ones((1, 3), bool)
+    g = 1 / (1 + np.exp(-s))
+    loss, _ = dmn.supervision_loss_forward(s, g, np.array([[1]]), mask, "dmn", 1.0, "causal")
+    assert loss == pytest.approx(-(np.log(g[0, 0, 1]) + np.log(1 - g[0, 0, 2])))
+    p = np.exp(s) / np.exp(s).sum()
+    loss, _ = dmn.supervision_loss_forward(s, p, np.array([[1]]), mask, "dmn+", 2.0, "causal")
+    assert loss == pytest.approx(-2 * np.log(np.exp(-1.0) / (np.exp(-1.0) + np.exp(0.5))))
+    with pytest.raises(ValueError, match="gate_targets must be one of"):
+        dmn.Config.tiny(gate_targets="later")
+
+
+def test_gate_targets_per_babi_1k_task_and_the_user_overrides_them():
+    from types import SimpleNamespace
+    def data(name, tasks):
+        return SimpleNamespace(vocab=list(range(9)), memory_size=7, name=name, tasks=tasks)
+    assert dmn.Config.for_data(data("bAbI 1k task 2", (2,))).gate_targets == "causal-new"
+    assert dmn.Config.for_data(data("bAbI 1k task 3", (3,))).gate_targets == "causal"
+    assert dmn.Config.for_data(data("bAbI 1k task 1", (1,))).gate_targets == "all"
+    assert dmn.Config.for_data(data("bAbI 10k task 2", (2,))).gate_targets == "all"   # chosen on 1k only
+    assert dmn.Config.for_data(data("generated task 2", (2,))).gate_targets == "all"
+    assert dmn.Config.for_data(data("bAbI 1k joint", tuple(range(1, 21)))).gate_targets == "all"
+    assert dmn.Config.for_data(data("bAbI 1k task 2", (2,)), gate_targets="all").gate_targets == "all"
+
+
+def test_causal_new_scores_every_fact_in_a_pass_that_repeats_the_one_before():
+    s = np.array([[[2.0, -1.0, 0.5]] * 3])                   # (1, 3 passes, 3 facts)
+    g = 1 / (1 + np.exp(-s))
+    support = np.array([[2, 1, 1]])                           # pass 3 repeats pass 2's fact
+    mask = np.ones((1, 3), bool)
+    _, causal = dmn.supervision_loss_forward(s, g, support, mask, "dmn", 1.0, "causal")
+    _, new = dmn.supervision_loss_forward(s, g, support, mask, "dmn", 1.0, "causal-new")
+    _, every = dmn.supervision_loss_forward(s, g, support, mask, "dmn", 1.0, "all")
+    np.testing.assert_array_equal(new.ds[0, :2], causal.ds[0, :2])   # passes 1 and 2 find new facts
+    np.testing.assert_array_equal(new.ds[0, 2], every.ds[0, 2])      # pass 3 is scored on every fact
+    assert causal.ds[0, 2, 0] == 0 and new.ds[0, 2, 0] != 0
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -250,6 +307,28 @@ def test_story_words_runs_the_sentences_together():
     assert words.tolist() == [[3, 4, 5, 0, 0, 0], [6, 7, 8, 9, 2, 1]]
     assert word_mask.sum(1).tolist() == [3, 6]
     assert ends.tolist() == [[1, 2, 0], [2, 4, 5]]
+    words, word_mask, ends = dmn.story_words(stories, mask, eos=10)   # the end-of-sentence word after each
+    assert words.tolist() == [[3, 4, 10, 5, 10, 0, 0, 0, 0], [6, 7, 8, 10, 9, 2, 10, 1, 10]]
+    assert word_mask.sum(1).tolist() == [5, 9]
+    assert ends.tolist() == [[2, 4, 0], [3, 6, 8]]            # the facts are read at the end-of-sentence words
+
+
+def test_end_of_sentence_word_is_row_v_of_the_embedding_and_the_facts_are_read_there():
+    config, params, batch = model("dmn", eos=True)
+    V = config.vocab_size
+    assert params["E"].shape == (V + 1, config.d) and (batch.words == V).sum() == batch.mask.sum()
+    c, _ = dmn.input_module_forward(params, batch, config)
+    for n in range(batch.stories.shape[0]):
+        words = [w for f in range(batch.stories.shape[1]) if batch.mask[n, f]
+                 for w in [*batch.stories[n, f][batch.stories[n, f] != 0], V]]
+        hs, _ = ops.gru_sequence_forward(params["E"][words][None], np.zeros((1, config.hidden)), params["in_Wx"],
+                                         params["in_Wh"], params["in_b"])   # (1, T, H)
+        np.testing.assert_allclose(c[n, :batch.mask[n].sum()], hs[0, np.flatnonzero(np.array(words) == V)],
+                                   atol=1e-13)
+    with pytest.raises(ValueError, match="eos is the DMN's input module"):
+        dmn.Config.tiny(variant="dmn+", eos=True)
+    with pytest.raises(ValueError, match=r"params\['E'\] must have shape"):    # a model saved without it
+        dmn.forward({**params, "E": params["E"][:V]}, batch, config)
 
 
 def test_pass_targets_follow_the_file_order_and_skip_cut_off_facts():
@@ -333,6 +412,34 @@ def test_bad_params_and_configs_are_named():
         dmn.Config.tiny(passes=0)
     with pytest.raises(ValueError, match="vocab_size must be at least 2"):
         dmn.init_params(dmn.Config.tiny(vocab_size=1), np.random.default_rng(0))
+
+
+def test_gru_decoder_words_targets_and_greedy_answers():
+    words = ["<nil>", "e", "n,n", "s,e", "garden"]
+    answer_words, table = dmn.decoder_vocabulary(words, ["s,e", "n,n", "e"])
+    assert answer_words == ("<end>", "e", "n", "s")
+    assert table == ((-1, -1, -1), (1, 0, -1), (2, 2, 0), (3, 1, 0), (-1, -1, -1))   # "garden" is no answer
+    config = dmn.Config.tiny(vocab_size=5, answer_module="gru", answer_words=answer_words, answer_table=table)
+    assert dmn.answer_targets(np.array([3, 1]), config).tolist() == [[3, 1, 0], [1, 0, -1]]
+    with pytest.raises(ValueError, match="answer id 4 is not an answer the GRU decoder knows"):
+        dmn.answer_targets(np.array([3, 4]), config)
+    logits = np.full((4, 3, 4), -5.0)                         # (N, T, A): the greedy words of each answer
+    for n, ws in enumerate([[3, 1, 0], [1, 0, 2], [2, 2, 2], [0, 1, 1]]):
+        logits[n, np.arange(3), ws] = 5.0
+    assert dmn.decode(logits, config).tolist() == [3, 1, -1, -1]  # after the end word nothing counts; without an
+    #                                                          end word, or with nothing before it, no answer
+    loss, dlogits, p = dmn.sequence_cross_entropy(logits[:2], np.array([[3, 1, 0], [1, 0, -1]]))
+    assert loss == pytest.approx(-np.log(p[0, [0, 1, 2], [3, 1, 0]]).sum() - np.log(p[1, [0, 1], [1, 0]]).sum())
+    assert not dlogits[1, 2].any()                            # no word after the end
+
+
+def test_gru_decoder_needs_its_table_and_the_dmn():
+    with pytest.raises(ValueError, match=r"Config.for_data\(dataset, answer_module='gru'\)"):
+        dmn.Config.tiny(answer_module="gru")
+    with pytest.raises(ValueError, match="answer_module='gru' is the DMN's decoder"):
+        dmn.Config.tiny(variant="dmn+", **gru_answers())
+    with pytest.raises(ValueError, match="answer_module must be 'softmax' or 'gru'"):
+        dmn.Config.tiny(answer_module="seq2seq")
 
 
 def test_dmn_plus_has_untied_memory_updates_and_no_gate_bias():
