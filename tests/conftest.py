@@ -4,7 +4,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
+from memnet_np import runtime
+
+runtime.configure()   # as the command line: one BLAS thread (before numpy is first imported), freed memory kept
+import pytest         # noqa: E402
 
 DEFAULT_BABI = Path(__file__).resolve().parents[1].parent / "shared/data/babi/tasks_1-20_v1-2"
 
