@@ -412,6 +412,9 @@ def test_spectral_clipping_by_hand_and_groups_clipped_as_one_matrix():
     assert np.allclose(got["A"], [[15.0, 0.0]]) and np.allclose(got["TA"], [[0.0, 20.0]])
     assert norms["A"] == norms["TA"] == pytest.approx(40.0)
     assert np.allclose(got["H"], np.eye(2) * 20) and norms["H"] == pytest.approx(100.0)
+    frob, norms = optim.clip_by_norm_per_matrix(g, 20.0, groups=[("A", "TA")])   # Frobenius of the stack: 50
+    assert np.allclose(frob["A"], [[12.0, 0.0]]) and np.allclose(frob["TA"], [[0.0, 16.0]])
+    assert norms["A"] == norms["TA"] == pytest.approx(50.0)
     alone, _ = optim.clip_by_norm_per_matrix(g, 20.0, norm="spectral")   # each alone: 30 → 20, 40 → 20
     assert np.allclose(alone["A"], [[20.0, 0.0]]) and np.allclose(alone["TA"], [[0.0, 20.0]])
     assert list(got) == list(g)                               # the gradients' order is kept
