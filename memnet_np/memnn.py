@@ -53,9 +53,9 @@ Where this differs from the 2014 paper, and why (each a Config option):
                   3|W|, which cannot know which chosen memory came last (see `answer_copies`).
     extra_facts   a question with more supporting facts than k hops is an error; "first" trains the hops on the
                   first k facts (the only way a k = 2 model can train on tasks 3, 7, 8, 16).
-    answer_words  the most words R says; Config.for_data sets it to the longest training answer (3 on task 8, 2 on
-                  task 19, else 1). Each step of R is trained like a hop, on the TRUE words before it: one margin
-                  term per step toward its word, and toward STOP after the last. 1 makes a comma answer one class.
+    answer_words  the most words R says (the 2015 paper's way: 3 on task 8, 2 on task 19). Each step of R is
+                  trained like a hop, on the TRUE words before it: one margin term per step toward its word, and
+                  toward STOP after the last. The default 1 makes a comma answer one class, as the data layer does.
 Extensions of Weston et al. 2015 (appendix), off by default:
     AM  adaptive   a STOP memory (its own feature, U_O's column S_O) is trained as the target one hop after the last
                    supporting fact; at test time the hops end when O chooses it, at most `hops` of them.
@@ -110,6 +110,7 @@ class Config:
     adaptive: bool = False       # AM (2015 appendix): a learned STOP memory ends the hops; `hops` is then the most
                                  # hops, STOP included (the paper allows 10)
     margin: float = 0.1          # γ
+    answer_margin: float = 0.0   # γ_R of R's terms; 0: γ, the paper's one margin for every term
     negatives: int = 10          # negatives sampled per hinge term and hop when the batch is made; 0 = all of them
     extra_facts: str = "error"   # a question with more supporting facts than hops: "error", or "first" (train the
                                  # hops on the first k facts, as a k = 2 model must on tasks 3, 7, 8, 16)
@@ -117,9 +118,10 @@ class Config:
                                  # one copy) or "ordered" (each hop's memory in a copy of its own, (k+2)|W|); see
                                  # `answer_copies` for why the default is not the paper's
     answer_words: int = 1        # the most words of an answer. 1: a comma answer ("apple,milk") is one word of the
-                                 # vocabulary, ranked like the others. > 1 (Weston et al. 2015, tasks 8 and 19): R
-                                 # is iterated, each step ranks the answer words and a STOP word with the words
-                                 # given so far in an input copy of their own, until STOP (see `respond`)
+                                 # vocabulary, ranked like the others. > 1 (Weston et al. 2015, tasks 8 and 19: 3
+                                 # and 2): R is iterated, each step ranks the answer words and a STOP word with the
+                                 # words said so far in an input copy of their own, until STOP (see `respond`).
+                                 # 1 is the default: it did as well on tasks 8 and 19's validation questions (README)
     answer_parts: tuple = ()     # with answer_words > 1, the words of each comma answer of the vocabulary:
                                  # ((its vocabulary id, (its words' ids, …)), …); a word id < V is a vocabulary
                                  # word, V + e the e-th of extra_words. Config.for_data fills both in.
@@ -157,6 +159,8 @@ class Config:
             problems.append(f"negatives must be >= 0 (0 = sum over all candidates), got {self.negatives}")
         if not self.margin > 0:
             problems.append(f"margin must be > 0, got {self.margin}")
+        if not self.answer_margin >= 0:
+            problems.append(f"answer_margin must be >= 0 (0: the same as margin), got {self.answer_margin}")
         if self.answer_input not in ANSWER_INPUTS:
             problems.append(f"answer_input must be one of {ANSWER_INPUTS}, got {self.answer_input!r}")
         if self.extra_facts not in EXTRA_FACTS:
@@ -172,10 +176,10 @@ class Config:
 
     @classmethod
     def for_data(cls, dataset, **overrides) -> "Config":
-        """V and the memory from the data; where training answers have several words (bAbI tasks 8 and 19), R
-        answers word by word (answer_words = the longest training answer; see `answer_vocabulary`)."""
+        """V and the memory from the data, and the words of its comma answers, which R says one at a time with
+        answer_words > 1 (see `answer_vocabulary`)."""
         base = dict(vocab_size=len(dataset.vocab), memory_size=dataset.memory_size)
-        base.update(answer_vocabulary(dataset.vocab.words, [q.answer for q in dataset.train.questions]))
+        base.update(answer_vocabulary(dataset.vocab.words))
         base.update(overrides)
         return cls(**base)
 
@@ -494,7 +498,7 @@ def margin_loss_forward(scores: Scores, batch: Batch, config: Config):
         r, on = batch.words, batch.responding                 # (N, J) the true word (or STOP) of each step
     s_r = np.take_along_axis(s_a, r[..., None], -1)           # (N, J, 1)
     cnt = batch.neg_answers.reshape(s_a.shape) * (batch.weight[:, None] * on)[..., None]   # (N, J, V_R)
-    h = g - s_r + s_a                                         # (N, J, V_R) γ − s_R(x, r) + s_R(x, r̄)
+    h = (config.answer_margin or g) - s_r + s_a               # (N, J, V_R) γ_R − s_R(x, r) + s_R(x, r̄)
     act = cnt * (h > 0)
     loss += float(np.sum(cnt * np.maximum(h, 0)))
     d_ans = act.copy()                                        # (N, J, V_R)

@@ -155,18 +155,15 @@ def hop_targets(order: np.ndarray, hops: int, extra_facts: str = "error", source
 # vocabulary word (extra_words, ids V, V + 1, …) and STOP, the last id.
 
 
-def answer_vocabulary(words, train_answers) -> dict:
-    """Config fields for answers of several words: {} when every training answer is one word; else answer_words =
-    the longest training answer, every comma answer of the vocabulary ("apple,milk") split into its words
-    (answer_parts), and the words that are no vocabulary word (task 19's n, s, e, w) as extra_words."""
-    longest = max((len(a) for a in train_answers), default=1)
-    if longest < 2:
-        return {}
+def answer_vocabulary(words) -> dict:
+    """The Config fields R needs to say answers of several words: every comma answer of the vocabulary
+    ("apple,milk") split into its words (answer_parts), with the words that are no vocabulary word (task 19's n, s,
+    e, w) as extra_words; {} for a vocabulary without comma answers. `answer_words` (> 1) turns them on."""
     index = {w: i for i, w in enumerate(words)}
     extra = sorted({p for w in words if "," in w for p in w.split(",") if p not in index})
     index.update({w: len(words) + e for e, w in enumerate(extra)})
     parts = tuple((i, tuple(index[p] for p in w.split(","))) for i, w in enumerate(words) if "," in w)
-    return dict(answer_words=longest, answer_parts=parts, extra_words=tuple(extra))
+    return dict(answer_parts=parts, extra_words=tuple(extra)) if parts else {}
 
 
 def response_size(config: Config) -> int:

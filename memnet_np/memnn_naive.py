@@ -174,7 +174,7 @@ def loss_and_grads_naive(params, batch: Batch, config: Config):
                 if w == r or c == 0:
                     continue
                 b_r, b_w = _word(r, P), _word(w, P)
-                h = g - s(U_R, x_rj, b_r) + s(U_R, x_rj, b_w)
+                h = (config.answer_margin or g) - s(U_R, x_rj, b_r) + s(U_R, x_rj, b_w)   # γ_R
                 if h > 0:
                     loss += c * h
                     dU_R += c * (ds_dU(U_R, x_rj, b_w) - ds_dU(U_R, x_rj, b_r))

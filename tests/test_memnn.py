@@ -83,7 +83,8 @@ def test_vectorised_loss_grads_and_argmax_equal_the_per_example_model(time_featu
     for seed in range(4):
         rng = np.random.default_rng(seed)
         config = memnn.Config.tiny(time_features=time_features, negatives=negatives, answer_input=answer_input,
-                                   adaptive=adaptive, nonlinear=nonlinear, hops=2 + seed % 2, init_std=0.5)
+                                   adaptive=adaptive, nonlinear=nonlinear, hops=2 + seed % 2, init_std=0.5,
+                                   answer_margin=0.3 * (seed % 2))
         params = memnn.init_params(config, rng)
         batch = memnn.example_batch(config, rng, N=6, M=6)
         loss, grads, info = memnn.loss_and_grads(params, batch, config)
@@ -103,6 +104,22 @@ def test_vectorised_loss_grads_and_argmax_equal_the_per_example_model(time_featu
         answers_n, chosen_n = memnn.predict_naive(params, batch, config)
         assert np.array_equal(info["predictions"], answers_n)
         assert np.array_equal(info["chosen"], chosen_n)
+
+
+def test_answer_margin_moves_only_the_answer_terms():
+    config, params, batch = setup(7)
+    scores, _ = memnn.forward(params, batch, config)
+    base, c0 = memnn.margin_loss_forward(scores, batch, config)
+    same, _ = memnn.margin_loss_forward(scores, batch, memnn.replace(config, answer_margin=config.margin))
+    assert same == base                                             # γ_R = γ is the paper's one margin
+    wide, c1 = memnn.margin_loss_forward(scores, batch, memnn.replace(config, answer_margin=50.0))
+    assert wide > base and np.array_equal(c1.grad.memory, c0.grad.memory) and np.array_equal(c1.grad.time,
+                                                                                              c0.grad.time)
+    every = batch.neg_answers * batch.weight[:, None]                # γ_R = 50: every answer hinge is active
+    every[np.arange(len(batch.answers)), batch.answers] = -every.sum(1)
+    assert np.array_equal(c1.grad.answer, every)
+    with pytest.raises(ValueError, match="answer_margin must be >= 0"):
+        memnn.Config(answer_margin=-1.0)
 
 
 def test_the_naive_model_would_see_a_wrong_gradient():
@@ -338,11 +355,10 @@ SEVERAL = dict(answer_words=3, answer_parts=((5, (2, 3)), (7, (1, 11, 4))), extr
 
 def test_answer_vocabulary_splits_comma_answers_and_adds_the_words_that_are_no_vocabulary_word():
     words = ["<nil>", "apple", "apple,milk", "hallway", "milk", "n,w", "north", "s,n"]
-    got = memnn.answer_vocabulary(words, [("apple", "milk"), ("n", "w"), ("hallway",)])
     # n, s, w are not in the vocabulary: ids 8, 9, 10 after its 8 words
-    assert got == dict(answer_words=2, answer_parts=((2, (1, 4)), (5, (8, 10)), (7, (9, 8))),
-                       extra_words=("n", "s", "w"))
-    assert memnn.answer_vocabulary(words, [("apple",), ("hallway",)]) == {}   # one-word answers: nothing changes
+    assert memnn.answer_vocabulary(words) == dict(answer_parts=((2, (1, 4)), (5, (8, 10)), (7, (9, 8))),
+                                                  extra_words=("n", "s", "w"))
+    assert memnn.answer_vocabulary(["<nil>", "apple", "milk"]) == {}   # one-word answers: nothing to say
 
 
 def test_r_targets_are_the_answer_words_then_stop():
@@ -451,13 +467,21 @@ def test_several_words_configs_batches_and_checkpoints_say_what_is_wrong():
     assert again == config and hash(again) == hash(config)
 
 
-def test_for_data_answers_tasks_8_and_19_word_by_word(babi_root):
+def test_tasks_8_and_19_answer_word_by_word_when_asked(babi_root):
     from memnet_np import data
-    c19 = memnn.Config.for_data(data.load_babi(19, data_dir=babi_root))
-    assert c19.answer_words == 2 and c19.extra_words == ("e", "n", "s", "w")
-    c8 = memnn.Config.for_data(data.load_babi(8, data_dir=babi_root))
-    assert c8.answer_words == 3 and c8.extra_words == () and len(c8.answer_parts) > 0
-    assert memnn.Config.for_data(data.load_babi(1, data_dir=babi_root)).answer_words == 1
+    ds19 = data.load_babi(19, data_dir=babi_root)
+    c19 = memnn.Config.for_data(ds19)
+    assert c19.answer_words == 1 and c19.extra_words == ("e", "n", "s", "w")   # ready, but one class by default
+    c8 = memnn.Config.for_data(data.load_babi(8, data_dir=babi_root), answer_words=2)
+    assert c8.extra_words == () and len(c8.answer_parts) > 0
+    with pytest.raises(ValueError, match="has an answer of 3 words but the model answers with at most "
+                                         "answer_words = 2; use answer_words >= 3"):
+        memnn.make_batch(data.load_babi(8, data_dir=babi_root).train, np.arange(900), c8,
+                         np.random.default_rng(0), train=True)
+    c19 = memnn.replace(c19, answer_words=2)
+    batch = memnn.make_batch(ds19.train, np.arange(5), c19, np.random.default_rng(0), train=True)
+    said = [[([*ds19.vocab.words, *c19.extra_words, "STOP"])[w] for w in row] for row in batch.words]
+    assert said == [list(q.answer) + ["STOP"] for q in ds19.train.questions[:5]]
 
 
 # ----------------------------------------------------------------------------------------------------------------
