@@ -231,8 +231,7 @@ def init_params(config: Config, rng: np.random.Generator) -> dict[str, np.ndarra
     the features of a sentence (|W|, plus the n-gram buckets with NG) and V_R R's words (response_size; with
     answers of several words U_R has V_R more columns, for the words already given), every
     entry ~ N(0, init_std²); NL's second layers W_O, W_R (d, d) ~ N(0, 1/d)."""
-    if config.vocab_size < 3:
-        raise ValueError(f"vocab_size must be at least 3 (null word + two words), got {config.vocab_size}")
+    checks.vocab_size_at_least(config, 3, "null word + two words")
     F, dtype = feature_size(config), np.dtype(config.dtype)
     shapes = {"U_O": (config.d, 3 * F), "S_O": (config.d, 1), "T_O": (config.d, 3),
               "U_R": (config.d, (1 + answer_copies(config)) * F + given_words_size(config) + response_size(config))}
