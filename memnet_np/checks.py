@@ -24,6 +24,12 @@ def raise_config_problems(config, model: str, problems: list) -> None:
         raise ValueError(f"invalid {model} config: " + "; ".join(problems))
 
 
+def vocab_size_at_least(config, least: int, words: str) -> None:
+    """init_params' first check: a vocabulary of fewer than `least` words (`words` says which) gives no model."""
+    if config.vocab_size < least:
+        raise ValueError(f"vocab_size must be at least {least} ({words}), got {config.vocab_size}")
+
+
 def check_params(params: Mapping[str, np.ndarray], shapes: Mapping[str, tuple]) -> None:
     """Every parameter in `shapes` (name: shape, in the config's order) is in params, with its shape, and finite
     (one sum per array: a NaN or inf shows in it)."""

@@ -74,6 +74,9 @@ def _add_model_options(p):
                    "every pass; causal-new: the passes that look for a new supporting fact)")
     g.add_argument("--answer-module", choices=["softmax", "gru"], help="dmn: one softmax over the vocabulary "
                    "(default) or the paper's GRU decoder, word by word (multi-word answers)")
+    g.add_argument("--answer-words", type=int, dest="answer_words", help="memnn: say answers of up to N words "
+                   "one at a time until STOP, as Weston et al. 2015 do on tasks 8 (N = 3) and 19 (N = 2); default 1: "
+                   "a comma answer such as 'apple,milk' is one word of the vocabulary")
     g.add_argument("--float32", action="store_const", const="float32", dest="dtype", default=None,
                    help="train in float32 (faster)")
 
@@ -94,7 +97,7 @@ def _overrides(args) -> dict:
         raise UserError(f"{args.model} has no --config presets")
     keys = ("epochs", "hops", "d", "encoding", "tying", "temporal", "random_noise", "linear_start", "ls_mode",
             "relu", "mask_empty", "dtype", "variant", "passes", "hidden", "gate_supervision", "clipping",
-            "gate_targets", "answer_module")
+            "gate_targets", "answer_module", "answer_words")
     out.update({k: getattr(args, k) for k in keys if getattr(args, k, None) is not None})
     if out.get("encoding") == "bow":
         out["encoding"] = None

@@ -228,8 +228,7 @@ def l2_names(config: Config) -> list[str]:
 
 def init_params(config: Config, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """E ~ N(0, init_std²) with a zero padding row; matrices ~ N(0, 1/fan_in); biases 0."""
-    if config.vocab_size < 2:
-        raise ValueError(f"vocab_size must be at least 2 (null word + one word), got {config.vocab_size}")
+    checks.vocab_size_at_least(config, 2, "null word + one word")
     dtype = np.dtype(config.dtype)
     params = {}
     for name, shape in _shapes(config).items():

@@ -173,8 +173,7 @@ def embedding_names(config: Config) -> list[str]:
 
 def init_params(config: Config, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Every weight ~ N(0, init_std²) (H included); the null word's row is zero."""
-    if config.vocab_size < 2:
-        raise ValueError(f"vocab_size must be at least 2 (null word + one word), got {config.vocab_size}")
+    checks.vocab_size_at_least(config, 2, "null word + one word")
     dtype = np.dtype(config.dtype)
     params = {}
     for name, shape in param_shapes(config).items():

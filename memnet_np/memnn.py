@@ -11,6 +11,9 @@ A memory network has four components. On bAbI (Weston et al. 2015, the 2014 pape
             o1 = argmax_i s_O(x, m_i)
             o2 = argmax_i s_O([x, m_o1], m_i)
     R   response: rank every vocabulary word,  r = argmax_w s_R([x, m_o1, m_o2], w)
+        An answer of several words (bAbI task 8's lists "apple,milk", task 19's paths "n,w") is said a word at a
+        time (Weston et al. 2015): r_j = argmax_w s_R([x, m_o1, m_o2, r_1, …, r_(j−1)], w), the words said so far
+        in a copy of the vocabulary of their own, until R ranks a STOP word first (see `respond`).
 
 with the score of an input x against a candidate y
 
@@ -50,6 +53,9 @@ Where this differs from the 2014 paper, and why (each a Config option):
                   3|W|, which cannot know which chosen memory came last (see `answer_copies`).
     extra_facts   a question with more supporting facts than k hops is an error; "first" trains the hops on the
                   first k facts (the only way a k = 2 model can train on tasks 3, 7, 8, 16).
+    answer_words  the most words R says (the 2015 paper's way: 3 on task 8, 2 on task 19). Each step of R is
+                  trained like a hop, on the TRUE words before it: one margin term per step toward its word, and
+                  toward STOP after the last. The default 1 makes a comma answer one class, as the data layer does.
 Extensions of Weston et al. 2015 (appendix), off by default:
     AM  adaptive   a STOP memory (its own feature, U_O's column S_O) is trained as the target one hop after the last
                    supporting fact; at test time the hops end when O chooses it, at most `hops` of them.
@@ -75,9 +81,10 @@ import numpy as np
 from memnet_np import checks, ops
 # I and G, and the batches (targets and negatives drawn when a batch is made), live in memnn_data; the paper's
 # model one example at a time, the oracle for this file, in memnn_naive. Their public names are this module's too.
-from memnet_np.memnn_data import (NGRAM_PRIMES, Batch, _check_batch, bag_of_words, example_batch,  # noqa: F401
-                                  feature_size, features, hashed_candidates, hop_candidates, hop_targets,
-                                  make_batch, sample_negatives, stop_targets, word_buckets, write_memory)
+from memnet_np.memnn_data import (NGRAM_PRIMES, Batch, _check_batch, answer_table, answer_vocabulary,  # noqa: F401
+                                  bag_of_words, example_batch, feature_size, features, hashed_candidates,
+                                  hop_candidates, hop_targets, make_batch, response_size, response_targets,
+                                  sample_negatives, stop_targets, word_buckets, write_memory)
 from memnet_np.memnn_naive import loss_and_grads_naive, predict_naive  # noqa: F401
 from memnet_np.memnn_cli import bench, figures, format_bench  # noqa: F401  (the command line's hooks)
 
@@ -103,12 +110,22 @@ class Config:
     adaptive: bool = False       # AM (2015 appendix): a learned STOP memory ends the hops; `hops` is then the most
                                  # hops, STOP included (the paper allows 10)
     margin: float = 0.1          # γ
+    answer_margin: float = 0.0   # γ_R of R's terms; 0: γ, the paper's one margin for every term
     negatives: int = 10          # negatives sampled per hinge term and hop when the batch is made; 0 = all of them
     extra_facts: str = "error"   # a question with more supporting facts than hops: "error", or "first" (train the
                                  # hops on the first k facts, as a k = 2 model must on tasks 3, 7, 8, 16)
     answer_input: str = "ordered"  # R's input [x, m_o1, …, m_ok]: "sum" (the paper's 3|W|: every chosen memory in
                                  # one copy) or "ordered" (each hop's memory in a copy of its own, (k+2)|W|); see
                                  # `answer_copies` for why the default is not the paper's
+    answer_words: int = 1        # the most words of an answer. 1: a comma answer ("apple,milk") is one word of the
+                                 # vocabulary, ranked like the others. > 1 (Weston et al. 2015, tasks 8 and 19: 3
+                                 # and 2): R is iterated, each step ranks the answer words and a STOP word with the
+                                 # words said so far in an input copy of their own, until STOP (see `respond`).
+                                 # 1 is the default: it did as well on tasks 8 and 19's validation questions (README)
+    answer_parts: tuple = ()     # with answer_words > 1, the words of each comma answer of the vocabulary:
+                                 # ((its vocabulary id, (its words' ids, …)), …); a word id < V is a vocabulary
+                                 # word, V + e the e-th of extra_words. Config.for_data fills both in.
+    extra_words: tuple = ()      # answer words that are no vocabulary word (task 19's n, s, e, w)
     init_std: float = 0.1        # U ~ N(0, init_std²)
     # training (used by memnet_np.train)
     epochs: int = 60             # these three: mean validation error over the 20 bAbI 1k tasks (28.2% against
@@ -120,7 +137,18 @@ class Config:
     dtype: str = "float64"
 
     def __post_init__(self):
-        problems = checks.below_one(self, ("d", "hops", "memory_size", "batch_size", "epochs", "decay_every"))
+        # a checkpoint's JSON gives lists: keep the tuples that make a Config hashable
+        object.__setattr__(self, "answer_parts", tuple((int(t), tuple(int(w) for w in ws))
+                                                       for t, ws in self.answer_parts))
+        object.__setattr__(self, "extra_words", tuple(str(w) for w in self.extra_words))
+        problems = checks.below_one(self, ("d", "hops", "memory_size", "batch_size", "epochs", "decay_every",
+                                           "answer_words"))
+        R = self.vocab_size + len(self.extra_words)           # the answer words' ids, STOP not among them
+        for t, ws in self.answer_parts:
+            if not (0 < t < self.vocab_size and ws and all(0 < w < R for w in ws)):
+                problems.append(f"answer_parts entry {(t, ws)} must be (a word id in [1, {self.vocab_size}), "
+                                f"word ids in [1, {R}))")
+                break
         if self.ngrams not in (1, 2, 3):
             problems.append(f"ngrams must be 1, 2 or 3, got {self.ngrams}")
         if self.ngram_buckets < 1:
@@ -131,6 +159,8 @@ class Config:
             problems.append(f"negatives must be >= 0 (0 = sum over all candidates), got {self.negatives}")
         if not self.margin > 0:
             problems.append(f"margin must be > 0, got {self.margin}")
+        if not self.answer_margin >= 0:
+            problems.append(f"answer_margin must be >= 0 (0: the same as margin), got {self.answer_margin}")
         if self.answer_input not in ANSWER_INPUTS:
             problems.append(f"answer_input must be one of {ANSWER_INPUTS}, got {self.answer_input!r}")
         if self.extra_facts not in EXTRA_FACTS:
@@ -146,21 +176,26 @@ class Config:
 
     @classmethod
     def for_data(cls, dataset, **overrides) -> "Config":
+        """V and the memory from the data, and the words of its comma answers, which R says one at a time with
+        answer_words > 1 (see `answer_vocabulary`)."""
         base = dict(vocab_size=len(dataset.vocab), memory_size=dataset.memory_size)
+        base.update(answer_vocabulary(dataset.vocab.words))
         base.update(overrides)
         return cls(**base)
 
 
 # The two configurations of Weston et al. 2015 Table 3, as Config overrides for bAbI 1k (Config.for_data(ds, **…)).
 # hops = 4 fits every task's facts + STOP but those of tasks 7 and 8, which train on their first 3 facts; the
-# extended model's lr 0.02 and 100 epochs were chosen on validation error, the mean over the 20 bAbI 1k tasks
-# (seed 0): 11.1% at lr 0.02 for 100 epochs, 11.7% for 60, and for 60 epochs 13.7% at 0.01, 13.9% at 0.04, 15.8% at
-# 0.005. The basic defaults (Config's) were re-checked the same way: 28.15%, and 28.15–29.2% for every negative
-# summed, 30 sampled, d = 100, γ = 1.
+# extended model's lr 0.02, 100 epochs and R's margin γ_R = 1 were chosen on validation error, the mean over the 20
+# bAbI 1k tasks (seed 0): 11.1% at lr 0.02 for 100 epochs, 11.7% for 60, and for 60 epochs 13.7% at 0.01, 13.9% at
+# 0.04, 15.8% at 0.005; then at 100 epochs 8.25% with γ_R = 1, 8.8% with γ_R = 0.5 or 2, 9.0% with γ = 1 for every
+# term, 9.3% with γ = 0.5 (R's yes/no tasks 6, 9, 10 need its tanh layer out of its linear range: a wider margin
+# grows U_R; O's hops do better at the small one). The basic defaults (Config's) were re-checked the same way:
+# 28.15%, and 28.15–29.2% for every negative summed, 30 sampled, d = 100, γ = 1.
 PRESETS = {
     "basic": dict(hops=2, time_features=True, extra_facts="first"),
     "extended": dict(hops=4, time_features=True, extra_facts="first", adaptive=True, ngrams=3, nonlinear=True,
-                     lr=0.02, epochs=100),
+                     lr=0.02, epochs=100, answer_margin=1.0),
 }
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -188,15 +223,20 @@ def embedding_names(config: Config) -> list[str]:
     return []
 
 
+def given_words_size(config: Config) -> int:
+    """Columns of U_R for the words R has already given: V_R with answers of several words, else none."""
+    return response_size(config) if config.answer_words > 1 else 0
+
+
 def init_params(config: Config, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """U_O (d, 3F), S_O (d, 1) the STOP memory's column, T_O (d, 3), U_R (d, (1 + answer_copies)·F + V) with F the
-    features of a sentence (|W|, plus the n-gram buckets with NG), every
+    """U_O (d, 3F), S_O (d, 1) the STOP memory's column, T_O (d, 3), U_R (d, (1 + answer_copies)·F + V_R) with F
+    the features of a sentence (|W|, plus the n-gram buckets with NG) and V_R R's words (response_size; with
+    answers of several words U_R has V_R more columns, for the words already given), every
     entry ~ N(0, init_std²); NL's second layers W_O, W_R (d, d) ~ N(0, 1/d)."""
-    if config.vocab_size < 3:
-        raise ValueError(f"vocab_size must be at least 3 (null word + two words), got {config.vocab_size}")
-    V, F, dtype = config.vocab_size, feature_size(config), np.dtype(config.dtype)
+    checks.vocab_size_at_least(config, 3, "null word + two words")
+    F, dtype = feature_size(config), np.dtype(config.dtype)
     shapes = {"U_O": (config.d, 3 * F), "S_O": (config.d, 1), "T_O": (config.d, 3),
-              "U_R": (config.d, (1 + answer_copies(config)) * F + V)}
+              "U_R": (config.d, (1 + answer_copies(config)) * F + given_words_size(config) + response_size(config))}
     shapes.update(W_O=(config.d, config.d), W_R=(config.d, config.d))
     std = {"W_O": config.d ** -0.5, "W_R": config.d ** -0.5}
     return {name: (rng.standard_normal(shapes[name]) * std.get(name, config.init_std)).astype(dtype)
@@ -224,10 +264,16 @@ def embed_candidates(U, y):
     return y @ U[:, -V:].T
 
 
-def embed_answer_input(U, q, memories):
-    """U_R Φx([x, m_o1, …]) with the question in copy 1 and memories[c] (N, F) in copy c + 2. (N, d)"""
+def embed_answer_input(U, q, memories, given=None):
+    """U_R Φx([x, m_o1, …]) with the question in copy 1 and memories[c] (N, F) in copy c + 2: (N, d). With
+    answers of several words, given (N, J, V_R) counts the words said before each step of R, in the copy before
+    the candidates': (N, J, d)."""
     F = q.shape[-1]
-    return q @ U[:, :F].T + sum(m @ U[:, (1 + c) * F:(2 + c) * F].T for c, m in enumerate(memories))
+    e = q @ U[:, :F].T + sum(m @ U[:, (1 + c) * F:(2 + c) * F].T for c, m in enumerate(memories))   # (N, d)
+    if given is None:
+        return e
+    V_R = given.shape[-1]
+    return e[:, None, :] + given @ U[:, -2 * V_R:-V_R].T      # (N, J, d)
 
 
 def answer_memories(facts: list, config: Config) -> list:
@@ -248,8 +294,12 @@ def embed_candidates_backward(dey, y, dU):
     dU[:, -V:] += dey.reshape(-1, dey.shape[-1]).T @ y.reshape(-1, V)
 
 
-def embed_answer_input_backward(der, q, memories, dU):
+def embed_answer_input_backward(der, q, memories, dU, given=None):
     F = q.shape[-1]
+    if given is not None:                                     # der (N, J, d): every step of R
+        V_R, d = given.shape[-1], der.shape[-1]
+        dU[:, -2 * V_R:-V_R] += der.reshape(-1, d).T @ given.reshape(-1, V_R)
+        der = der.sum(1)                                      # (N, d) the steps share x and the memories
     dU[:, :F] += der.T @ q
     for c, m in enumerate(memories):
         dU[:, (1 + c) * F:(2 + c) * F] += der.T @ m
@@ -274,7 +324,8 @@ def nonlinear_backward(de, cache, W, dW):
 class Scores(NamedTuple):
     memory: np.ndarray            # (N, K, M) s_O(x_k, m_i): x_k = [x, f1, …, f(k−1)] built from the TRUE facts
     time: Optional[np.ndarray]    # (N, K, 3) (U_O Φx_k)ᵀ T_O: the weight of each write-time feature at hop k
-    answer: np.ndarray            # (N, V) s_R([x, f1, …, fK], w) for every word w
+    answer: np.ndarray            # (N, V) s_R([x, f1, …, fK], w) for every word w; with answer_words > 1
+                                  # (N, J, V_R), step j's input holding the true answer words before j too
 
 
 class Cache(NamedTuple):
@@ -286,10 +337,11 @@ class Cache(NamedTuple):
     ey: np.ndarray                # (N, M', d) U_O Φy(m_i) (AM: slot M is S_O)
     ey_nl: Optional[ops.ActCache]
     r_memories: list              # R's memory copies: [Σ_k f_k] or [f_1, …, f_K], each (N, V) counts
-    er: np.ndarray                # (N, d) U_R Φx([x, f1, …, fK])
+    er: np.ndarray                # (N, d) U_R Φx([x, f1, …, fK]); (N, J, d) with answer_words > 1
     er_nl: Optional[ops.ActCache]
-    ew: np.ndarray                # (V, d) U_R Φy(w) of every word w
+    ew: np.ndarray                # (V_R, d) U_R Φy(w) of every word w
     ew_nl: Optional[ops.ActCache]
+    given: Optional[np.ndarray] = None   # (N, J, V_R) the true answer words before each step of R
 
 
 def memory_candidates(params, batch: Batch, config: Config):
@@ -305,13 +357,21 @@ def memory_candidates(params, batch: Batch, config: Config):
     return bags, ey, nl
 
 
-def answer_embeddings(params, q, facts, config: Config):
-    """R's input U_R Φx([x, m_o1, …]) (N, d) and every word's U_R Φy(w) (V, d), with their NL caches."""
-    V = config.vocab_size
-    er, er_nl = nonlinear_forward(embed_answer_input(params["U_R"], q, answer_memories(facts, config)),
-                                  params.get("W_R"))         # (N, d)
-    ew, ew_nl = nonlinear_forward(params["U_R"][:, -V:].T, params.get("W_R"))   # (V, d) Φy(w) is one-hot
+def answer_embeddings(params, q, facts, config: Config, given=None):
+    """R's input U_R Φx([x, m_o1, …]) (N, d) (with given words (N, J, V_R): (N, J, d)) and every word's U_R Φy(w)
+    (V_R, d), with their NL caches."""
+    V_R = response_size(config)
+    er, er_nl = nonlinear_forward(embed_answer_input(params["U_R"], q, answer_memories(facts, config), given),
+                                  params.get("W_R"))         # (N, [J,] d)
+    ew, ew_nl = nonlinear_forward(params["U_R"][:, -V_R:].T, params.get("W_R"))   # (V_R, d) Φy(w) is one-hot
     return er, er_nl, ew, ew_nl
+
+
+def given_words(words, V_R: int):
+    """Counts (N, J, V_R) of the answer words before each step, from R's targets words (N, J)."""
+    said = np.zeros(words.shape + (V_R,))                     # (N, J, V_R) one-hot of each step's word
+    np.put_along_axis(said, words[..., None], 1.0, -1)
+    return np.cumsum(said, 1) - said                          # (N, J, V_R) the words of the steps before
 
 
 def forward(params, batch: Batch, config: Config):
@@ -335,18 +395,18 @@ def forward(params, batch: Batch, config: Config):
         exs.append(ex)
         facts.append(bags[rows, batch.targets[:, k]])         # (N, V) the true fact f_k
         c = c + facts[-1]
-    er, er_nl, ew, ew_nl = answer_embeddings(params, q, facts, config)   # (N, d), (V, d)
-    s_ans = er @ ew.T                                         # (N, V) s_R(x, w) = (U_R Φx)ᵀ U_R Φy(w)
+    given = None if batch.words is None else given_words(batch.words, response_size(config)).astype(dtype)
+    er, er_nl, ew, ew_nl = answer_embeddings(params, q, facts, config, given)   # (N, [J,] d), (V_R, d)
+    s_ans = er @ ew.T                                         # (N, [J,] V_R) s_R(x, w) = (U_R Φx)ᵀ U_R Φy(w)
     scores = Scores(np.stack(s_mem, 1), np.stack(s_time, 1) if s_time else None, s_ans)
     return scores, Cache(q, bags, chosen, exs, ex_nls, ey, ey_nl, answer_memories(facts, config), er, er_nl, ew,
-                         ew_nl)
+                         ew_nl, given)
 
 
 def backward(dscores: Scores, cache: Cache, params, config: Config) -> dict[str, np.ndarray]:
     """∂loss/∂params from ∂loss/∂scores: each score aᵀUᵀUb sends (Ub)·ds to Ua and (Ua)·ds to Ub, which is
     ∂s/∂U = U(abᵀ + baᵀ) summed over the batch."""
     grads = {name: np.zeros_like(p) for name, p in params.items()}
-    V = config.vocab_size
     dey = np.zeros_like(cache.ey)                             # (N, M, d)
     for k in reversed(range(config.hops)):
         ds = dscores.memory[:, k]                             # (N, M)
@@ -364,11 +424,13 @@ def backward(dscores: Scores, cache: Cache, params, config: Config) -> dict[str,
     else:
         bags = cache.bags
     embed_candidates_backward(dey, bags, grads["U_O"])
-    dans = dscores.answer                                     # (N, V)
-    dew = nonlinear_backward(dans.T @ cache.er, cache.ew_nl, params.get("W_R"), grads.get("W_R"))   # (V, d)
-    grads["U_R"][:, -V:] += dew.T                             # (d, V) the answer words' side
-    der = nonlinear_backward(dans @ cache.ew, cache.er_nl, params.get("W_R"), grads.get("W_R"))    # (N, d)
-    embed_answer_input_backward(der, cache.q, cache.r_memories, grads["U_R"])
+    dans = dscores.answer                                     # (N, [J,] V_R)
+    V_R, d = dans.shape[-1], cache.er.shape[-1]
+    dew = nonlinear_backward(dans.reshape(-1, V_R).T @ cache.er.reshape(-1, d), cache.ew_nl, params.get("W_R"),
+                             grads.get("W_R"))               # (V_R, d)
+    grads["U_R"][:, -V_R:] += dew.T                           # (d, V_R) the answer words' side
+    der = nonlinear_backward(dans @ cache.ew, cache.er_nl, params.get("W_R"), grads.get("W_R"))    # (N, [J,] d)
+    embed_answer_input_backward(der, cache.q, cache.r_memories, grads["U_R"], cache.given)
     return grads
 
 
@@ -428,14 +490,21 @@ def margin_loss_forward(scores: Scores, batch: Batch, config: Config):
         d_mem[:, k] += ds
         d_mem[rows, k, f] -= ds.sum(1)                        # ∂/∂s_O(x, f): every term that involves f
         t_x = f
-    s_r = scores.answer[rows, batch.answers]                  # (N,)
-    cnt = batch.neg_answers * batch.weight[:, None]           # (N, V)
-    h = g - s_r[:, None] + scores.answer                      # (N, V) γ − s_R(x, r) + s_R(x, r̄)
+    # the answer: one ranking of the words, or with answer_words > 1 one per step of R (J of them)
+    V_R = scores.answer.shape[-1]
+    s_a = scores.answer.reshape(N, -1, V_R)                   # (N, J, V_R); J = 1 for one-word answers
+    if batch.words is None:
+        r, on = batch.answers[:, None], np.ones((N, 1))      # (N, 1)
+    else:
+        r, on = batch.words, batch.responding                 # (N, J) the true word (or STOP) of each step
+    s_r = np.take_along_axis(s_a, r[..., None], -1)           # (N, J, 1)
+    cnt = batch.neg_answers.reshape(s_a.shape) * (batch.weight[:, None] * on)[..., None]   # (N, J, V_R)
+    h = (config.answer_margin or g) - s_r + s_a               # (N, J, V_R) γ_R − s_R(x, r) + s_R(x, r̄)
     act = cnt * (h > 0)
     loss += float(np.sum(cnt * np.maximum(h, 0)))
-    d_ans = act.copy()                                        # (N, V)
-    d_ans[rows, batch.answers] -= act.sum(1)
-    return loss, MarginCache(batch.targets, Scores(d_mem, d_time, d_ans))
+    d_ans = act.copy()                                        # (N, J, V_R)
+    np.put_along_axis(d_ans, r[..., None], -act.sum(-1, keepdims=True), -1)   # the true word: cnt there is 0
+    return loss, MarginCache(batch.targets, Scores(d_mem, d_time, d_ans.reshape(scores.answer.shape)))
 
 
 def margin_loss_backward(dloss: float, cache: MarginCache) -> Scores:
@@ -498,10 +567,46 @@ def infer(params, batch: Batch, config: Config):
         t_x = o
         if config.hashing:                                    # the chosen memory's words join the input's buckets
             inp = inp | (buckets[rows, np.minimum(o, M - 1)] & (o < M)[:, None])
-    er, _, ew, _ = answer_embeddings(params, q, facts, config)   # (N, d), (V, d)
-    s_ans = er @ ew.T                                         # (N, V)
-    answers = 1 + np.argmax(s_ans[:, 1:], 1)                  # the null word is never an answer
+    if config.answer_words > 1:
+        answers, s_ans = respond(params, q, facts, config)
+    else:
+        er, _, ew, _ = answer_embeddings(params, q, facts, config)   # (N, d), (V, d)
+        s_ans = er @ ew.T                                     # (N, V)
+        answers = 1 + np.argmax(s_ans[:, 1:], 1)              # the null word is never an answer
     return answers, np.stack(chosen, 1), np.stack(hop_scores, 1), s_ans
+
+
+def respond(params, q, facts, config: Config):
+    """R for answers of several words (Weston et al. 2015, tasks 8 and 19): r_1 = argmax_w s_R([x, m_o1, …], w),
+    r_2 = argmax_w s_R([x, m_o1, …, r_1], w), … with the words said so far in an input copy of their own, until R
+    ranks STOP first (not at the first step: an answer has a word) or has said answer_words words.
+
+    Returns (answers (N,), scores (N, answer_words, V_R)): the vocabulary word whose words R said in that order
+    (answer_table), or 0, the null word, for a sequence that is no answer of the vocabulary."""
+    N, V_R = q.shape[0], response_size(config)
+    stop, rows = V_R - 1, np.arange(N)
+    W = params.get("W_R")
+    base = embed_answer_input(params["U_R"], q, answer_memories(facts, config))   # (N, d) x and the memories
+    ew, _ = nonlinear_forward(params["U_R"][:, -V_R:].T, W)  # (V_R, d)
+    said = np.full((N, config.answer_words + 1), stop)       # (N, J) the words, then STOP
+    given = np.zeros((N, V_R), q.dtype)                       # (N, V_R) the words said so far
+    done = np.zeros(N, bool)
+    steps = []
+    for j in range(config.answer_words):
+        er, _ = nonlinear_forward(base + given @ params["U_R"][:, -2 * V_R:-V_R].T, W)   # (N, d)
+        s = er @ ew.T                                         # (N, V_R)
+        steps.append(s)
+        s = s.copy()
+        s[:, 0] = -np.inf                                     # the null word is never said
+        if j == 0:
+            s[:, stop] = -np.inf
+        w = np.where(done, stop, np.argmax(s, 1))             # (N,)
+        done |= w == stop
+        said[:, j] = w
+        given[rows, w] += ~done
+    table = answer_table(config)[:, :config.answer_words + 1]   # (V, J)
+    match = (said[:, None, :] == table[None]).all(-1)        # (N, V) the answer R said
+    return np.where(match.any(1), np.argmax(match, 1), 0), np.stack(steps, 1)
 
 
 # ----------------------------------------------------------------------------------------------------------------

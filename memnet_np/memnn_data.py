@@ -98,7 +98,11 @@ class Batch(NamedTuple):
     active: np.ndarray         # (N, K) float 1 where hop k is trained (AM: the facts and the STOP hop; else all)
     neg_memories: np.ndarray   # (N, K, M') float how often each slot is a negative f̄ of hop k; M' = M, or M + 1
                                # with AM: slot M is the STOP memory
-    neg_answers: np.ndarray    # (N, V) float how often each word is a negative r̄
+    neg_answers: np.ndarray    # (N, V) float how often each word is a negative r̄; with answer_words > 1
+                               # (N, J, V_R), per step of R, over R's words (response_size)
+    words: Optional[np.ndarray] = None       # (N, J) with answer_words > 1: R's target at each step, the answer's
+                                             # words then STOP; J = answer_words + 1. None: one-word answers
+    responding: Optional[np.ndarray] = None  # (N, J) float 1 on the steps up to and with STOP
 
 
 def _count_facts(order, hops, room, extra_facts, sources, what="hops"):
@@ -146,9 +150,59 @@ def hop_targets(order: np.ndarray, hops: int, extra_facts: str = "error", source
     return np.where(known[:, None], targets, 0), known
 
 
+# ----------------------------------------------------------------------------------------------------------------
+# Answers of several words (Config.answer_words > 1): R's words are the vocabulary, the answer words that are no
+# vocabulary word (extra_words, ids V, V + 1, …) and STOP, the last id.
+
+
+def answer_vocabulary(words) -> dict:
+    """The Config fields R needs to say answers of several words: every comma answer of the vocabulary
+    ("apple,milk") split into its words (answer_parts), with the words that are no vocabulary word (task 19's n, s,
+    e, w) as extra_words; {} for a vocabulary without comma answers. `answer_words` (> 1) turns them on."""
+    index = {w: i for i, w in enumerate(words)}
+    extra = sorted({p for w in words if "," in w for p in w.split(",") if p not in index})
+    index.update({w: len(words) + e for e, w in enumerate(extra)})
+    parts = tuple((i, tuple(index[p] for p in w.split(","))) for i, w in enumerate(words) if "," in w)
+    return dict(answer_parts=parts, extra_words=tuple(extra)) if parts else {}
+
+
+def response_size(config: Config) -> int:
+    """V_R, the words R ranks: the vocabulary, and with answer_words > 1 also extra_words and STOP (V_R − 1)."""
+    return config.vocab_size + (len(config.extra_words) + 1 if config.answer_words > 1 else 0)
+
+
+def answer_table(config: Config) -> np.ndarray:
+    """(V, P) every vocabulary word as R says it: its words (answer_parts; else the word itself), then STOP to the
+    end of the row, P = 1 + the most words of an answer or answer_words. Row 0, the null word, is −1."""
+    parts = dict(config.answer_parts)
+    P = 1 + max([len(ws) for ws in parts.values()] + [config.answer_words])
+    table = np.full((config.vocab_size, P), response_size(config) - 1, np.int64)   # (V, P) STOP
+    table[:, 0] = np.arange(config.vocab_size)
+    for t, ws in parts.items():
+        table[t, :len(ws)] = ws
+    table[0] = -1
+    return table
+
+
+def response_targets(answers, config: Config, sources=None, check: bool = False):
+    """(words (N, J), responding (N, J)) for answer ids (N,), J = answer_words + 1: R's target at each step, the
+    answer's words then STOP, and 1 on the steps up to STOP. An answer of more than answer_words words keeps its
+    first J words (it cannot be answered); check=True (training) raises ValueError for it instead."""
+    J = config.answer_words + 1
+    rows = answer_table(config)[answers]                      # (N, P)
+    n = (rows != response_size(config) - 1).sum(1)            # (N,) words of each answer
+    if check and len(n) and n.max() > config.answer_words:
+        i = int(np.argmax(n))
+        where = f" ({sources[i]})" if sources is not None else ""
+        raise ValueError(f"question {i}{where} has an answer of {n[i]} words but the model answers with at most "
+                         f"answer_words = {config.answer_words}; use answer_words >= {n.max()}")
+    return rows[:, :J], (np.arange(J) <= n[:, None]).astype(float)
+
+
 def sample_negatives(mask, targets, answers, V: int, negatives: int, rng: Optional[np.random.Generator],
                      stop: bool = False, candidates: Optional[np.ndarray] = None):
-    """Counts of negative memories (N, K, M') and answer words (N, V): every candidate once when negatives = 0 or
+    """Counts of negative memories (N, K, M') and answer words (N, V) for answers (N,), or (N, J, V) for R's
+    targets (N, J) at each step: every candidate once when negatives = 0 or
     rng is None, else `negatives` draws with replacement, uniform over the candidates other than the target.
     With stop=True the STOP memory, slot M' − 1 = M, is a candidate too. `candidates` (N, K, M) bool narrows each
     hop's memories (hashing: those sharing a word with the hop's input); by default every sentence in memory."""
@@ -173,23 +227,24 @@ def sample_negatives(mask, targets, answers, V: int, negatives: int, rng: Option
 
 def _every_answer_but(answers, V: int) -> np.ndarray:
     """(N, V) every word once but the null word and the answer: the answer negatives when none are drawn."""
-    neg_a = np.ones((len(answers), V))                        # (N, V)
-    neg_a[:, 0] = 0.0                                         # the null word is never an answer
-    neg_a[np.arange(len(answers)), answers] = 0.0
+    neg_a = np.ones(answers.shape + (V,))                     # (N, [J,] V)
+    neg_a[..., 0] = 0.0                                       # the null word is never an answer
+    np.put_along_axis(neg_a, answers[..., None], 0.0, -1)
     return neg_a
 
 
 def _count_draws(j, ok, slots: int, answers, V: int, negatives: int, rng):
     """The drawn memories j (N, K, S) where ok, counted per slot: (N, K, slots); then `negatives` answer words per
-    question, drawn uniformly from the words other than the null word and the answer, counted: (N, V)."""
+    question (or per step of R), drawn uniformly from the words other than the null word and the answer, counted:
+    (N, [J,] V)."""
     N, K, _ = j.shape
     neg_m = np.zeros((N, K, slots))                           # (N, K, M')
     nn, kk, _ = np.indices(j.shape)
     np.add.at(neg_m, (nn[ok], kk[ok], j[ok]), 1.0)
-    w = 1 + np.floor(rng.random((N, negatives)) * (V - 2)).astype(np.int64)   # (N, S) words in [1, V−1)
-    w += w >= answers[:, None]                                # skip the answer
-    neg_a = np.zeros((N, V))                                  # (N, V)
-    np.add.at(neg_a, (np.repeat(np.arange(N), negatives), w.ravel()), 1.0)
+    w = 1 + np.floor(rng.random(answers.shape + (negatives,)) * (V - 2)).astype(np.int64)   # (N, [J,] S) in [1, V−1)
+    w += w >= answers[..., None]                              # skip the answer
+    neg_a = np.zeros(answers.shape + (V,))                    # (N, [J,] V)
+    np.add.at(neg_a.reshape(-1, V), (np.repeat(np.arange(answers.size), negatives), w.ravel()), 1.0)
     return neg_m, neg_a
 
 
@@ -236,9 +291,15 @@ def _batch(stories, queries, answers, mask, order, config: Config, rng, sources=
         else:
             targets, known = hop_targets(order, config.hops, config.extra_facts, sources)
     cand = hop_candidates(stories, queries, mask, targets, config.vocab_size) if config.hashing else None
-    neg_m, neg_a = sample_negatives(mask, targets, answers, config.vocab_size, config.negatives, rng,
-                                    config.adaptive, cand)
-    return Batch(stories, queries, answers, mask, targets, known.astype(float), active.astype(float), neg_m, neg_a)
+    words = responding = None
+    if config.answer_words > 1:                               # R answers word by word: a target per step
+        words, responding = response_targets(answers, config)
+    neg_m, neg_a = sample_negatives(mask, targets, answers if words is None else words, response_size(config),
+                                    config.negatives, rng, config.adaptive, cand)
+    if responding is not None:
+        neg_a *= responding[..., None]                        # no negatives after STOP
+    return Batch(stories, queries, answers, mask, targets, known.astype(float), active.astype(float), neg_m, neg_a,
+                 words, responding)
 
 
 def make_batch(arrays, idx, config: Config, rng: Optional[np.random.Generator] = None,
@@ -255,6 +316,8 @@ def make_batch(arrays, idx, config: Config, rng: Optional[np.random.Generator] =
         order = order[idx]
     sources = [arrays.questions[i].source for i in np.atleast_1d(idx)] if getattr(arrays, "questions", None) \
         else None
+    if train and config.answer_words > 1:
+        response_targets(arrays.answers[idx], config, sources, check=True)
     return _batch(arrays.stories[idx], arrays.queries[idx], arrays.answers[idx], arrays.mask[idx], order, config,
                   rng if train else None, sources)
 
@@ -273,6 +336,9 @@ def example_batch(config: Config, rng: np.random.Generator, N: int = 4, M: Optio
     order[::2, 1:] = -1                                       # every other question has a single fact
     if config.adaptive:
         order[:, config.hops - 1:] = -1                       # room for the STOP hop
+    if config.answer_words > 1 and config.answer_parts:       # every other answer one of several words
+        several = np.array([t for t, ws in config.answer_parts if len(ws) <= config.answer_words])
+        answers[::2] = several[np.floor(rng.random(len(answers[::2])) * len(several)).astype(np.int64)]
     return _batch(stories, queries, answers, mask, order, config, rng)
 
 
@@ -287,16 +353,28 @@ def _check_batch(batch: Batch, config: Config) -> None:
     if (batch.queries.shape[0] != N or batch.answers.shape != (N,) or batch.mask.shape != (N, M)
             or batch.targets.shape != (N, config.hops) or batch.active.shape != (N, config.hops)
             or batch.neg_memories.shape != (N, config.hops, M + config.adaptive)
-            or batch.neg_answers.shape != (N, config.vocab_size)):
+            or batch.neg_answers.shape != ((N, config.vocab_size) if config.answer_words == 1 else
+                                           (N, config.answer_words + 1, response_size(config)))
+            or (config.answer_words > 1) != (batch.words is not None)
+            or (batch.words is not None and (batch.words.shape != (N, config.answer_words + 1)
+                                             or batch.responding is None or batch.responding.shape != batch.words.shape))):
         raise ValueError(f"inconsistent batch for {config.hops} hops and V = {config.vocab_size}: stories "
                          f"{batch.stories.shape}, queries {batch.queries.shape}, answers {batch.answers.shape}, "
                          f"mask {batch.mask.shape}, targets {batch.targets.shape}, neg_memories "
-                         f"{batch.neg_memories.shape}, neg_answers {batch.neg_answers.shape}")
+                         f"{batch.neg_memories.shape}, neg_answers {batch.neg_answers.shape}"
+                         + ("" if batch.words is None else f", words {batch.words.shape}")
+                         + (f" (answer_words = {config.answer_words}: R's targets, batch.words, are "
+                            f"{'missing' if batch.words is None else 'not expected'})"
+                            if (config.answer_words > 1) != (batch.words is not None) else ""))
     for name in ("stories", "queries", "answers"):
         a = getattr(batch, name)
         if a.size and (a.min() < 0 or a.max() >= config.vocab_size):
             raise ValueError(f"batch.{name} holds word ids outside [0, {config.vocab_size}) "
                              f"(min {a.min()}, max {a.max()}): was the data encoded with another vocabulary?")
+    if batch.words is not None and batch.words.size and (batch.words.min() < 1
+                                                        or batch.words.max() >= response_size(config)):
+        raise ValueError(f"batch.words holds ids outside R's words [1, {response_size(config)}) (min "
+                         f"{batch.words.min()}, max {batch.words.max()})")
     if N and not batch.mask[:, 0].all():
         raise ValueError("every story needs at least one sentence in memory (slot 0 is empty for question "
                          f"{int(np.argmin(batch.mask[:, 0]))})")

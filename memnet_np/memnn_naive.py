@@ -29,6 +29,8 @@ class _Paper(NamedTuple):
     U: np.ndarray
     C: int                        # copies of R's input that hold the chosen memories
     D_R: int
+    V_R: int                      # the words R says: |W|, and with answers of several words extra ones and STOP
+    G: int                        # features of the words R has said (V_R with answers of several words, else 0)
 
 
 def _paper(params, config: Config) -> _Paper:
@@ -36,8 +38,34 @@ def _paper(params, config: Config) -> _Paper:
     blocks = [params["U_O"]] + ([params["S_O"]] if config.adaptive else []) + \
         ([params["T_O"]] if config.time_features else [])
     C = config.hops if config.answer_input == "ordered" else 1
+    several = config.answer_words > 1
+    V_R = V + (len(config.extra_words) + 1 if several else 0)
+    G = V_R if several else 0
     return _Paper(V, F, config.ngrams, 3 * F + config.adaptive + 3 * config.time_features, np.hstack(blocks), C,
-                  (1 + C) * F + V)
+                  (1 + C) * F + G + V_R, V_R, G)
+
+
+def _answer_words(answer, config: Config, P: _Paper) -> list:
+    """What R must say for the vocabulary word `answer`: the word itself, or with answers of several words its
+    words (answer_parts) and then STOP, id V_R − 1."""
+    if config.answer_words == 1:
+        return [int(answer)]
+    return list(dict(config.answer_parts).get(int(answer), (int(answer),))) + [P.V_R - 1]
+
+
+def _said(x_r, words, P: _Paper):
+    """R's input with the words said so far in their own copy, after the memories' copies."""
+    x_r = x_r.copy()
+    for w in words:
+        x_r[(1 + P.C) * P.F + w] += 1.0
+    return x_r
+
+
+def _word(w, P: _Paper):
+    """Φy(w): the word w in the candidates' copy, the last V_R features."""
+    b = np.zeros(P.D_R)
+    b[P.D_R - P.V_R + w] = 1.0
+    return b
 
 
 def _phi(words, copy, size, P: _Paper):
@@ -138,17 +166,18 @@ def loss_and_grads_naive(params, batch: Batch, config: Config):
                 x = x + _phi(batch.stories[n, f], 1, P.D, P)          # [x, f_k]: the fact's words in copy 2
                 x_r = x_r + _phi(batch.stories[n, f], 1 + min(k, P.C - 1), P.D_R, P)   # R: copy 2, or k + 2
             t_x = f
-        r = batch.answers[n]
-        for w in range(1, V):
-            c = batch.neg_answers[n, w]
-            if w == r or c == 0:
-                continue
-            b_r, b_w = np.zeros(P.D_R), np.zeros(P.D_R)
-            b_r[(1 + P.C) * P.F + r] = b_w[(1 + P.C) * P.F + w] = 1.0
-            h = g - s(U_R, x_r, b_r) + s(U_R, x_r, b_w)
-            if h > 0:
-                loss += c * h
-                dU_R += c * (ds_dU(U_R, x_r, b_w) - ds_dU(U_R, x_r, b_r))
+        say = _answer_words(batch.answers[n], config, P)       # the answer's words (then STOP)
+        for j, r in enumerate(say[:config.answer_words + 1]):   # step j of R: the words before j are in its input
+            x_rj = _said(x_r, say[:j], P)
+            for w in range(1, P.V_R):
+                c = batch.neg_answers[n, w] if config.answer_words == 1 else batch.neg_answers[n, j, w]
+                if w == r or c == 0:
+                    continue
+                b_r, b_w = _word(r, P), _word(w, P)
+                h = (config.answer_margin or g) - s(U_R, x_rj, b_r) + s(U_R, x_rj, b_w)   # γ_R
+                if h > 0:
+                    loss += c * h
+                    dU_R += c * (ds_dU(U_R, x_rj, b_w) - ds_dU(U_R, x_rj, b_r))
     if config.nonlinear:
         return loss, None
     grads = {"U_O": dU_O[:, :3 * P.F], "U_R": dU_R}
@@ -197,11 +226,25 @@ def predict_naive(params, batch: Batch, config: Config):
             x_r = x_r + _phi(batch.stories[n, best], 1 + min(k, P.C - 1), P.D_R, P)
             t_x = best
             heard |= _words(batch.stories[n, best])
-        word_scores = []
-        for w in range(1, V):
-            b_w = np.zeros(P.D_R)
-            b_w[(1 + P.C) * P.F + w] = 1.0
-            word_scores.append(s(U_R, x_r, b_w))
-        answers.append(1 + int(np.argmax(word_scores)))
+        said = []                                             # R: a word at a time, until STOP
+        for j in range(config.answer_words):
+            stop = P.V_R - 1 if config.answer_words > 1 else None
+            words = [w for w in range(1, P.V_R) if not (w == stop and j == 0)]   # an answer has a first word
+            word_scores = [s(U_R, _said(x_r, said, P), _word(w, P)) for w in words]
+            w = words[int(np.argmax(word_scores))]
+            if w == stop:
+                break
+            said.append(w)
+        answers.append(_answer_of(said, config))
         chosen.append(picks)
     return np.array(answers), np.array(chosen)
+
+
+def _answer_of(said: list, config: Config) -> int:
+    """The vocabulary word R said: several words are the comma answer made of them in that order, one word is
+    itself if it is a vocabulary word and no comma answer; else 0 (the null word), no answer."""
+    parts = {tuple(ws): t for t, ws in config.answer_parts}
+    if tuple(said) in parts:
+        return parts[tuple(said)]
+    one = len(said) == 1 and said[0] < config.vocab_size and said[0] not in dict(config.answer_parts)
+    return said[0] if one else 0
