@@ -534,6 +534,26 @@ def test_training_interrupted_and_resumed_ends_where_one_run_ends_bit_for_bit(tm
     assert (whole["converged_at"] or {}).get("sequences") == (again["converged_at"] or {}).get("sequences")
 
 
+def test_a_finished_run_resumed_with_a_larger_budget_ends_where_one_run_of_that_budget_ends(tmp_path):
+    """Going on from a finished run's state to a larger --sequences is the same run as that budget from scratch (the
+    smaller budget ends on an evaluation, so the held-out schedule is the same)."""
+    config, kw = _small_copy_config(), dict(eval_every=80, eval_sequences=16)
+    whole = ntm.train_task(config=config, rng=np.random.default_rng(7), sequences=480, **kw)
+    short = ntm.train_task(config=config, rng=np.random.default_rng(7), sequences=240, state_path=tmp_path / "s.npz",
+                           **kw)
+    assert [r["sequences"] for r in short["history"]] == [80, 160, 240]
+    seen = []
+    longer = ntm.train_task(config=config, rng=np.random.default_rng(7), sequences=480, state_path=tmp_path / "s.npz",
+                            resume=True, progress=lambda r: seen.append(r["sequences"]), **kw)
+    assert seen == [320, 400, 480]
+    assert not all(np.array_equal(short["params"][k], longer["params"][k]) for k in short["params"])
+    for key in ("params", "best_params"):
+        assert all(np.array_equal(whole[key][k], longer[key][k]) for k in whole[key]), key
+    assert _same_records(whole["history"], longer["history"])
+    assert whole["best"]["sequences"] == longer["best"]["sequences"]
+    assert (whole["converged_at"] or {}).get("sequences") == (longer["converged_at"] or {}).get("sequences")
+
+
 def test_resume_without_a_state_starts_afresh_and_refuses_a_state_of_other_settings(tmp_path):
     config, kw = _small_copy_config(), dict(sequences=80, eval_every=40, eval_sequences=8)
     fresh = ntm.train_task(config=config, rng=np.random.default_rng(1), **kw)
