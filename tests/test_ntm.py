@@ -465,6 +465,43 @@ def test_curriculum_lengthens_the_training_sequences_as_they_are_mastered():
         small_copy(curriculum=-1)
 
 
+def _repeats(seq):
+    """(R, the count input) of each repeat-copy sequence: lengths = (R + 1) L + 3, the count at step L + 1."""
+    L = seq.target_mask.argmax(1) - 2                                            # (N,) first target step is L + 2
+    R = (seq.lengths - 3) // L - 1                                               # (N,)
+    return R, seq.inputs[np.arange(len(L)), L + 1, -1]                           # (N,), (N,)
+
+
+def test_repeat_copy_curriculum_grows_the_repeats_and_keeps_the_count_scale():
+    config = ntm.Config.for_task("repeat-copy", memory_slots=8, memory_width=6, controller_size=32, max_len=1,
+                                 optimizer="adam", lr=1e-2, batch_size=8, curriculum=1)
+    R, count = _repeats(ntm.task_batch(config, np.random.default_rng(0), 200, max_len=3, max_repeats=2))
+    assert set(R.tolist()) == {1, 2}
+    R10, count10 = _repeats(ntm.task_batch(config, np.random.default_rng(1), 400, max_len=3))
+    assert set(R10.tolist()) == set(range(1, 11))                               # the default: all of REPEATS
+    for r in (1, 2):                                                             # the same count for the same R
+        assert np.allclose(count[R == r], count10[R10 == r][0])
+    assert count10[R10 == 1][0] < 0 < count10[R10 == 10][0]
+    seen = []
+    real = ntm.training.task_batch
+
+    def spy(*args, **kw):
+        seq = real(*args, **kw)
+        seen.append(int(_repeats(seq)[0].max()))
+        return seq
+    import memnet_np.ntm.training as training
+    training.task_batch, saved = spy, training.task_batch
+    try:
+        out = ntm.train_task(config=config, rng=np.random.default_rng(0), sequences=8 * 400, eval_every=400,
+                             eval_sequences=8)
+    finally:
+        training.task_batch = saved
+    tops = [h["max_repeats"] for h in out["history"]]
+    assert tops == sorted(tops) and tops[0] < 10 and tops[-1] > tops[0], tops
+    assert all(h["max_len"] == 1 for h in out["history"])                       # the lengths are left alone
+    assert seen[1] == 1 and max(seen) > 1                                        # seen[0]: the held-out set
+
+
 def test_train_task_defaults_to_the_tuned_settings():
     out = ntm.train_task("copy", rng=np.random.default_rng(0), sequences=16, eval_every=16, eval_sequences=4)
     assert out["config"] == ntm.Config.tuned("copy")

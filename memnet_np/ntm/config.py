@@ -56,8 +56,10 @@ class Config:
     clip: float = 10.0               # each gradient component clipped to (−clip, clip); 0: off
     clip_norm: float = 0.0           # > 0: then all gradients rescaled together to a global norm of at most this
                                      # (Collier & Beel's official code: 50); 0: off
-    curriculum: int = 0              # 0: off; else training lengths start at min_len..curriculum and the top grows by
-                                     # one each time the last 10 batches average < 1 bit error per sequence
+    curriculum: int = 0              # 0: off; else the task's hard axis (copy: the length, associative recall: the
+                                     # number of items, repeat copy: the number of repeats, lengths kept) starts at
+                                     # its lowest..curriculum and the top grows by one each time the last 10 batches
+                                     # average < 1 bit error per sequence
     backtrack: bool = False          # when the held-out cost jumps above twice its best (+1 bit), go back to the best
                                      # parameters, halve lr and restart the optimiser (train_task)
     batch_size: int = 1
@@ -242,15 +244,21 @@ TASK_FUNCTIONS = {"copy": algorithmic.copy_task, "repeat-copy": algorithmic.repe
                   "associative-recall": algorithmic.associative_recall_task}
 
 
+REPEATS = (1, 10)   # repeat copy's numbers of repeats (the paper's), over which the count input is normalised
+
+
 def task_batch(config: Config, rng: np.random.Generator, N: int, min_len: Optional[int] = None,
-               max_len: Optional[int] = None) -> algorithmic.SequenceBatch:
-    """N sequences of the config's task; lengths (items for associative recall) in [min_len, max_len]."""
+               max_len: Optional[int] = None, max_repeats: Optional[int] = None) -> algorithmic.SequenceBatch:
+    """N sequences of the config's task; lengths (items for associative recall) in [min_len, max_len]; repeat copy's
+    repeats in [1, max_repeats] (all of REPEATS by default; the count is normalised over REPEATS either way)."""
     lo = config.min_len if min_len is None else min_len
     hi = config.max_len if max_len is None else max_len
     if config.task == "copy":
         return algorithmic.copy_task(rng, N, bits=config.output_width, min_len=lo, max_len=hi)
     if config.task == "repeat-copy":
-        return algorithmic.repeat_copy_task(rng, N, bits=config.output_width - 1, min_len=lo, max_len=hi)
+        top = REPEATS[1] if max_repeats is None else max_repeats
+        return algorithmic.repeat_copy_task(rng, N, bits=config.output_width - 1, min_len=lo, max_len=hi,
+                                            min_repeats=REPEATS[0], max_repeats=top, repeats_range=REPEATS)
     return algorithmic.associative_recall_task(rng, N, bits=config.output_width, min_items=lo, max_items=hi)
 
 

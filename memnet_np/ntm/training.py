@@ -18,7 +18,8 @@ import numpy as np
 
 from memnet_np import optim
 from memnet_np import train as T
-from memnet_np.ntm.config import TASK_SEQUENCES, TASKS, Config, init_params, make_batch, replace, task_batch
+from memnet_np.ntm.config import (REPEATS, TASK_SEQUENCES, TASKS, Config, init_params, make_batch, replace,
+                                  task_batch)
 from memnet_np.ntm.model import forward, loss_and_grads, metrics
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -105,7 +106,9 @@ def train_task(task: Optional[str] = None, config: Optional[Config] = None, rng:
     seen, seconds, history, converged_at, best, best_params = 0, 0.0, [], None, None, None
     run_bits, run_errors, run_n = 0.0, 0.0, 0
     next_eval = eval_every
-    top = min(max(config.curriculum, config.min_len), config.max_len) if config.curriculum else config.max_len
+    repeats = config.task == "repeat-copy"                   # its curriculum is over the repeats, not the length
+    lowest, highest = REPEATS if repeats else (config.min_len, config.max_len)
+    top = min(max(config.curriculum, lowest), highest) if config.curriculum else highest
     recent = []                                               # bit errors per sequence of the last batches
     stopped = False
     evaluation = {"eval_every": eval_every, "eval_sequences": eval_sequences, "target": target}
@@ -117,12 +120,13 @@ def train_task(task: Optional[str] = None, config: Optional[Config] = None, rng:
         best = None if st["best"] is None else history[st["best"]]
     while seen < sequences and not stopped:
         t0 = time.perf_counter()
-        b = make_batch(task_batch(config, train_rng, B, config.min_len, top), config, train_rng)
+        b = make_batch(task_batch(config, train_rng, B, config.min_len, config.max_len if repeats else top,
+                                  top if repeats else None), config, train_rng)
         _, grads, info = loss_and_grads(params, b, config)
         opt.step(params, clip_gradients(grads, config))
         seconds += time.perf_counter() - t0
         seen += B
-        if top < config.max_len:                              # curriculum: longer sequences once these are mastered
+        if top < highest:                                     # curriculum: harder sequences once these are mastered
             recent = (recent + [float(info["bit_errors_per_sequence"].mean())])[-10:]
             if len(recent) == 10 and sum(recent) / 10 < 1.0:
                 top, recent = top + 1, []
@@ -136,7 +140,8 @@ def train_task(task: Optional[str] = None, config: Optional[Config] = None, rng:
                       "train_bit_errors_per_sequence": run_errors / run_n,
                       "bits_per_sequence": ev["bits_per_sequence"],
                       "bit_errors_per_sequence": ev["bit_errors_per_sequence"],
-                      "sequences_per_second": seen / max(seconds, 1e-9), "max_len": top}
+                      "sequences_per_second": seen / max(seconds, 1e-9),
+                      **({"max_len": config.max_len, "max_repeats": top} if repeats else {"max_len": top})}
             run_bits = run_errors = 0.0
             run_n = 0
             history.append(record)
