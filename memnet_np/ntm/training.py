@@ -109,13 +109,12 @@ def train_task(task: Optional[str] = None, config: Optional[Config] = None, rng:
     repeats = config.task == "repeat-copy"                   # its curriculum is over the repeats, not the length
     lowest, highest = REPEATS if repeats else (config.min_len, config.max_len)
     top = min(max(config.curriculum, lowest), highest) if config.curriculum else highest
-    recent = []                                               # bit errors per sequence of the last batches
     stopped = False
     evaluation = {"eval_every": eval_every, "eval_sequences": eval_sequences, "target": target}
     if resume and state_path is not None and Path(state_path).is_file():
         params, best_params, st = load_state(state_path, config, evaluation, train_rng, opt)
-        lr, seen, seconds, next_eval, top, recent, stopped = (st[k] for k in ("lr", "seen", "seconds", "next_eval",
-                                                                             "top", "recent", "stopped"))
+        lr, seen, seconds, next_eval, top, stopped = (st[k] for k in ("lr", "seen", "seconds", "next_eval", "top",
+                                                                     "stopped"))
         history, converged_at = st["history"], st["converged_at"]
         best = None if st["best"] is None else history[st["best"]]
     while seen < sequences and not stopped:
@@ -126,10 +125,6 @@ def train_task(task: Optional[str] = None, config: Optional[Config] = None, rng:
         opt.step(params, clip_gradients(grads, config))
         seconds += time.perf_counter() - t0
         seen += B
-        if top < highest:                                     # curriculum: harder sequences once these are mastered
-            recent = (recent + [float(info["bit_errors_per_sequence"].mean())])[-10:]
-            if len(recent) == 10 and sum(recent) / 10 < 1.0:
-                top, recent = top + 1, []
         run_bits += float(info["bits_per_sequence"].sum())
         run_errors += float(info["bit_errors_per_sequence"].sum())
         run_n += B
@@ -142,6 +137,8 @@ def train_task(task: Optional[str] = None, config: Optional[Config] = None, rng:
                       "bit_errors_per_sequence": ev["bit_errors_per_sequence"],
                       "sequences_per_second": seen / max(seconds, 1e-9),
                       **({"max_len": config.max_len, "max_repeats": top} if repeats else {"max_len": top})}
+            if top < highest and record["train_bit_errors_per_sequence"] < 1.0:
+                top += 1                                      # curriculum: these are mastered, one step harder
             run_bits = run_errors = 0.0
             run_n = 0
             history.append(record)
@@ -160,7 +157,7 @@ def train_task(task: Optional[str] = None, config: Optional[Config] = None, rng:
             if state_path is not None:
                 save_state(state_path, config, evaluation, params, best_params, opt, train_rng,
                            {"lr": lr, "seen": seen, "seconds": seconds, "next_eval": next_eval, "top": top,
-                            "recent": recent, "stopped": stopped, "history": history, "converged_at": converged_at,
+                            "stopped": stopped, "history": history, "converged_at": converged_at,
                             "best": next(i for i, h in enumerate(history) if h is best)})
             if progress is not None:
                 progress(record)
