@@ -502,6 +502,24 @@ def test_repeat_copy_curriculum_grows_the_repeats_and_keeps_the_count_scale():
     assert seen[1] == 1 and max(seen) > 1                                        # seen[0]: the held-out set
 
 
+def test_backtracking_waits_for_a_curriculum_to_train_on_the_full_range(monkeypatch):
+    """A held-out cost above twice its best (+1) sends training back to the best parameters at half the learning rate;
+    not while a curriculum still trains on easier sequences than the held-out ones (their cost means nothing then)."""
+    import memnet_np.ntm.training as training
+
+    def backtracks(**kw):
+        costs = iter([10.0] + [100.0] * 20)                  # one good evaluation, then each far above it
+        monkeypatch.setattr(training, "evaluate", lambda params, config, batches: {
+            "bits_per_sequence": next(costs), "bit_errors_per_sequence": 5.0, "sequences": len(batches)})
+        out = ntm.train_task(config=small_copy(backtrack=True, lr=1e-12, **kw), rng=np.random.default_rng(0),
+                             sequences=8 * 4, eval_every=8, eval_sequences=8)
+        assert [h["max_len"] for h in out["history"]] == [kw.get("curriculum") or 3] * 4   # lr ~0: nothing mastered
+        return [h.get("backtracked_to") for h in out["history"]]
+    assert backtracks() == [None, 8, 8, 8]                   # no curriculum
+    assert backtracks(curriculum=3) == [None, 8, 8, 8]       # a curriculum that starts at the full range
+    assert backtracks(curriculum=1) == [None] * 4            # one still on length 1, scored on lengths 1-3
+
+
 def test_train_task_defaults_to_the_tuned_settings():
     out = ntm.train_task("copy", rng=np.random.default_rng(0), sequences=16, eval_every=16, eval_sequences=4)
     assert out["config"] == ntm.Config.tuned("copy")

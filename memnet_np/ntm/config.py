@@ -61,7 +61,8 @@ class Config:
                                      # its lowest..curriculum and the top grows by one at each held-out evaluation
                                      # where the training sequences since the last one averaged < 1 bit error
     backtrack: bool = False          # when the held-out cost jumps above twice its best (+1 bit), go back to the best
-                                     # parameters, halve lr and restart the optimiser (train_task)
+                                     # parameters, halve lr and restart the optimiser (train_task); with a curriculum
+                                     # only once it trains on the full range
     batch_size: int = 1
     min_len: int = 1                 # training sequence lengths (copy: 1–20)
     max_len: int = 20

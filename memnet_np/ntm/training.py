@@ -137,16 +137,16 @@ def train_task(task: Optional[str] = None, config: Optional[Config] = None, rng:
                       "bit_errors_per_sequence": ev["bit_errors_per_sequence"],
                       "sequences_per_second": seen / max(seconds, 1e-9),
                       **({"max_len": config.max_len, "max_repeats": top} if repeats else {"max_len": top})}
-            if top < highest and record["train_bit_errors_per_sequence"] < 1.0:
-                top += 1                                      # curriculum: these are mastered, one step harder
             run_bits = run_errors = 0.0
             run_n = 0
             history.append(record)
             if best is None or (ev["bit_errors_per_sequence"], ev["bits_per_sequence"]) < \
                     (best["bit_errors_per_sequence"], best["bits_per_sequence"]):
                 best, best_params = record, {k: v.copy() for k, v in params.items()}
-            elif config.backtrack and ev["bits_per_sequence"] > 2 * best["bits_per_sequence"] + 1:
-                params = {k: v.copy() for k, v in best_params.items()}   # a blow-up: back to the best point
+            elif config.backtrack and top == highest and ev["bits_per_sequence"] > 2 * best["bits_per_sequence"] + 1:
+                # a blow-up: back to the best point (not while a curriculum trains on easier sequences than the
+                # held-out ones, whose cost then swings without anything having gone wrong)
+                params = {k: v.copy() for k, v in best_params.items()}
                 opt = make_optimizer(config)
                 opt.lr = lr = lr / 2
                 record["backtracked_to"] = best["sequences"]
@@ -154,6 +154,8 @@ def train_task(task: Optional[str] = None, config: Optional[Config] = None, rng:
             if converged_at is None and ev["bit_errors_per_sequence"] <= target:
                 converged_at = {"sequences": seen, "seconds": seconds}
                 stopped = stop_when_converged
+            if top < highest and record["train_bit_errors_per_sequence"] < 1.0:
+                top += 1                                      # curriculum: these are mastered, one step harder
             if state_path is not None:
                 save_state(state_path, config, evaluation, params, best_params, opt, train_rng,
                            {"lr": lr, "seen": seen, "seconds": seconds, "next_eval": next_eval, "top": top,
