@@ -465,6 +465,61 @@ def test_curriculum_lengthens_the_training_sequences_as_they_are_mastered():
         small_copy(curriculum=-1)
 
 
+def _repeats(seq):
+    """(R, the count input) of each repeat-copy sequence: lengths = (R + 1) L + 3, the count at step L + 1."""
+    L = seq.target_mask.argmax(1) - 2                                            # (N,) first target step is L + 2
+    R = (seq.lengths - 3) // L - 1                                               # (N,)
+    return R, seq.inputs[np.arange(len(L)), L + 1, -1]                           # (N,), (N,)
+
+
+def test_repeat_copy_curriculum_grows_the_repeats_and_keeps_the_count_scale():
+    config = ntm.Config.for_task("repeat-copy", memory_slots=8, memory_width=6, controller_size=32, max_len=1,
+                                 optimizer="adam", lr=1e-2, batch_size=8, curriculum=1)
+    R, count = _repeats(ntm.task_batch(config, np.random.default_rng(0), 200, max_len=3, max_repeats=2))
+    assert set(R.tolist()) == {1, 2}
+    R10, count10 = _repeats(ntm.task_batch(config, np.random.default_rng(1), 400, max_len=3))
+    assert set(R10.tolist()) == set(range(1, 11))                               # the default: all of REPEATS
+    for r in (1, 2):                                                             # the same count for the same R
+        assert np.allclose(count[R == r], count10[R10 == r][0])
+    assert count10[R10 == 1][0] < 0 < count10[R10 == 10][0]
+    seen = []
+    real = ntm.training.task_batch
+
+    def spy(*args, **kw):
+        seq = real(*args, **kw)
+        seen.append(int(_repeats(seq)[0].max()))
+        return seq
+    import memnet_np.ntm.training as training
+    training.task_batch, saved = spy, training.task_batch
+    try:
+        out = ntm.train_task(config=config, rng=np.random.default_rng(0), sequences=8 * 400, eval_every=400,
+                             eval_sequences=8)
+    finally:
+        training.task_batch = saved
+    tops = [h["max_repeats"] for h in out["history"]]
+    assert tops == sorted(tops) and tops[0] < 10 and tops[-1] > tops[0], tops
+    assert all(h["max_len"] == 1 for h in out["history"])                       # the lengths are left alone
+    assert seen[1] == 1 and max(seen) > 1                                        # seen[0]: the held-out set
+
+
+def test_backtracking_waits_for_a_curriculum_to_train_on_the_full_range(monkeypatch):
+    """A held-out cost above twice its best (+1) sends training back to the best parameters at half the learning rate;
+    not while a curriculum still trains on easier sequences than the held-out ones (their cost means nothing then)."""
+    import memnet_np.ntm.training as training
+
+    def backtracks(**kw):
+        costs = iter([10.0] + [100.0] * 20)                  # one good evaluation, then each far above it
+        monkeypatch.setattr(training, "evaluate", lambda params, config, batches: {
+            "bits_per_sequence": next(costs), "bit_errors_per_sequence": 5.0, "sequences": len(batches)})
+        out = ntm.train_task(config=small_copy(backtrack=True, lr=1e-12, **kw), rng=np.random.default_rng(0),
+                             sequences=8 * 4, eval_every=8, eval_sequences=8)
+        assert [h["max_len"] for h in out["history"]] == [kw.get("curriculum") or 3] * 4   # lr ~0: nothing mastered
+        return [h.get("backtracked_to") for h in out["history"]]
+    assert backtracks() == [None, 8, 8, 8]                   # no curriculum
+    assert backtracks(curriculum=3) == [None, 8, 8, 8]       # a curriculum that starts at the full range
+    assert backtracks(curriculum=1) == [None] * 4            # one still on length 1, scored on lengths 1-3
+
+
 def test_train_task_defaults_to_the_tuned_settings():
     out = ntm.train_task("copy", rng=np.random.default_rng(0), sequences=16, eval_every=16, eval_sequences=4)
     assert out["config"] == ntm.Config.tuned("copy")
@@ -474,9 +529,11 @@ def test_train_task_defaults_to_the_tuned_settings():
 
 
 def test_each_task_has_its_tuned_settings_and_budget(monkeypatch, tmp_path):
-    """Copy keeps TUNED; associative recall uses the feed-forward controller at Adam 1e-3 (chosen on held-out
-    sequences); `train ntm` without --sequences trains for the task's budget, with those settings."""
+    """Copy keeps TUNED; repeat copy adds a curriculum over the repeats from one; associative recall uses the
+    feed-forward controller at Adam 1e-3 (chosen on held-out sequences); `train ntm` without --sequences trains for
+    the task's budget, with those settings."""
     assert ntm.Config.tuned("copy") == ntm.Config.for_task("copy", **ntm.TUNED)
+    assert ntm.Config.tuned("repeat-copy") == ntm.Config.for_task("repeat-copy", **ntm.TUNED, curriculum=1)
     ar = ntm.Config.tuned("associative-recall")
     assert ar.controller == "feedforward" and ar.lr == 1e-3 and ar.optimizer == "adam" and ar.batch_size == 16
     assert ar.input_width == 8 and ar.output_width == 6 and ar.memory_slots == 128
@@ -532,6 +589,26 @@ def test_training_interrupted_and_resumed_ends_where_one_run_ends_bit_for_bit(tm
     assert _same_records(whole["history"], again["history"])
     assert whole["best"]["sequences"] == again["best"]["sequences"]
     assert (whole["converged_at"] or {}).get("sequences") == (again["converged_at"] or {}).get("sequences")
+
+
+def test_a_finished_run_resumed_with_a_larger_budget_ends_where_one_run_of_that_budget_ends(tmp_path):
+    """Going on from a finished run's state to a larger --sequences is the same run as that budget from scratch (the
+    smaller budget ends on an evaluation, so the held-out schedule is the same)."""
+    config, kw = _small_copy_config(), dict(eval_every=80, eval_sequences=16)
+    whole = ntm.train_task(config=config, rng=np.random.default_rng(7), sequences=480, **kw)
+    short = ntm.train_task(config=config, rng=np.random.default_rng(7), sequences=240, state_path=tmp_path / "s.npz",
+                           **kw)
+    assert [r["sequences"] for r in short["history"]] == [80, 160, 240]
+    seen = []
+    longer = ntm.train_task(config=config, rng=np.random.default_rng(7), sequences=480, state_path=tmp_path / "s.npz",
+                            resume=True, progress=lambda r: seen.append(r["sequences"]), **kw)
+    assert seen == [320, 400, 480]
+    assert not all(np.array_equal(short["params"][k], longer["params"][k]) for k in short["params"])
+    for key in ("params", "best_params"):
+        assert all(np.array_equal(whole[key][k], longer[key][k]) for k in whole[key]), key
+    assert _same_records(whole["history"], longer["history"])
+    assert whole["best"]["sequences"] == longer["best"]["sequences"]
+    assert (whole["converged_at"] or {}).get("sequences") == (longer["converged_at"] or {}).get("sequences")
 
 
 def test_resume_without_a_state_starts_afresh_and_refuses_a_state_of_other_settings(tmp_path):

@@ -20,7 +20,7 @@ from memnet_np.ntm.addressing import (COSINE_EPS, SHARPEN_FLOOR, softmax, softma
                                       shift_backward, SharpenCache, sharpen_forward, sharpen_backward, ReadCache,
                                       read_forward, read_backward, EraseCache, erase_forward, erase_backward, AddCache,
                                       add_forward, add_backward, address)
-from memnet_np.ntm.config import (CONTROLLERS, MEMORY_INITS, TASKS, Config, TUNED, TASK_TUNED, TASK_SEQUENCES,
+from memnet_np.ntm.config import (CONTROLLERS, MEMORY_INITS, TASKS, REPEATS, Config, TUNED, TASK_TUNED, TASK_SEQUENCES,
                                   replace, head_layout, param_shapes, param_names, init_params, _check_params, Batch,
                                   TASK_FUNCTIONS, task_batch, make_batch, example_batch, _check_batch)
 from memnet_np.ntm.model import (Heads, HeadsCache, heads_forward, heads_backward, StepCache, step_forward,

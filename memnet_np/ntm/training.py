@@ -18,7 +18,8 @@ import numpy as np
 
 from memnet_np import optim
 from memnet_np import train as T
-from memnet_np.ntm.config import TASK_SEQUENCES, TASKS, Config, init_params, make_batch, replace, task_batch
+from memnet_np.ntm.config import (REPEATS, TASK_SEQUENCES, TASKS, Config, init_params, make_batch, replace,
+                                  task_batch)
 from memnet_np.ntm.model import forward, loss_and_grads, metrics
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -105,27 +106,25 @@ def train_task(task: Optional[str] = None, config: Optional[Config] = None, rng:
     seen, seconds, history, converged_at, best, best_params = 0, 0.0, [], None, None, None
     run_bits, run_errors, run_n = 0.0, 0.0, 0
     next_eval = eval_every
-    top = min(max(config.curriculum, config.min_len), config.max_len) if config.curriculum else config.max_len
-    recent = []                                               # bit errors per sequence of the last batches
+    repeats = config.task == "repeat-copy"                   # its curriculum is over the repeats, not the length
+    lowest, highest = REPEATS if repeats else (config.min_len, config.max_len)
+    top = min(max(config.curriculum, lowest), highest) if config.curriculum else highest
     stopped = False
     evaluation = {"eval_every": eval_every, "eval_sequences": eval_sequences, "target": target}
     if resume and state_path is not None and Path(state_path).is_file():
         params, best_params, st = load_state(state_path, config, evaluation, train_rng, opt)
-        lr, seen, seconds, next_eval, top, recent, stopped = (st[k] for k in ("lr", "seen", "seconds", "next_eval",
-                                                                             "top", "recent", "stopped"))
+        lr, seen, seconds, next_eval, top, stopped = (st[k] for k in ("lr", "seen", "seconds", "next_eval", "top",
+                                                                     "stopped"))
         history, converged_at = st["history"], st["converged_at"]
         best = None if st["best"] is None else history[st["best"]]
     while seen < sequences and not stopped:
         t0 = time.perf_counter()
-        b = make_batch(task_batch(config, train_rng, B, config.min_len, top), config, train_rng)
+        b = make_batch(task_batch(config, train_rng, B, config.min_len, config.max_len if repeats else top,
+                                  top if repeats else None), config, train_rng)
         _, grads, info = loss_and_grads(params, b, config)
         opt.step(params, clip_gradients(grads, config))
         seconds += time.perf_counter() - t0
         seen += B
-        if top < config.max_len:                              # curriculum: longer sequences once these are mastered
-            recent = (recent + [float(info["bit_errors_per_sequence"].mean())])[-10:]
-            if len(recent) == 10 and sum(recent) / 10 < 1.0:
-                top, recent = top + 1, []
         run_bits += float(info["bits_per_sequence"].sum())
         run_errors += float(info["bit_errors_per_sequence"].sum())
         run_n += B
@@ -136,15 +135,18 @@ def train_task(task: Optional[str] = None, config: Optional[Config] = None, rng:
                       "train_bit_errors_per_sequence": run_errors / run_n,
                       "bits_per_sequence": ev["bits_per_sequence"],
                       "bit_errors_per_sequence": ev["bit_errors_per_sequence"],
-                      "sequences_per_second": seen / max(seconds, 1e-9), "max_len": top}
+                      "sequences_per_second": seen / max(seconds, 1e-9),
+                      **({"max_len": config.max_len, "max_repeats": top} if repeats else {"max_len": top})}
             run_bits = run_errors = 0.0
             run_n = 0
             history.append(record)
             if best is None or (ev["bit_errors_per_sequence"], ev["bits_per_sequence"]) < \
                     (best["bit_errors_per_sequence"], best["bits_per_sequence"]):
                 best, best_params = record, {k: v.copy() for k, v in params.items()}
-            elif config.backtrack and ev["bits_per_sequence"] > 2 * best["bits_per_sequence"] + 1:
-                params = {k: v.copy() for k, v in best_params.items()}   # a blow-up: back to the best point
+            elif config.backtrack and top == highest and ev["bits_per_sequence"] > 2 * best["bits_per_sequence"] + 1:
+                # a blow-up: back to the best point (not while a curriculum trains on easier sequences than the
+                # held-out ones, whose cost then swings without anything having gone wrong)
+                params = {k: v.copy() for k, v in best_params.items()}
                 opt = make_optimizer(config)
                 opt.lr = lr = lr / 2
                 record["backtracked_to"] = best["sequences"]
@@ -152,10 +154,12 @@ def train_task(task: Optional[str] = None, config: Optional[Config] = None, rng:
             if converged_at is None and ev["bit_errors_per_sequence"] <= target:
                 converged_at = {"sequences": seen, "seconds": seconds}
                 stopped = stop_when_converged
+            if top < highest and record["train_bit_errors_per_sequence"] < 1.0:
+                top += 1                                      # curriculum: these are mastered, one step harder
             if state_path is not None:
                 save_state(state_path, config, evaluation, params, best_params, opt, train_rng,
                            {"lr": lr, "seen": seen, "seconds": seconds, "next_eval": next_eval, "top": top,
-                            "recent": recent, "stopped": stopped, "history": history, "converged_at": converged_at,
+                            "stopped": stopped, "history": history, "converged_at": converged_at,
                             "best": next(i for i, h in enumerate(history) if h is best)})
             if progress is not None:
                 progress(record)
