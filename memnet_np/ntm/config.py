@@ -153,14 +153,10 @@ TUNED = dict(optimizer="adam", lr=1e-2, batch_size=16, memory_init="learned", dt
 # What each task changes on top of TUNED, chosen on its own held-out sequences (README, NTM section), and the
 # training budget `train ntm --task` uses without --sequences. Repeat copy: trained on the full task from the start
 # seed 0 was still at 66 bit errors per sequence after 40k sequences (an output ignoring the input makes ~120); a
-# curriculum over the repeats from one converged it at 46k, and three seeds of five within 80k. Associative recall:
-# a feed-forward controller at Adam 1e-3 (the LSTM stalls near 4 of 18 bit errors); with one head of each kind and
-# 100 units one seed in five converged within 200k; with four of each and 256 units seed 4's held-out sequences
-# went from 5.8 bit errors at 20k (one head) to 1.4, and converged at 30k (one head: 3.1 at 400k).
+# curriculum over the repeats from one converged it at 46k, and three seeds of five within 80k.
 TASK_TUNED = {"copy": {}, "repeat-copy": dict(curriculum=1),
-              "associative-recall": dict(controller="feedforward", lr=1e-3, controller_size=256, read_heads=4,
-                                         write_heads=4)}
-TASK_SEQUENCES = {"copy": 30_000, "repeat-copy": 80_000, "associative-recall": 60_000}
+              "associative-recall": dict(controller="feedforward", lr=1e-3)}
+TASK_SEQUENCES = {"copy": 30_000, "repeat-copy": 80_000, "associative-recall": 200_000}
 
 
 def replace(config: Config, **changes) -> Config:
