@@ -13,7 +13,7 @@
 # We take **one real bAbI task-2 story** ("Where is the football?": first find who has it, then where that person
 # went) through I, G, O and R by hand, printing every feature vector and score, and check each number against
 # the library (`memnet_np/memnn.py`). Then the loss, its gradient, a gradient check that runs into a hinge's kink,
-# and a short training run.
+# a short training run, and why the 2015 model's R needs a tanh layer and a margin of its own for yes/no questions.
 #
 #     python tutorials/01_memnn.py                  # the full tutorial: about ten seconds
 #     MEMNET_FAST=1 python tutorials/01_memnn.py    # a few seconds: tiny training, for tests
@@ -375,6 +375,46 @@ else:
     claim(picks == [f1, f2] and words[pred[0]] == question.answer_token,
           "trained, hop 1 finds who has the object, hop 2 where that person went, and R answers right")
     claim(100 - result.test_error >= 95, "test accuracy of 95% or more on task 2")
+
+# %% [markdown]
+# ## 11. Why the yes/no tasks need a nonlinear R, and a margin of its own
+#
+# Task 6 asks "Is John in the kitchen?". Hop 1 finds John's last move; R must then say *yes* when the place in the
+# question is the place in that fact. Take two places a and b: R's input holds the question's place in copy 1 and
+# the fact's in copy 2, and for a linear R the score of *yes* minus that of *no* is u[question place] + v[fact
+# place]. The four cases want u_a + v_a > 0, u_a + v_b < 0, u_b + v_a < 0, u_b + v_b > 0; the first and last add up
+# to the same number as the middle two, so no u, v can meet all four: equality is an XOR.
+#
+# The extended model's NL puts one tanh layer in front, e = W tanh(UΦ). Hidden units that fire when both copies hold
+# the same place, tanh(k·(q_a + m_a − 1.5)) and the same for b, do it, but only with large weights k: in tanh's
+# linear range the layer is a linear map again. Training starts there (U ~ N(0, 0.1²)), and a margin of 0.1 is met
+# long before the weights grow out of it; a wider margin for R's terms alone (`answer_margin`, γ_R = 1 in the
+# extended preset) asks for scores ten times apart, and takes U_R out of the linear range (a slow test pins task 6:
+# γ_R = 1 solves it, γ_R = γ does not).
+
+# %%
+section("11. Why the yes/no tasks need a nonlinear R")
+cases = [(0, 0, True), (0, 1, False), (1, 0, False), (1, 1, True)]     # (question's place, fact's place, yes?)
+tries = np.random.default_rng(0).standard_normal((20000, 2, 2))        # random linear scores u, v
+best = max(sum((u[q] + v[m] > 0) == yes for q, m, yes in cases) for u, v in tries)
+print(f"best of 20,000 random linear scores: {best} of 4 cases right")
+claim(best == 3, "no linear score answers all four cases")
+
+
+def tanh_score(k):
+    """yes − no from two hidden units that fire when both copies hold place a (or b), weights of size k."""
+    return [np.tanh(k * ((q == 0) + (m == 0) - 1.5)) + np.tanh(k * ((q == 1) + (m == 1) - 1.5)) + np.tanh(k / 2)
+            for q, m, _ in cases]
+
+
+for k in (0.1, 3.0):
+    print(f"k = {k}: yes − no = " + ", ".join(f"{x:+.3f}" for x in tanh_score(k)) + "   (a a, a b, b a, b b)")
+claim(all((x > 0) == yes for x, (_, _, yes) in zip(tanh_score(3.0), cases)),
+      "with large weights the tanh layer answers all four")
+small, large = tanh_score(0.1), tanh_score(3.0)
+claim(len({x > 0 for x in small}) == 1 and np.ptp(small) < 0.01 * np.ptp(large),
+      "with small weights it gives all four cases the same answer, its scores spread 100 times less: in the linear "
+      "range it cannot tell the cases apart")
 
 # %%
 print(f"\nthe whole tutorial took {time.perf_counter() - T_START:.1f} s")
