@@ -264,6 +264,11 @@ def embed_candidates(U, y):
     return y @ U[:, -V:].T
 
 
+def given_columns(U, V_R: int):
+    """The columns of U_R (a view) that embed the words R has said so far: the copy before the candidates' V_R."""
+    return U[:, -2 * V_R:-V_R]
+
+
 def embed_answer_input(U, q, memories, given=None):
     """U_R Φx([x, m_o1, …]) with the question in copy 1 and memories[c] (N, F) in copy c + 2: (N, d). With
     answers of several words, given (N, J, V_R) counts the words said before each step of R, in the copy before
@@ -273,7 +278,7 @@ def embed_answer_input(U, q, memories, given=None):
     if given is None:
         return e
     V_R = given.shape[-1]
-    return e[:, None, :] + given @ U[:, -2 * V_R:-V_R].T      # (N, J, d)
+    return e[:, None, :] + given @ given_columns(U, V_R).T    # (N, J, d)
 
 
 def answer_memories(facts: list, config: Config) -> list:
@@ -298,7 +303,7 @@ def embed_answer_input_backward(der, q, memories, dU, given=None):
     F = q.shape[-1]
     if given is not None:                                     # der (N, J, d): every step of R
         V_R, d = given.shape[-1], der.shape[-1]
-        dU[:, -2 * V_R:-V_R] += der.reshape(-1, d).T @ given.reshape(-1, V_R)
+        given_columns(dU, V_R)[...] += der.reshape(-1, d).T @ given.reshape(-1, V_R)
         der = der.sum(1)                                      # (N, d) the steps share x and the memories
     dU[:, :F] += der.T @ q
     for c, m in enumerate(memories):
@@ -593,7 +598,7 @@ def respond(params, q, facts, config: Config):
     done = np.zeros(N, bool)
     steps = []
     for j in range(config.answer_words):
-        er, _ = nonlinear_forward(base + given @ params["U_R"][:, -2 * V_R:-V_R].T, W)   # (N, d)
+        er, _ = nonlinear_forward(base + given @ given_columns(params["U_R"], V_R).T, W)   # (N, d)
         s = er @ ew.T                                         # (N, V_R)
         steps.append(s)
         s = s.copy()

@@ -15,6 +15,7 @@ SGD step; with negatives = 0 every candidate counts once).
 """
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, NamedTuple, Optional
 
 import numpy as np
@@ -171,9 +172,11 @@ def response_size(config: Config) -> int:
     return config.vocab_size + (len(config.extra_words) + 1 if config.answer_words > 1 else 0)
 
 
+@functools.lru_cache(maxsize=16)
 def answer_table(config: Config) -> np.ndarray:
     """(V, P) every vocabulary word as R says it: its words (answer_parts; else the word itself), then STOP to the
-    end of the row, P = 1 + the most words of an answer or answer_words. Row 0, the null word, is −1."""
+    end of the row, P = 1 + the most words of an answer or answer_words. Row 0, the null word, is −1. Built once
+    per config (every batch and every inference reads it), so read-only."""
     parts = dict(config.answer_parts)
     P = 1 + max([len(ws) for ws in parts.values()] + [config.answer_words])
     table = np.full((config.vocab_size, P), response_size(config) - 1, np.int64)   # (V, P) STOP
@@ -181,6 +184,7 @@ def answer_table(config: Config) -> np.ndarray:
     for t, ws in parts.items():
         table[t, :len(ws)] = ws
     table[0] = -1
+    table.flags.writeable = False
     return table
 
 
@@ -277,7 +281,10 @@ def hop_candidates(stories, queries, mask, targets, V: int) -> np.ndarray:
     return np.stack(out, 1)                                   # (N, K, M)
 
 
-def _batch(stories, queries, answers, mask, order, config: Config, rng, sources=None) -> Batch:
+def _batch(stories, queries, answers, mask, order, config: Config, rng, sources=None, train: bool = False) -> Batch:
+    words = responding = None
+    if config.answer_words > 1:                               # R answers word by word: a target per step
+        words, responding = response_targets(answers, config, sources, check=train)
     stories, mask, forgotten = write_memory(stories, mask, config.memory_size)
     N, M = mask.shape
     active = np.ones((N, config.hops), bool)
@@ -291,9 +298,6 @@ def _batch(stories, queries, answers, mask, order, config: Config, rng, sources=
         else:
             targets, known = hop_targets(order, config.hops, config.extra_facts, sources)
     cand = hop_candidates(stories, queries, mask, targets, config.vocab_size) if config.hashing else None
-    words = responding = None
-    if config.answer_words > 1:                               # R answers word by word: a target per step
-        words, responding = response_targets(answers, config)
     neg_m, neg_a = sample_negatives(mask, targets, answers if words is None else words, response_size(config),
                                     config.negatives, rng, config.adaptive, cand)
     if responding is not None:
@@ -316,10 +320,8 @@ def make_batch(arrays, idx, config: Config, rng: Optional[np.random.Generator] =
         order = order[idx]
     sources = [arrays.questions[i].source for i in np.atleast_1d(idx)] if getattr(arrays, "questions", None) \
         else None
-    if train and config.answer_words > 1:
-        response_targets(arrays.answers[idx], config, sources, check=True)
     return _batch(arrays.stories[idx], arrays.queries[idx], arrays.answers[idx], arrays.mask[idx], order, config,
-                  rng if train else None, sources)
+                  rng if train else None, sources, train)
 
 
 def example_batch(config: Config, rng: np.random.Generator, N: int = 4, M: Optional[int] = None,
@@ -350,14 +352,15 @@ def _check_batch(batch: Batch, config: Config) -> None:
     if batch.stories.ndim != 3:
         raise ValueError(f"batch.stories must have shape (N, M, L), got {batch.stories.shape}")
     N, M, L = batch.stories.shape
+    several = config.answer_words > 1                         # R answers word by word: targets per step
+    J = config.answer_words + 1
+    steps = (N, J) if several else None                       # the shape of words and responding
     if (batch.queries.shape[0] != N or batch.answers.shape != (N,) or batch.mask.shape != (N, M)
             or batch.targets.shape != (N, config.hops) or batch.active.shape != (N, config.hops)
             or batch.neg_memories.shape != (N, config.hops, M + config.adaptive)
-            or batch.neg_answers.shape != ((N, config.vocab_size) if config.answer_words == 1 else
-                                           (N, config.answer_words + 1, response_size(config)))
-            or (config.answer_words > 1) != (batch.words is not None)
-            or (batch.words is not None and (batch.words.shape != (N, config.answer_words + 1)
-                                             or batch.responding is None or batch.responding.shape != batch.words.shape))):
+            or batch.neg_answers.shape != (N,) + (J,) * several + (response_size(config),)
+            or several != (batch.words is not None)
+            or (several and not (batch.words.shape == steps and getattr(batch.responding, "shape", None) == steps))):
         raise ValueError(f"inconsistent batch for {config.hops} hops and V = {config.vocab_size}: stories "
                          f"{batch.stories.shape}, queries {batch.queries.shape}, answers {batch.answers.shape}, "
                          f"mask {batch.mask.shape}, targets {batch.targets.shape}, neg_memories "
@@ -365,7 +368,7 @@ def _check_batch(batch: Batch, config: Config) -> None:
                          + ("" if batch.words is None else f", words {batch.words.shape}")
                          + (f" (answer_words = {config.answer_words}: R's targets, batch.words, are "
                             f"{'missing' if batch.words is None else 'not expected'})"
-                            if (config.answer_words > 1) != (batch.words is not None) else ""))
+                            if several != (batch.words is not None) else ""))
     for name in ("stories", "queries", "answers"):
         a = getattr(batch, name)
         if a.size and (a.min() < 0 or a.max() >= config.vocab_size):
