@@ -75,7 +75,7 @@ def _add_model_options(p):
     g.add_argument("--answer-module", choices=["softmax", "gru"], help="dmn: one softmax over the vocabulary "
                    "(default) or the paper's GRU decoder, word by word (multi-word answers)")
     g.add_argument("--answer-words", type=int, dest="answer_words", help="memnn: say answers of up to N words "
-                   "one at a time until STOP, as Weston et al. 2015 do on tasks 8 (N = 3) and 19 (N = 2); default 1: "
+                   "one at a time until STOP, after Weston et al. 2015, on tasks 8 (N = 3) and 19 (N = 2); default 1: "
                    "a comma answer such as 'apple,milk' is one word of the vocabulary")
     g.add_argument("--float32", action="store_const", const="float32", dest="dtype", default=None,
                    help="train in float32 (faster)")
