@@ -68,14 +68,14 @@ def _word(w, P: _Paper):
     return b
 
 
-def _phi(words, copy, size, P: _Paper):
-    """A sentence's bag of words (and, with NG, of its 2- and 3-grams, each in its bucket after the |W| words) in
-    copy 0, 1, 2, … of the F features, in a vector of `size` zeros."""
+def _phi(words, copy, size, P: _Paper, grams=True):
+    """A sentence's bag of words (and, with NG and grams, of its 2- and 3-grams, each in its bucket after the |W|
+    words) in copy 0, 1, 2, … of the F features, in a vector of `size` zeros."""
     v = np.zeros(size)
     words = [int(w) for w in np.ravel(words) if w != 0]      # padding comes last: the rest are consecutive
     for w in words:
         v[copy * P.F + w] += 1.0
-    for n in range(2, P.ngrams + 1):
+    for n in range(2, P.ngrams + 1 if grams else 2):
         for j in range(len(words) - n + 1):
             h = 7919 * n + sum(w * p for w, p in zip(words[j:j + n], NGRAM_PRIMES))
             v[copy * P.F + P.V + h % (P.F - P.V)] += 1.0
@@ -163,7 +163,7 @@ def loss_and_grads_naive(params, batch: Batch, config: Config):
                         loss += c * h
                         dU_O += c * sign * ds_dU(U_O, x, b)
             if f != stop_slot:
-                x = x + _phi(batch.stories[n, f], 1, P.D, P)          # [x, f_k]: the fact's words in copy 2
+                x = x + _phi(batch.stories[n, f], 1, P.D, P, config.chosen_ngrams)   # [x, f_k]: f_k in copy 2
                 x_r = x_r + _phi(batch.stories[n, f], 1 + min(k, P.C - 1), P.D_R, P)   # R: copy 2, or k + 2
             t_x = f
         say = _answer_words(batch.answers[n], config, P)       # the answer's words (then STOP)
@@ -222,7 +222,7 @@ def predict_naive(params, batch: Batch, config: Config):
             if best == stop_slot:                             # STOP: the remaining hops do nothing
                 picks += [stop_slot] * (K - 1 - k)
                 break
-            x = x + _phi(batch.stories[n, best], 1, P.D, P)
+            x = x + _phi(batch.stories[n, best], 1, P.D, P, config.chosen_ngrams)
             x_r = x_r + _phi(batch.stories[n, best], 1 + min(k, P.C - 1), P.D_R, P)
             t_x = best
             heard |= _words(batch.stories[n, best])

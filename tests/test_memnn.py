@@ -148,11 +148,12 @@ def test_loss_is_zero_once_every_margin_is_met_and_examples_of_weight_zero_count
 
 
 @pytest.mark.gradcheck
-@pytest.mark.parametrize("time_features,adaptive,nonlinear", [(True, False, False), (False, True, False),
-                                                              (True, True, True)])
-def test_ngram_features_gradients_and_per_example_model(time_features, adaptive, nonlinear):
+@pytest.mark.parametrize("time_features,adaptive,nonlinear,chosen_ngrams", [
+    (True, False, False, True), (False, True, False, True), (True, True, True, True), (True, False, False, False),
+    (True, True, True, False)])
+def test_ngram_features_gradients_and_per_example_model(time_features, adaptive, nonlinear, chosen_ngrams):
     config, params, batch = setup(11, ngrams=3, ngram_buckets=7, time_features=time_features, adaptive=adaptive,
-                                  nonlinear=nonlinear, hops=3 if adaptive else 2)
+                                  nonlinear=nonlinear, hops=3 if adaptive else 2, chosen_ngrams=chosen_ngrams)
     assert params["U_O"].shape == (config.d, 3 * (config.vocab_size + 7))
     report = check_gradients(lambda p: memnn.loss_and_grads(p, batch, config), params, max_entries=None)
     assert all(r.rel_error < 1e-7 for r in report.values()), format_report(report)
@@ -163,6 +164,20 @@ def test_ngram_features_gradients_and_per_example_model(time_features, adaptive,
         assert all(np.allclose(grads[k], grads_n[k], rtol=1e-10, atol=1e-12) for k in grads)
     answers_n, chosen_n = memnn.predict_naive(params, batch, config)
     assert np.array_equal(info["predictions"], answers_n) and np.array_equal(info["chosen"], chosen_n)
+
+
+def test_chosen_memories_join_o_input_without_their_ngrams_when_asked():
+    config, params, batch = setup(11, ngrams=3, ngram_buckets=7, hops=2)
+    F, V = config.vocab_size + 7, config.vocab_size
+    grams_of_chosen = slice(F + V, 2 * F)                           # copy 2 (chosen memories): the n-gram buckets
+    _, grads, _ = memnn.loss_and_grads(params, batch, config)
+    assert np.abs(grads["U_O"][:, grams_of_chosen]).max() > 1e-3    # the paper's reading: they take part
+    words_only = memnn.replace(config, chosen_ngrams=False)
+    loss_w, grads_w, _ = memnn.loss_and_grads(params, batch, words_only)
+    assert np.array_equal(grads_w["U_O"][:, grams_of_chosen], np.zeros((config.d, F - V)))
+    assert np.abs(grads_w["U_O"][:, F:F + V]).max() > 1e-3          # their words still do
+    assert loss_w != memnn.loss_and_grads(params, batch, config)[0]
+    assert np.array_equal(grads_w["U_R"], grads["U_R"])             # R's input keeps every feature either way
 
 
 def test_ngram_features_tell_word_order_apart():
