@@ -555,6 +555,24 @@ def test_each_task_has_its_tuned_settings_and_budget(monkeypatch, tmp_path):
     assert ntm.TASK_SEQUENCES["associative-recall"] > ntm.TASK_SEQUENCES["copy"]
 
 
+def test_progress_line_says_when_training_went_back_after_a_blow_up(monkeypatch, tmp_path, capsys):
+    from memnet_np import cli
+    from memnet_np.ntm import training
+    record = {"sequences": 3000, "seconds": 2.0, "train_bits_per_sequence": 9.0, "bits_per_sequence": 30.0,
+              "bit_errors_per_sequence": 8.0, "sequences_per_second": 1500.0}
+
+    def fake_train_task(task, config, rng, sequences, progress=None, **kw):
+        progress(dict(record))
+        progress({**record, "sequences": 4000, "backtracked_to": 2000, "lr": 5e-5})
+        raise RuntimeError("stop here")
+    monkeypatch.setattr(training, "train_task", fake_train_task)
+    with pytest.raises(RuntimeError, match="stop here"):
+        cli.main(["train", "ntm", "--task", "copy", "--out", str(tmp_path)])
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if "sequences  train" in ln]
+    assert len(lines) == 2 and "blow-up" not in lines[0]
+    assert lines[1].endswith("(a blow-up: back to the parameters of 2000, lr 5e-05)")
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # resuming a killed run
 

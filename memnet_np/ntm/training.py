@@ -328,7 +328,9 @@ def train_command(args) -> int:
             eta = r["seconds"] / r["sequences"] * max(sequences - r["sequences"], 0)
             print(f"  {r['sequences']:6d}/{sequences} sequences  train {r['train_bits_per_sequence']:7.2f} bits  "
                   f"held-out {r['bits_per_sequence']:7.2f} bits, {r['bit_errors_per_sequence']:6.2f} bit errors  "
-                  f"{r['sequences_per_second']:6.1f} seq/s  {r['seconds']:6.1f}s  ETA {eta:5.0f}s", flush=True)
+                  f"{r['sequences_per_second']:6.1f} seq/s  {r['seconds']:6.1f}s  ETA {eta:5.0f}s"
+                  + (f"  (a blow-up: back to the parameters of {r['backtracked_to']}, lr {r['lr']:g})"
+                     if "backtracked_to" in r else ""), flush=True)
     state = os.path.join(out_dir, "state.npz")              # written at every evaluation; --resume goes on from it
     if getattr(args, "resume", False):
         print(f"resuming from state.npz in {out_dir}" if os.path.isfile(state) else
