@@ -530,12 +530,12 @@ def test_train_task_defaults_to_the_tuned_settings():
 
 def test_each_task_has_its_tuned_settings_and_budget(monkeypatch, tmp_path):
     """Copy keeps TUNED; repeat copy adds a curriculum over the repeats from one; associative recall uses the
-    feed-forward controller at Adam 1e-3 (chosen on held-out sequences); `train ntm` without --sequences trains for
+    feed-forward controller with the paper's RMSProp, lr 1e-4, batch 1 (chosen on held-out sequences); `train ntm` without --sequences trains for
     the task's budget, with those settings."""
     assert ntm.Config.tuned("copy") == ntm.Config.for_task("copy", **ntm.TUNED)
     assert ntm.Config.tuned("repeat-copy") == ntm.Config.for_task("repeat-copy", **ntm.TUNED, curriculum=1)
     ar = ntm.Config.tuned("associative-recall")
-    assert ar.controller == "feedforward" and ar.lr == 1e-3 and ar.optimizer == "adam" and ar.batch_size == 16
+    assert ar.controller == "feedforward" and ar.lr == 1e-4 and ar.optimizer == "rmsprop" and ar.batch_size == 1
     assert ar.input_width == 8 and ar.output_width == 6 and ar.memory_slots == 128
     assert ntm.Config.tuned("associative-recall", lr=0.5).lr == 0.5                # an override still wins
     with pytest.raises(ValueError, match="task must be one of"):
