@@ -61,10 +61,13 @@ from memnet_np.data.babi import NO_FACT
 
 VARIANTS = ("dmn", "dmn+")
 GATE_TARGETS = ("all", "causal", "causal-new")
-GATE_TARGETS_BY_TASK = {2: "causal-new", 3: "causal", 5: "causal"}   # bAbI 1k; every other task "all". Chosen on
-#   each task's validation error (seed 0; README): the targets with the lowest, where they beat "all" by at least 5
-#   of the 100 validation questions (task 2: 62% with all, 39% causal, 20% causal-new; task 3: 72%, 59%; task 5: 15%,
-#   4%; no other task moved by 5 or more)
+GATE_TARGETS_BY_TASK = {1: "causal-new", 2: "causal-new", 3: "causal", 5: "causal"}   # bAbI 1k; the others "all".
+#   Chosen on each task's validation error (seed 0; README): the targets with the lowest, where they beat "all" by at
+#   least 5 of the 100 validation questions (task 2: 62% with all, 39% causal, 20% causal-new; task 3: 72%, 59%;
+#   task 5: 15%, 4%; no other task moved by 5 or more). Task 1, where every setting makes 0 of the 100: on 3,000
+#   questions of the 10k training file whose stories are not in the 1k one (the rate schedule's held-out set),
+#   0 errors with causal and with causal-new in each of seeds 0-2, against 0.73, 0.20, 0.37% with all; of the tie,
+#   causal-new, whose passes after the first are scored on every fact and so learn to open the supporting one alone
 FACT_WINDOW = 70                 # facts kept per story (the DMN+ authors' code); task 3 keeps more
 FACT_WINDOW_BY_TASK = {3: 130}
 

@@ -273,7 +273,8 @@ def test_gate_targets_per_babi_1k_task_and_the_user_overrides_them():
         return SimpleNamespace(vocab=list(range(9)), memory_size=7, name=name, tasks=tasks)
     assert dmn.Config.for_data(data("bAbI 1k task 2", (2,))).gate_targets == "causal-new"
     assert dmn.Config.for_data(data("bAbI 1k task 3", (3,))).gate_targets == "causal"
-    assert dmn.Config.for_data(data("bAbI 1k task 1", (1,))).gate_targets == "all"
+    assert dmn.Config.for_data(data("bAbI 1k task 1", (1,))).gate_targets == "causal-new"
+    assert dmn.Config.for_data(data("bAbI 1k task 4", (4,))).gate_targets == "all"
     assert dmn.Config.for_data(data("bAbI 10k task 2", (2,))).gate_targets == "all"   # chosen on 1k only
     assert dmn.Config.for_data(data("generated task 2", (2,))).gate_targets == "all"
     assert dmn.Config.for_data(data("bAbI 1k joint", tuple(range(1, 21)))).gate_targets == "all"
