@@ -72,6 +72,10 @@ def _add_model_options(p):
     g.add_argument("--gate-targets", choices=["all", "causal", "causal-new"], help="dmn: the facts the "
                    "supporting-fact loss scores: all of them, or the supporting fact and those after it (causal: "
                    "every pass; causal-new: the passes that look for a new supporting fact)")
+    g.add_argument("--dropout", type=float, help="dmn: in training, drop each unit of the facts and of the "
+                   "answer module's input with this probability (default 0: off)")
+    g.add_argument("--l2", type=float, help="dmn: L2 on the weight matrices (not biases or the embedding), "
+                   "added to the loss (default 0)")
     g.add_argument("--answer-module", choices=["softmax", "gru"], help="dmn: one softmax over the vocabulary "
                    "(default) or the paper's GRU decoder, word by word (multi-word answers)")
     g.add_argument("--answer-words", type=int, dest="answer_words", help="memnn: say answers of up to N words "
@@ -97,7 +101,7 @@ def _overrides(args) -> dict:
         raise UserError(f"{args.model} has no --config presets")
     keys = ("epochs", "hops", "d", "encoding", "tying", "temporal", "random_noise", "linear_start", "ls_mode",
             "relu", "mask_empty", "dtype", "variant", "passes", "hidden", "gate_supervision", "clipping",
-            "gate_targets", "answer_module", "answer_words")
+            "gate_targets", "answer_module", "answer_words", "dropout", "l2")
     out.update({k: getattr(args, k) for k in keys if getattr(args, k, None) is not None})
     if out.get("encoding") == "bow":
         out["encoding"] = None

@@ -33,12 +33,16 @@ def gru_answers():
 # the oracle
 
 
-@pytest.mark.parametrize("variant,extra", [("dmn", {}), ("dmn", {"eos": True}), ("dmn+", {}), ("dmn", "gru")],
-                         ids=["dmn", "dmn-eos", "dmn+", "dmn-gru-answer"])
+@pytest.mark.parametrize("variant,extra", [("dmn", {}), ("dmn", {"eos": True}), ("dmn+", {}), ("dmn", "gru"),
+                                           ("dmn", {"dropout": 0.4}), ("dmn+", {"dropout": 0.4}),
+                                           ("dmn", "gru-dropout")],
+                         ids=["dmn", "dmn-eos", "dmn+", "dmn-gru-answer", "dmn-dropout", "dmn+-dropout",
+                              "dmn-gru-dropout"])
 def test_vectorised_forward_matches_the_naive_one(variant, extra):
-    extra = gru_answers() if extra == "gru" else extra
+    extra = {**gru_answers(), "dropout": 0.4 * (extra == "gru-dropout")} if str(extra).startswith("gru") else extra
     config, params, batch = model(variant, N=6, F=4, L=5, passes=3, **extra)
     assert batch.mask.sum(1).min() == 1 and batch.mask.sum(1).max() == 4      # ragged: padded facts in play
+    assert (batch.fact_keep is None) == (config.dropout == 0)                 # masks drawn for a dropout model
     logits, cache = dmn.forward(params, batch, config)
     logits_naive, gates_naive = dmn.forward_naive(params, batch, config)
     np.testing.assert_allclose(logits, logits_naive, atol=1e-12)
@@ -68,18 +72,24 @@ def test_naive_forward_does_not_call_the_vectorised_helpers(monkeypatch):
 @pytest.mark.parametrize("variant,supervised,extra", [
     ("dmn", True, {}), ("dmn", False, {}), ("dmn+", True, {}), ("dmn+", False, {}),
     ("dmn", True, {"eos": True, "gate_targets": "causal"}), ("dmn+", True, {"gate_targets": "causal"}),
-    ("dmn", True, "gru")], ids=["dmn-supervised", "dmn", "dmn+-supervised", "dmn+", "dmn-eos-causal", "dmn+-causal",
-                                "dmn-gru-answer"])
+    ("dmn", True, "gru"), ("dmn", True, {"dropout": 0.3}), ("dmn+", False, {"dropout": 0.3}),
+    ("dmn", True, "gru-dropout")],
+    ids=["dmn-supervised", "dmn", "dmn+-supervised", "dmn+", "dmn-eos-causal", "dmn+-causal", "dmn-gru-answer",
+         "dmn-dropout", "dmn+-dropout", "dmn-gru-dropout"])
 def test_every_parameter_passes_the_gradient_check(variant, supervised, extra):
-    extra = gru_answers() if extra == "gru" else extra
+    extra = {**gru_answers(), "dropout": 0.3 * (extra == "gru-dropout")} if str(extra).startswith("gru") else extra
     config, params, batch = model(variant, seed=1, passes=3, gate_supervision=0.7 if supervised else 0.0,
                                   l2=0.01, **extra)
     _, cache = dmn.forward(params, batch, config)
-    for p in cache.passes:                                   # |c − q| and |c − m| of real facts away from 0
+    for p in cache.passes:                                   # |c − q| and |c − m| of real facts away from 0 ...
         real = batch.mask[..., None] & np.ones_like(p.features.c, bool)
-        assert np.abs(p.features.sq[real]).min() == 1 and np.abs(p.features.sm[real]).min() == 1
+        # ... but where a dropped fact unit (0) meets a memory unit the DMN+'s ReLU shut (0): c − m stays 0 under
+        # any small change of the parameters there, so |c − m| is flat and its gradient 0 (sign(0)) is right
+        flat = real & (p.features.c == 0) & (p.features.m[:, None] == 0)
+        assert not flat.any() or (config.dropout > 0 and variant == "dmn+")
+        assert np.abs(p.features.sq[real]).min() == 1 and np.abs(p.features.sm[real & ~flat]).min() == 1
         diffs = np.concatenate([np.abs(p.features.c - p.features.q[:, None])[real],
-                                np.abs(p.features.c - p.features.m[:, None])[real]])
+                                np.abs(p.features.c - p.features.m[:, None])[real & ~flat]])
         assert diffs.min() > 1e-4
     report = check_gradients(lambda p: dmn.loss_and_grads(p, batch, config), params, max_entries=25)
     assert set(report) == set(dmn.param_names(config))
@@ -263,7 +273,8 @@ def test_gate_targets_per_babi_1k_task_and_the_user_overrides_them():
         return SimpleNamespace(vocab=list(range(9)), memory_size=7, name=name, tasks=tasks)
     assert dmn.Config.for_data(data("bAbI 1k task 2", (2,))).gate_targets == "causal-new"
     assert dmn.Config.for_data(data("bAbI 1k task 3", (3,))).gate_targets == "causal"
-    assert dmn.Config.for_data(data("bAbI 1k task 1", (1,))).gate_targets == "all"
+    assert dmn.Config.for_data(data("bAbI 1k task 1", (1,))).gate_targets == "causal-new"
+    assert dmn.Config.for_data(data("bAbI 1k task 4", (4,))).gate_targets == "all"
     assert dmn.Config.for_data(data("bAbI 10k task 2", (2,))).gate_targets == "all"   # chosen on 1k only
     assert dmn.Config.for_data(data("generated task 2", (2,))).gate_targets == "all"
     assert dmn.Config.for_data(data("bAbI 1k joint", tuple(range(1, 21)))).gate_targets == "all"
@@ -372,6 +383,45 @@ def test_epoch_batches_see_every_example_once_and_group_similar_lengths():
         dmn.epoch_batches(arrays, 10, np.random.default_rng(1))[0].tolist()
 
 
+def test_dropout_masks_are_drawn_for_training_batches_only():
+    """make_batch(train=True) draws each unit's factor, 0 with probability p, else 1/(1 − p); evaluation batches and
+    a model without dropout get none; the same generator state gives the same masks."""
+    from memnet_np.data import load_generated
+    ds = load_generated(1, n_train=200, n_test=10, seed=0, memory_size=70)
+    config = dmn.Config.for_data(ds, dropout=0.25, hidden=16)
+    idx = np.arange(64)
+    batch = dmn.make_batch(ds.train, idx, config, np.random.default_rng(3), train=True)
+    N, F = batch.mask.shape
+    assert batch.fact_keep.shape == (N, F, 16) and batch.memory_keep.shape == (N, 16)
+    for keep in (batch.fact_keep, batch.memory_keep):
+        assert set(np.unique(keep).tolist()) == {0.0, np.float32(1 / 0.75)}
+    dropped = np.mean(np.concatenate([batch.fact_keep.ravel(), batch.memory_keep.ravel()]) == 0)
+    assert 0.23 < dropped < 0.27                              # ~20,000 units
+    again = dmn.make_batch(ds.train, idx, config, np.random.default_rng(3), train=True)
+    assert np.array_equal(again.fact_keep, batch.fact_keep)
+    assert dmn.make_batch(ds.train, idx, config, np.random.default_rng(3)).fact_keep is None   # evaluation
+    off = dmn.make_batch(ds.train, idx, dmn.replace(config, dropout=0.0), np.random.default_rng(3), train=True)
+    assert off.fact_keep is None and off.memory_keep is None
+    with pytest.raises(ValueError, match="dropout needs a random generator"):
+        dmn.make_batch(ds.train, idx, config, None, train=True)
+
+
+def test_dropout_acts_on_the_facts_and_the_answer_input_only():
+    """Masks of ones change nothing; a dropped fact unit reaches neither the gates nor the episode, so its input
+    module gradient through that unit is zero; the answer sees mᴷ times its mask."""
+    config, params, batch = model("dmn", seed=4, dropout=0.5, passes=2)
+    plain = batch._replace(fact_keep=None, memory_keep=None)
+    ones = batch._replace(fact_keep=np.ones_like(batch.fact_keep), memory_keep=np.ones_like(batch.memory_keep))
+    np.testing.assert_array_equal(dmn.forward(params, ones, config)[0], dmn.forward(params, plain, config)[0])
+    _, cache = dmn.forward(params, batch, config)
+    assert np.all(cache.c[batch.fact_keep == 0] == 0)         # the facts the passes read, after dropout
+    memory_all_dropped = batch._replace(memory_keep=np.zeros_like(batch.memory_keep))
+    logits, _ = dmn.forward(params, memory_all_dropped, config)
+    np.testing.assert_allclose(logits, np.broadcast_to(params["ba"], logits.shape))   # â = softmax(W_a·0 + b_a)
+    with pytest.raises(ValueError, match="dropout must be in"):
+        dmn.Config.tiny(dropout=1.0)
+
+
 def test_data_window_is_70_facts_and_130_for_task_3():
     assert dmn.data_memory_size(1) == 70 and dmn.data_memory_size(3) == 130 and dmn.data_memory_size("joint") == 130
 
@@ -387,6 +437,8 @@ def test_data_window_is_70_facts_and_130_for_task_3():
     ("mask", lambda b: b.mask.astype(int), "batch.mask must be boolean"),
     ("ends", lambda b: b.ends + 1000, "batch.ends must point into batch.words"),
     ("answers", lambda b: b.answers.astype(float), "batch.answers must hold integers"),
+    ("fact_keep", lambda b: np.ones(b.stories.shape), r"batch.fact_keep must be a float array of shape \(5, 4, 4\)"),
+    ("memory_keep", lambda b: np.ones((5, 4), int), "batch.memory_keep must be a float array"),
 ])
 def test_bad_batches_are_named(field, change, message):
     config, params, batch = model("dmn")
