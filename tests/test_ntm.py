@@ -530,12 +530,19 @@ def test_train_task_defaults_to_the_tuned_settings():
 
 def test_each_task_has_its_tuned_settings_and_budget(monkeypatch, tmp_path):
     """Copy keeps TUNED; repeat copy adds a curriculum over the repeats from one; associative recall uses the
-    feed-forward controller with the paper's RMSProp, lr 1e-4, batch 1 (chosen on held-out sequences); `train ntm` without --sequences trains for
-    the task's budget, with those settings."""
+    feed-forward controller with the paper's RMSProp at lr 1e-4 and batch 1 but ε = 1e-2 (chosen on held-out
+    sequences); `train ntm` without --sequences trains for the task's budget, with those settings."""
     assert ntm.Config.tuned("copy") == ntm.Config.for_task("copy", **ntm.TUNED)
     assert ntm.Config.tuned("repeat-copy") == ntm.Config.for_task("repeat-copy", **ntm.TUNED, curriculum=1)
     ar = ntm.Config.tuned("associative-recall")
     assert ar.controller == "feedforward" and ar.lr == 1e-4 and ar.optimizer == "rmsprop" and ar.batch_size == 1
+    assert ar.rmsprop_eps == 1e-2 and ntm.Config().rmsprop_eps == 1e-4               # the paper's ε elsewhere
+    from memnet_np.ntm.training import make_optimizer
+    assert make_optimizer(ar).eps == 1e-2 and make_optimizer(ntm.Config()).eps == 1e-4   # it reaches the optimiser
+    with pytest.raises(ValueError, match="rmsprop_eps must be a finite number"):
+        ntm.Config(rmsprop_eps=float("nan"))
+    with pytest.raises(ValueError, match="rmsprop_eps must be above 0"):
+        ntm.Config(rmsprop_eps=0.0)
     assert ar.input_width == 8 and ar.output_width == 6 and ar.memory_slots == 128
     assert ntm.Config.tuned("associative-recall", lr=0.5).lr == 0.5                # an override still wins
     with pytest.raises(ValueError, match="task must be one of"):

@@ -52,7 +52,7 @@ def evaluate(params, config: Config, batches: list) -> dict:
 def make_optimizer(config: Config) -> optim.Optimizer:
     if config.optimizer == "adam":
         return optim.Adam(lr=config.lr)
-    return optim.RMSProp(lr=config.lr, decay=config.decay, momentum=config.momentum)
+    return optim.RMSProp(lr=config.lr, decay=config.decay, momentum=config.momentum, eps=config.rmsprop_eps)
 
 
 def clip_gradients(grads: dict, config: Config) -> dict:
