@@ -418,6 +418,9 @@ def test_dropout_acts_on_the_facts_and_the_answer_input_only():
     memory_all_dropped = batch._replace(memory_keep=np.zeros_like(batch.memory_keep))
     logits, _ = dmn.forward(params, memory_all_dropped, config)
     np.testing.assert_allclose(logits, np.broadcast_to(params["ba"], logits.shape))   # â = softmax(W_a·0 + b_a)
+    config, params, batch = model("dmn+", seed=4, dropout=0.5, passes=2)    # DMN+: [mᴷ; q], q is not dropped
+    logits, cache = dmn.forward(params, batch._replace(memory_keep=np.zeros_like(batch.memory_keep)), config)
+    np.testing.assert_allclose(logits, cache.q @ params["Wa"][:, config.hidden:].T + params["ba"], atol=1e-12)
     with pytest.raises(ValueError, match="dropout must be in"):
         dmn.Config.tiny(dropout=1.0)
 

@@ -369,8 +369,9 @@ claim(all(r.ok for r in report.values()), "every parameter passes")
 # log(1 − g_f)] with y one-hot on that fact; a pass after the last supporting fact is pulled toward the last one
 # again. On task 1 the first pass is scored on the supporting fact and the facts after it only (`gate_targets=
 # "causal-new"`, chosen on held-out questions; the README's DMN section says why): a gate over a fact read before
-# the supporting one cannot know that a later move follows. Adam at lr 0.001, halved every 10 epochs, batches of 32; training stops when the validation loss has not
-# improved for 10 epochs and keeps the parameters of the best epoch (`dmn.Config` says how each default was chosen).
+# the supporting one cannot know that a later move follows. Adam at lr 0.001, halved every 10 epochs, batches of 32;
+# training stops when the validation loss has not improved for 10 epochs and keeps the parameters of the best epoch
+# (`dmn.Config` says how each default was chosen).
 #
 # We train on **task 1** ("Where is Mary?", one supporting fact), which this implementation learns as the paper
 # did. Task 2, our story's task, is where it falls short: about 32% test accuracy against Kumar et al.'s 98.2% (the
