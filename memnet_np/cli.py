@@ -44,6 +44,10 @@ def _add_data_args(p, generated=True):
 def _add_model_options(p):
     g = p.add_argument_group("model and training options (defaults: the paper's)")
     g.add_argument("--epochs", type=int, help="epochs after linear start (paper: 100; joint 60)")
+    g.add_argument("--decay-every", type=int, dest="decay_every", help="halve the learning rate every N epochs "
+                   "(memn2n: 25; memnn, dmn: 10); a number above --epochs keeps it constant")
+    g.add_argument("--patience", type=int, help="dmn: stop after N epochs without a new lowest validation loss, "
+                   "keeping the parameters of the lowest (default 10)")
     g.add_argument("--hops", type=int, help="memory hops K (paper: 3)")
     g.add_argument("--dim", type=int, dest="d", help="embedding size d (paper: 20; joint 50)")
     g.add_argument("--encoding", choices=["paper", "official", "bow"],
@@ -101,7 +105,7 @@ def _overrides(args) -> dict:
         raise UserError(f"{args.model} has no --config presets")
     keys = ("epochs", "hops", "d", "encoding", "tying", "temporal", "random_noise", "linear_start", "ls_mode",
             "relu", "mask_empty", "dtype", "variant", "passes", "hidden", "gate_supervision", "clipping",
-            "gate_targets", "answer_module", "answer_words", "dropout", "l2")
+            "gate_targets", "answer_module", "answer_words", "dropout", "l2", "decay_every", "patience")
     out.update({k: getattr(args, k) for k in keys if getattr(args, k, None) is not None})
     if out.get("encoding") == "bow":
         out["encoding"] = None

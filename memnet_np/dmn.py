@@ -131,7 +131,7 @@ class Config:
         if self.variant not in VARIANTS:
             problems.append(f"variant must be one of {VARIANTS}, got {self.variant!r}")
         problems += checks.below_one(self, ("d", "hidden", "gate_hidden", "passes", "memory_size", "batch_size",
-                                            "epochs"))
+                                            "epochs", "decay_every"))
         if self.extra_passes not in ("last", "free"):
             problems.append(f"extra_passes must be 'last' or 'free', got {self.extra_passes!r}")
         if self.gate_targets not in GATE_TARGETS:

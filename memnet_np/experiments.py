@@ -90,6 +90,11 @@ def load_data(spec: DataSpec):
 
 def make_config(model, dataset, overrides: Optional[dict] = None):
     """The model's paper settings for this data with the user's overrides; an impossible setting is a UserError."""
+    unknown = sorted(set(overrides or {}) - {f.name for f in dataclasses.fields(model.Config)})
+    if unknown:                                               # e.g. --patience (the DMN's) given to memn2n
+        name = model.__name__.rsplit(".", 1)[-1]
+        raise UserError(f"{name} has no setting {', '.join(unknown)}: "
+                        f"{', '.join('--' + u.replace('_', '-') for u in unknown)} {'belongs' if len(unknown) == 1 else 'belong'} to another model")
     try:
         return model.Config.for_data(dataset, **(overrides or {}))
     except (ValueError, TypeError) as e:

@@ -103,7 +103,7 @@ class Config:
             problems.append(f"clipping must be one of {CLIPPINGS}, got {self.clipping!r}")
         if self.ls_mode not in ("val", "fixed"):
             problems.append(f"ls_mode must be 'val' or 'fixed', got {self.ls_mode!r}")
-        problems += checks.below_one(self, ("d", "hops", "memory_size", "batch_size", "epochs"))
+        problems += checks.below_one(self, ("d", "hops", "memory_size", "batch_size", "epochs", "decay_every"))
         if not 0 <= self.random_noise < 1:
             problems.append(f"random_noise must be in [0, 1), got {self.random_noise}")
         checks.raise_config_problems(self, "MemN2N", problems)

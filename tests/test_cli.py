@@ -52,6 +52,11 @@ def test_no_command_prints_help_and_exits_2(capsys):
     (["train", "memn2n", "--task", "1", "--generated", "--data", "x"], "--generated makes its own stories"),
     (["train", "memn2n", "--task", "1", "--generated", "--encoding", "sinusoid"], "argument --encoding"),
     (["train", "memn2n", "--task", "1", "--generated", "--epochs", "-3"], "epochs must be at least 1"),
+    (["train", "memn2n", "--task", "1", "--generated", "--decay-every", "0"], "decay_every must be at least 1"),
+    (["train", "dmn", "--task", "1", "--generated", "--decay-every", "0"], "decay_every must be at least 1"),
+    (["train", "dmn", "--task", "1", "--generated", "--patience", "0"], "patience must be at least 1"),
+    (["train", "memn2n", "--task", "1", "--generated", "--patience", "3"],
+     "memn2n has no setting patience: --patience belongs to another model"),
     (["evaluate"], "the following arguments are required: checkpoint"),
     (["evaluate", "."], "is a folder without a checkpoint.npz"),
     (["reproduce", "memn2n", "--suite", "nope"], "argument --suite: invalid choice"),
@@ -212,3 +217,14 @@ def test_train_and_evaluate_dmn_both_variants(tmp_path):
     assert r.returncode == 0, r.stderr
     r = run("train", "dmn", "--task", "1", "--generated", "--passes", "0", "--out", str(tmp_path / "x"))
     assert r.returncode == 2 and "passes must be at least 1" in r.stderr
+
+
+def test_schedule_flags_reach_the_config():
+    from memnet_np import dmn, experiments as E
+    args = cli.build_parser().parse_args(["train", "dmn", "--task", "1", "--generated", "--decay-every", "1000",
+                                          "--patience", "20", "--epochs", "256"])
+    ds = E.load_data(E.DataSpec(tasks=1, generated=True))
+    config = E.make_config(dmn, ds, cli._overrides(args))
+    assert (config.decay_every, config.patience, config.epochs) == (1000, 20, 256)
+    default = E.make_config(dmn, ds, cli._overrides(cli.build_parser().parse_args(["train", "dmn", "--task", "1"])))
+    assert (default.decay_every, default.patience) == (10, 10)
