@@ -591,8 +591,9 @@ class GateNetCache(NamedTuple):
 
 def gate_net_forward(z, W1, b1, w2, b2=None):
     """Gate scores s (N, F) = w2ᵀ tanh(W1 z + b1) + b2 (before the sigmoid or the softmax; DMN+ has no b2)."""
-    a = np.tanh(z @ W1.T + b1)                                # (N, F, G)
-    s = a @ w2                                                # (N, F)
+    N, F, Z = z.shape
+    a = np.tanh(z.reshape(N * F, Z) @ W1.T + b1).reshape(N, F, -1)   # (N, F, G) one product: a stack of N small
+    s = a @ w2                                                # (N, F)          ones runs ~2x slower at F ≈ 10
     if b2 is not None:
         s = s + b2[0]
     return s, GateNetCache(z, a, W1, w2)
@@ -607,7 +608,7 @@ def gate_net_backward(ds, cache: GateNetCache):
     G = a.shape[-1]
     dW1 = dpre.reshape(-1, G).T @ z.reshape(-1, z.shape[-1])  # (G, Z)
     db1 = dpre.reshape(-1, G).sum(0)                          # (G,)
-    dz = dpre @ W1                                            # (N, F, Z)
+    dz = (dpre.reshape(-1, G) @ W1).reshape(*dpre.shape[:2], -1)   # (N, F, Z) as one product
     return dz, dW1, db1, dw2, db2
 
 
