@@ -6,6 +6,7 @@ from memnet_np import reference as R
 PER_TASK_TABLES = {
     **{f"MEMN2N_1K[{k}]": v for k, v in R.MEMN2N_1K.items()},
     "MEMN2N_10K_JOINT": R.MEMN2N_10K_JOINT,
+    "DMNPLUS_10K": R.DMNPLUS_10K,
     **{f"MEMNN_1K_ACCURACY[{k}]": v for k, v in R.MEMNN_1K_ACCURACY.items()},
     **{f"DMN_1K_ACCURACY[{k}]": v for k, v in R.DMN_1K_ACCURACY.items()},
 }
@@ -79,6 +80,9 @@ def test_dmnplus_and_ntm_anchors():
     assert R.DMNPLUS_10K_MEANS["DMN+"].mean == 2.8 and R.DMNPLUS_10K_MEANS["DMN+"].failed == 1
     assert R.DMNPLUS_10K_MEANS["DMN (original, on 10k)"].mean == 11.8
     assert R.DMNPLUS_10K_MEANS["MemN2N"].mean == 4.2
+    # the transcribed per-task row agrees with the paper's own mean, failed count and failed task
+    assert R.mean_and_failed(R.DMNPLUS_10K) == (pytest.approx(2.8, abs=0.01), 1) and R.DMNPLUS_10K[15] == 45.3
+    assert R.paper_errors("dmn+", "babi-10k")["DMN+"] == R.DMNPLUS_10K
     assert R.NTM_ANCHORS["copy_random_guess_bits"] == 84.0
     assert R.NTM_ANCHORS["convergence_bits_per_sequence"] == 0.1
     assert R.NTM_ANCHORS["copy_parameters"] == 67_561
@@ -175,9 +179,12 @@ def test_comparison_table_means_only_and_10k():
     notes = table.split("\n\n", 1)[1]
     assert "LSTM 36.4" in notes and "MemN2N PE LS RN 6.6 (4 failed)" in notes
     assert "MemN2N PE LS RN joint 7.5" in notes               # the 20-task mean, since ours covers 2 tasks
-    dmn = R.comparison_table({16: 45.3}, R.paper_errors("dmn", "babi-10k"))
-    assert rows(dmn) == {"16": ["45.3"], "mean": ["45.3"], "failed (> 5%)": ["1"]}
-    assert "DMN+ 2.8 (1 failed" in dmn
+    dmn = R.comparison_table({16: 45.3, 17: 50.0}, R.paper_errors("dmn", "babi-10k"))
+    r = rows(dmn)
+    assert dmn.splitlines()[0] == "| task | ours | DMN+ |"
+    assert r["16"] == ["45.3", "45.3"] and r["17"] == ["50.0", "4.2"] and r["3"] == ["—", "1.1"]
+    assert r["mean"] == ["47.7", "24.8"] and r["failed (> 5%)"] == ["2", "1"]   # over the tasks we have
+    assert "the paper's own 20-task means: DMN+ 2.8" in dmn and "DMN (original, on 10k) 11.8" in dmn
 
 
 def test_comparison_table_bad_input():
