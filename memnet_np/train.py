@@ -120,10 +120,11 @@ def clip_gradients(model, grads: dict, config) -> dict:
     return optim.clip_by_norm_per_matrix(grads, config.max_grad_norm)[0]
 
 
-def run_epoch(model, params, arrays, config, rng, lr: float, opt: optim.SGD):
-    """One pass over the training split in shuffled batches. Returns (mean loss, error %)."""
+def run_epoch(model, params, arrays, config, rng, lr: float, opt: optim.SGD, own_batching: bool = True):
+    """One pass over the training split in shuffled batches. Returns (mean loss, error %).
+    own_batching=False ignores a model's own batching (bench: the DMN's epoch in plain shuffled batches)."""
     n = len(arrays.answers)
-    if hasattr(model, "epoch_batches"):                       # a model's own batching (the DMN: by story length)
+    if own_batching and hasattr(model, "epoch_batches"):      # a model's own batching (the DMN: by story length)
         batches = model.epoch_batches(arrays, config.batch_size, rng)
     else:
         order = rng.permutation(n)

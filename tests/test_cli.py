@@ -228,3 +228,20 @@ def test_schedule_flags_reach_the_config():
     assert (config.decay_every, config.patience, config.epochs) == (1000, 20, 256)
     default = E.make_config(dmn, ds, cli._overrides(cli.build_parser().parse_args(["train", "dmn", "--task", "1"])))
     assert (default.decay_every, default.patience) == (10, 10)
+
+
+@pytest.mark.parametrize("model,name", [("dmn", "data_dir"), ("memnn", "data")])
+def test_bench_passes_the_data_folder_to_the_model_under_its_own_name(model, name, monkeypatch, capsys):
+    from memnet_np import experiments as E
+    module = E.get_model(model)
+    seen = {}
+
+    def by_data_dir(quick=False, data_dir=None):             # dmn.bench's parameters
+        return seen.update(data_dir=data_dir) or {}
+
+    def by_data(task=1, data=None, quick=False):              # memnn's
+        return seen.update(data=data) or {}
+    monkeypatch.setattr(module, "bench", by_data_dir if name == "data_dir" else by_data)
+    monkeypatch.setattr(module, "format_bench", lambda r: "timed")
+    assert cli.main(["bench", model, "--data", "/some/folder", "--quick"]) == 0
+    assert seen[name] == "/some/folder" and "timed" in capsys.readouterr().out

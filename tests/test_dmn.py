@@ -383,6 +383,24 @@ def test_epoch_batches_see_every_example_once_and_group_similar_lengths():
         dmn.epoch_batches(arrays, 10, np.random.default_rng(1))[0].tolist()
 
 
+def test_run_epoch_uses_the_dmn_batching_unless_told_not_to(monkeypatch):
+    """bench times the DMN's epoch both ways: its length-bucketed batches, and the plain shuffled ones."""
+    from memnet_np import train
+    from memnet_np.data import load_generated
+    ds = load_generated(1, n_train=60, n_test=10, seed=0, memory_size=70)
+    config = dmn.Config.for_data(ds, d=6, hidden=6, gate_hidden=6, batch_size=16)
+    calls = []
+    real = dmn.epoch_batches
+    monkeypatch.setattr(dmn, "epoch_batches", lambda *a: calls.append(1) or real(*a))
+    for own in (True, False):
+        rng = np.random.default_rng(0)
+        params = dmn.init_params(config, rng)
+        loss, err = train.run_epoch(dmn, params, ds.train, config, rng, config.lr, dmn.make_optimizer(config),
+                                    own_batching=own)
+        assert np.isfinite(loss) and 0 <= err <= 100
+        assert len(calls) == 1                                  # called for the first epoch only
+
+
 def test_dropout_masks_are_drawn_for_training_batches_only():
     """make_batch(train=True) draws each unit's factor, 0 with probability p, else 1/(1 − p); evaluation batches and
     a model without dropout get none; the same generator state gives the same masks."""

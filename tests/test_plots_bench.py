@@ -210,7 +210,8 @@ def test_bench_dmn_reports_both_variants_and_the_growth_with_facts():
     for variant in ("dmn", "dmn+"):
         v = r[variant]
         assert v["examples_per_second"] > 0 and v["epoch_seconds"] > 0
+        assert v["plain_batches"]["examples_per_second"] > 0 and v["plain_batches"]["examples"] == v["examples"]
         assert list(v["ms_per_example_by_facts"]) == [10, 50] and list(v["ms_per_example_by_hidden"]) == [40, 80]
         assert v["ms_per_example_by_facts"][50] > v["ms_per_example_by_facts"][10]   # 5x the facts costs more
     text = dmn.format_bench(r)
-    assert "examples/s" in text and "PyTorch" in text
+    assert "examples/s" in text and "PyTorch" in text and text.count("plain shuffled batches") == 2
