@@ -135,9 +135,12 @@ def test_gate_features_are_the_nine_blocks_in_order():
     np.testing.assert_allclose(z_plus[0, 1], want[3 * 3:7 * 3], atol=1e-13)
 
 
+GATE_NET_MASK = np.array([[1, 1, 1, 1], [1, 1, 0, 0], [1, 0, 1, 0]], bool)   # row 3 with a hole
+
+
 @pytest.mark.gradcheck
-@pytest.mark.parametrize("with_b2", [True, False])
-def test_gate_net_gradients(with_b2):
+@pytest.mark.parametrize("with_b2,masked", [(True, False), (False, False), (True, True), (False, True)])
+def test_gate_net_gradients(with_b2, masked):
     rng = np.random.default_rng(4)
     inputs = {"z": rng.standard_normal((3, 4, 6)), "W1": rng.standard_normal((5, 6)) * 0.5,
               "b1": rng.standard_normal(5), "w2": rng.standard_normal(5)}
@@ -148,8 +151,24 @@ def test_gate_net_gradients(with_b2):
         bwd = dmn.gate_net_backward
     else:
         bwd = lambda ds, cache: dmn.gate_net_backward(ds, cache)[:4]
-    errs = check_op(dmn.gate_net_forward, bwd, inputs, wrt, rng)
+    masked = {"mask": GATE_NET_MASK} if masked else {}       # only the real facts scored; padded ones give b2
+    errs = check_op(dmn.gate_net_forward, bwd, inputs, wrt, rng, **masked)
     assert set(errs) == set(wrt) and max(errs.values()) < TOL, errs
+
+
+def test_gate_net_scores_the_real_facts_alone():
+    rng = np.random.default_rng(14)
+    z, W1, b1, w2, b2 = (rng.standard_normal((3, 4, 6)), rng.standard_normal((5, 6)), rng.standard_normal(5),
+                         rng.standard_normal(5), np.array([0.7]))
+    full, full_cache = dmn.gate_net_forward(z, W1, b1, w2, b2)
+    part, cache = dmn.gate_net_forward(z, W1, b1, w2, b2, GATE_NET_MASK)
+    np.testing.assert_allclose(part[GATE_NET_MASK], full[GATE_NET_MASK], atol=1e-13)
+    assert np.all(part[~GATE_NET_MASK] == 0.7) and cache.z.shape == (GATE_NET_MASK.sum(), 6)
+    ds = rng.standard_normal((3, 4)) * GATE_NET_MASK          # the gates give padded facts no gradient
+    got, want = dmn.gate_net_backward(ds, cache), dmn.gate_net_backward(ds, full_cache)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, atol=1e-13)
+    assert not got[0][~GATE_NET_MASK].any()                  # dz of a padded fact
 
 
 @pytest.mark.gradcheck
