@@ -300,6 +300,18 @@ def test_gate_targets_per_babi_1k_task_and_the_user_overrides_them():
     assert dmn.Config.for_data(data("bAbI 1k task 2", (2,)), gate_targets="all").gate_targets == "all"
 
 
+def test_dmn_plus_on_babi_10k_takes_the_public_codes_schedule_and_the_user_overrides_it():
+    from types import SimpleNamespace
+    def data(name):
+        return SimpleNamespace(vocab=list(range(9)), memory_size=7, name=name, tasks=(2,))
+    schedule = lambda c: (c.epochs, c.decay_every, c.patience, c.batch_size, c.gate_supervision)
+    assert schedule(dmn.Config.for_data(data("bAbI 10k task 2"), variant="dmn+")) == (256, 256, 20, 128, 0.0)
+    assert schedule(dmn.Config.for_data(data("bAbI 1k task 2"), variant="dmn+")) == (60, 10, 10, 128, 0.0)
+    assert schedule(dmn.Config.for_data(data("bAbI 10k task 2"))) == (60, 10, 10, 32, 1.0)   # the DMN keeps its own
+    assert schedule(dmn.Config.for_data(data("bAbI 10k task 2"), variant="dmn+", epochs=30, decay_every=10,
+                                        patience=10)) == (30, 10, 10, 128, 0.0)
+
+
 def test_causal_new_scores_every_fact_in_a_pass_that_repeats_the_one_before():
     s = np.array([[[2.0, -1.0, 0.5]] * 3])                   # (1, 3 passes, 3 facts)
     g = 1 / (1 + np.exp(-s))
