@@ -80,8 +80,8 @@ def _add_model_options(p):
                    "answer module's input with this probability (default 0: off)")
     g.add_argument("--l2", type=float, help="dmn: L2 on the weight matrices (not biases or the embedding), "
                    "added to the loss (default 0)")
-    g.add_argument("--answer-module", choices=["softmax", "gru"], help="dmn: one softmax over the vocabulary "
-                   "(default) or the paper's GRU decoder, word by word (multi-word answers)")
+    g.add_argument("--answer-module", choices=["softmax", "gru"], help="dmn: the paper's GRU decoder, word by word "
+                   "(the DMN's default) or one softmax over the vocabulary (DMN+'s)")
     g.add_argument("--answer-words", type=int, dest="answer_words", help="memnn: say answers of up to N words "
                    "one at a time until STOP, after Weston et al. 2015, on tasks 8 (N = 3) and 19 (N = 2); default 1: "
                    "a comma answer such as 'apple,milk' is one word of the vocabulary")

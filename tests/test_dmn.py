@@ -286,18 +286,22 @@ def test_causal_gate_targets_leave_the_facts_before_the_supporting_one_free():
         dmn.Config.tiny(gate_targets="later")
 
 
+def for_data(dataset, **overrides):                           # a stand-in dataset has no questions for the
+    return dmn.Config.for_data(dataset, **{"answer_module": "softmax", **overrides})   # decoder's words
+
+
 def test_gate_targets_per_babi_1k_task_and_the_user_overrides_them():
     from types import SimpleNamespace
     def data(name, tasks):
         return SimpleNamespace(vocab=list(range(9)), memory_size=7, name=name, tasks=tasks)
-    assert dmn.Config.for_data(data("bAbI 1k task 2", (2,))).gate_targets == "causal-new"
-    assert dmn.Config.for_data(data("bAbI 1k task 3", (3,))).gate_targets == "causal"
-    assert dmn.Config.for_data(data("bAbI 1k task 1", (1,))).gate_targets == "causal-new"
-    assert dmn.Config.for_data(data("bAbI 1k task 4", (4,))).gate_targets == "all"
-    assert dmn.Config.for_data(data("bAbI 10k task 2", (2,))).gate_targets == "all"   # chosen on 1k only
-    assert dmn.Config.for_data(data("generated task 2", (2,))).gate_targets == "all"
-    assert dmn.Config.for_data(data("bAbI 1k joint", tuple(range(1, 21)))).gate_targets == "all"
-    assert dmn.Config.for_data(data("bAbI 1k task 2", (2,)), gate_targets="all").gate_targets == "all"
+    assert for_data(data("bAbI 1k task 2", (2,))).gate_targets == "causal-new"
+    assert for_data(data("bAbI 1k task 3", (3,))).gate_targets == "causal"
+    assert for_data(data("bAbI 1k task 1", (1,))).gate_targets == "causal-new"
+    assert for_data(data("bAbI 1k task 4", (4,))).gate_targets == "all"
+    assert for_data(data("bAbI 10k task 2", (2,))).gate_targets == "all"   # chosen on 1k only
+    assert for_data(data("generated task 2", (2,))).gate_targets == "all"
+    assert for_data(data("bAbI 1k joint", tuple(range(1, 21)))).gate_targets == "all"
+    assert for_data(data("bAbI 1k task 2", (2,)), gate_targets="all").gate_targets == "all"
 
 
 def test_dmn_plus_on_babi_10k_takes_the_public_codes_schedule_and_the_user_overrides_it():
@@ -307,9 +311,19 @@ def test_dmn_plus_on_babi_10k_takes_the_public_codes_schedule_and_the_user_overr
     schedule = lambda c: (c.epochs, c.decay_every, c.patience, c.batch_size, c.gate_supervision)
     assert schedule(dmn.Config.for_data(data("bAbI 10k task 2"), variant="dmn+")) == (256, 256, 20, 128, 0.0)
     assert schedule(dmn.Config.for_data(data("bAbI 1k task 2"), variant="dmn+")) == (60, 10, 10, 128, 0.0)
-    assert schedule(dmn.Config.for_data(data("bAbI 10k task 2"))) == (60, 10, 10, 32, 1.0)   # the DMN keeps its own
+    assert schedule(for_data(data("bAbI 10k task 2"))) == (60, 10, 10, 32, 1.0)   # the DMN keeps its own
     assert schedule(dmn.Config.for_data(data("bAbI 10k task 2"), variant="dmn+", epochs=30, decay_every=10,
                                         patience=10)) == (30, 10, 10, 128, 0.0)
+
+
+def test_the_dmn_on_data_answers_with_the_papers_gru_decoder_and_dmn_plus_with_one_softmax():
+    from memnet_np.data import load_generated
+    ds = load_generated(8, n_train=50, n_test=10, seed=0, memory_size=70)
+    config = dmn.Config.for_data(ds)
+    assert config.answer_module == dmn.DMN_ANSWER_MODULE == "gru" and len(config.answer_table) == config.vocab_size
+    assert dmn.Config.for_data(ds, answer_module="softmax").answer_module == "softmax"
+    assert dmn.Config.for_data(ds, variant="dmn+").answer_module == "softmax"
+    assert dmn.Config().answer_module == "softmax"            # the bare model, as the tutorial builds it by hand
 
 
 def test_causal_new_scores_every_fact_in_a_pass_that_repeats_the_one_before():

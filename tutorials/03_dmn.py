@@ -136,7 +136,9 @@ print(f"\n  Q: {' '.join(question.question)}?     A: {question.answer_token}    
 
 # %%
 section("2b. The batch: the story as one stream of words")
-cfg = dmn.Config.for_data(dataset, dtype="float64")              # the paper's model; float64 for the checks
+cfg = dmn.Config.for_data(dataset, dtype="float64", answer_module="softmax")   # float64 for the checks; the
+#   answer as one softmax on the last memory, simplest to follow by hand (on data the default is the paper's GRU
+#   decoder, section 8)
 batch = dmn.make_batch(dataset.test, np.array([IDX]), cfg)
 words = dataset.vocab.words
 stream = [words[w] for w in batch.words[0][batch.word_mask[0]]]
@@ -261,7 +263,10 @@ claim(np.allclose(e_skip, e_without), f"closing fact {f1 + 1}'s gate is the same
 #     â = softmax(W_a mᴷ + b_a)                         a one-word answer
 #
 # Each pass recomputes the gates with the new memory, so pass 2 can look for what pass 1 found (in task 2: the
-# place of the person who took the object). We run the passes by hand and compare with `dmn.forward`.
+# place of the person who took the object). We run the passes by hand and compare with `dmn.forward`. (Kumar et
+# al.'s answer module is a GRU decoder, a_0 = mᴷ, a_t = GRU([y_{t−1}; q], a_{t−1}), y_t = softmax(W_a a_t + b_a),
+# word by word; it is the default when `Config.for_data` builds the model, and did better on validation. One
+# softmax on mᴷ, as here, is the same model without the decoder's GRU step.)
 
 # %%
 section("8. Passes and the answer")
@@ -384,7 +389,7 @@ try:
     task1 = data.load_babi(1, find_babi(HERE), memory_size=dmn.data_memory_size(1))
 except data.DataNotFoundError:
     task1 = data.load_generated(1)
-cfg1 = dmn.Config.for_data(task1, dtype="float32")
+cfg1 = dmn.Config.for_data(task1, dtype="float32", answer_module="softmax")
 if FAST:
     cfg1 = dmn.replace(cfg1, d=16, hidden=16, gate_hidden=16, epochs=2)
 
