@@ -272,8 +272,7 @@ def cmd_bench(args):
         raise E.UserError(f"bench {args.model} is not written yet; bench memn2n and bench ntm are")
     import inspect
     wants = inspect.signature(model.bench).parameters            # a bAbI model's bench takes --task and --data too
-    given = {"task": args.task, "data": args.data, "data_dir": args.data}   # --data: `data` or `data_dir` by name
-    r = model.bench(quick=args.quick, **{k: v for k, v in given.items() if k in wants})
+    r = model.bench(quick=args.quick, **{k: getattr(args, k) for k in ("task", "data") if k in wants})
     print(json.dumps(r) if args.json else model.format_bench(r))
     return 0
 

@@ -75,8 +75,9 @@ DMN_ANSWER_MODULE = "gru"        # the DMN's answer on data (Config.for_data): t
 DMN_PLUS_10K_SCHEDULE = dict(epochs=256, decay_every=256, patience=20)
 #   DMN+ on bAbI 10k: the schedule of barronalex's TensorFlow DMN+ (dmn_plus.py max_epochs = 256, early_stopping =
 #   20, lr = 0.001, no annealing; dmn_train.py stops on validation loss): Adam at a constant rate (decay_every =
-#   epochs: never halved), up to 256 epochs, stopping after 20 without a new lowest validation loss. Chosen on validation error over the 19 tasks (seed 0; README): mean 6.71% against 11.63%
-#   for at most 30 epochs with the rate halved every 10 and patience 10.
+#   epochs: never halved), up to 256 epochs, stopping after 20 without a new lowest validation loss. Chosen on
+#   validation error over the 19 tasks (seed 0; README): mean 6.71% against 11.63% for at most 30 epochs with the
+#   rate halved every 10 and patience 10.
 FACT_WINDOW = 70                 # facts kept per story (the DMN+ authors' code); task 3 keeps more
 FACT_WINDOW_BY_TASK = {3: 130}
 
@@ -1052,19 +1053,19 @@ def _synthetic_batch(config, rng, N: int, F: int, L: int = 7) -> Batch:
     return Batch(stories, queries, answers, mask, words, word_mask, ends, support)
 
 
-def bench(quick: bool = False, data_dir=None) -> dict:
+def bench(quick: bool = False, data=None) -> dict:
     """Training speed in float32 on one core (the caller pins BLAS): a whole bAbI-10k task 1 epoch (9,000
     examples; generated stories when bAbI is not found) for DMN+ and the DMN at hidden 80, batch 100, Adam; then
     milliseconds per training example as the number of facts grows 10 → 200 and as the hidden size grows."""
     import time
-    from memnet_np import data, train
+    from memnet_np import data as babi_data, train
     out = {"batch_size": 100, "hidden": 80, "pytorch_dmn_plus_examples_per_second": PYTORCH_DMN_PLUS_EXAMPLES_PER_SECOND}
     try:
-        root = data.resolve_data_dir(data_dir)
-        ds = data.load_babi(1, data_dir=root, tenk=True, memory_size=data_memory_size(1))
+        root = babi_data.resolve_data_dir(data)
+        ds = babi_data.load_babi(1, data_dir=root, tenk=True, memory_size=data_memory_size(1))
         out["data"] = "bAbI 10k task 1"
-    except (data.DataNotFoundError, FileNotFoundError):
-        ds = data.load_generated(1, n_train=9000, n_test=100, seed=0, memory_size=data_memory_size(1))
+    except (babi_data.DataNotFoundError, FileNotFoundError):
+        ds = babi_data.load_generated(1, n_train=9000, n_test=100, seed=0, memory_size=data_memory_size(1))
         out["data"] = "generated task 1 (bAbI not found)"
     train_split = ds.train if not quick else ds.train.take(np.arange(min(1000, len(ds.train))))
     for variant in VARIANTS:

@@ -93,8 +93,9 @@ def make_config(model, dataset, overrides: Optional[dict] = None):
     unknown = sorted(set(overrides or {}) - {f.name for f in dataclasses.fields(model.Config)})
     if unknown:                                               # e.g. --patience (the DMN's) given to memn2n
         name = model.__name__.rsplit(".", 1)[-1]
-        raise UserError(f"{name} has no setting {', '.join(unknown)}: "
-                        f"{', '.join('--' + u.replace('_', '-') for u in unknown)} {'belongs' if len(unknown) == 1 else 'belong'} to another model")
+        flags = ", ".join("--" + u.replace("_", "-") for u in unknown)
+        verb = "belongs" if len(unknown) == 1 else "belong"
+        raise UserError(f"{name} has no setting {', '.join(unknown)}: {flags} {verb} to another model")
     try:
         return model.Config.for_data(dataset, **(overrides or {}))
     except (ValueError, TypeError) as e:
