@@ -392,7 +392,7 @@ def example_batch(config: Config, rng: np.random.Generator, N: int = 4, F: Optio
 
 def _check_batch(batch: Batch, config: Config) -> None:
     """The model's front door: every field by name, with the shape and type it must have."""
-    optional = ("fact_keep", "memory_keep")
+    optional = tuple(Batch._field_defaults)                  # the dropout masks, None outside training
     for name in Batch._fields:
         a = getattr(batch, name)
         if name in optional and a is None:
@@ -418,7 +418,7 @@ def _check_batch(batch: Batch, config: Config) -> None:
             raise ValueError(f"batch.{name} must be boolean, got {getattr(batch, name).dtype}")
     if F > config.memory_size:
         raise ValueError(f"batch.stories holds {F} facts, more than memory_size = {config.memory_size}")
-    for name, shape in zip(optional, ((N, F, config.hidden), (N, config.hidden))):
+    for name, shape in (("fact_keep", (N, F, config.hidden)), ("memory_keep", (N, config.hidden))):
         a = getattr(batch, name)
         if a is not None and (a.shape != shape or a.dtype.kind != "f"):
             raise ValueError(f"batch.{name} must be a float array of shape {shape} (a dropout mask), got "

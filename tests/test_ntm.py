@@ -539,10 +539,10 @@ def test_each_task_has_its_tuned_settings_and_budget(monkeypatch, tmp_path):
     assert ar.rmsprop_eps == 1e-2 and ntm.Config().rmsprop_eps == 1e-4               # the paper's ε elsewhere
     from memnet_np.ntm.training import make_optimizer
     assert make_optimizer(ar).eps == 1e-2 and make_optimizer(ntm.Config()).eps == 1e-4   # it reaches the optimiser
-    with pytest.raises(ValueError, match="rmsprop_eps must be a finite number"):
-        ntm.Config(rmsprop_eps=float("nan"))
-    with pytest.raises(ValueError, match="rmsprop_eps must be above 0"):
-        ntm.Config(rmsprop_eps=0.0)
+    for bad in (float("nan"), 0.0, -1e-3):                  # one message each, saying what ε must be
+        with pytest.raises(ValueError, match="rmsprop_eps must be a finite number above 0") as e:
+            ntm.Config(rmsprop_eps=bad)
+        assert str(e.value).count("rmsprop_eps") == 1
     assert ar.input_width == 8 and ar.output_width == 6 and ar.memory_slots == 128
     assert ntm.Config.tuned("associative-recall", lr=0.5).lr == 0.5                # an override still wins
     with pytest.raises(ValueError, match="task must be one of"):

@@ -92,12 +92,14 @@ class Config:
         if self.dtype not in ("float64", "float32"):
             problems.append(f"dtype must be 'float64' or 'float32', got {self.dtype!r}")
         for name in ("memory_init_value", "memory_init_std", "init_weighting_std", "lr", "clip", "momentum",
-                     "decay", "clip_controller", "clip_norm", "rmsprop_eps"):
+                     "decay", "clip_controller", "clip_norm"):
             v = getattr(self, name)
             if not isinstance(v, (int, float, np.floating)) or not math.isfinite(v) or v < 0:
                 problems.append(f"{name} must be a finite number >= 0, got {v!r}")
-        if self.rmsprop_eps == 0:
-            problems.append("rmsprop_eps must be above 0 (it keeps RMSProp's square root away from 0)")
+        v = self.rmsprop_eps
+        if not isinstance(v, (int, float, np.floating)) or not math.isfinite(v) or v <= 0:
+            problems.append(f"rmsprop_eps must be a finite number above 0 (it keeps RMSProp's square root away "
+                            f"from 0), got {v!r}")
         if isinstance(self.min_len, int) and isinstance(self.max_len, int) and self.min_len > self.max_len:
             problems.append(f"min_len ({self.min_len}) must not exceed max_len ({self.max_len})")
         if isinstance(self.curriculum, bool) or not isinstance(self.curriculum, (int, np.integer)) \
