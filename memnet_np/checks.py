@@ -17,9 +17,13 @@ def below_one(config, names) -> list:
 
 
 def raise_config_problems(config, model: str, problems: list) -> None:
-    """The end of a Config's check: its dtype is one of DTYPES, then one ValueError naming every problem found."""
+    """The end of a Config's check: its dtype is one of DTYPES and its init_std a positive number, then one
+    ValueError naming every problem found."""
     if config.dtype not in DTYPES:
         problems = [*problems, f"dtype must be 'float64' or 'float32', got {config.dtype!r}"]
+    if not (isinstance(config.init_std, (int, float)) and config.init_std > 0 and config.init_std != float("inf")):
+        problems = [*problems, f"init_std must be a positive number (the initial weights' standard deviation), "
+                               f"got {config.init_std!r}"]
     if problems:
         raise ValueError(f"invalid {model} config: " + "; ".join(problems))
 

@@ -55,6 +55,9 @@ def test_no_command_prints_help_and_exits_2(capsys):
     (["train", "memn2n", "--task", "1", "--generated", "--decay-every", "0"], "decay_every must be at least 1"),
     (["train", "dmn", "--task", "1", "--generated", "--decay-every", "0"], "decay_every must be at least 1"),
     (["train", "dmn", "--task", "1", "--generated", "--patience", "0"], "patience must be at least 1"),
+    (["train", "dmn", "--task", "1", "--generated", "--init-std", "0"], "init_std must be a positive number"),
+    (["train", "memnn", "--task", "1", "--generated", "--init-std", "-0.1"], "init_std must be a positive number"),
+    (["train", "memn2n", "--task", "1", "--generated", "--init-std", "nan"], "init_std must be a positive number"),
     (["train", "memn2n", "--task", "1", "--generated", "--patience", "3"],
      "memn2n has no setting patience: --patience belongs to another model"),
     (["evaluate"], "the following arguments are required: checkpoint"),
@@ -228,6 +231,11 @@ def test_schedule_flags_reach_the_config():
     assert (config.decay_every, config.patience, config.epochs) == (1000, 20, 256)
     default = E.make_config(dmn, ds, cli._overrides(cli.build_parser().parse_args(["train", "dmn", "--task", "1"])))
     assert (default.decay_every, default.patience) == (10, 10)
+    args = cli.build_parser().parse_args(["train", "dmn", "--task", "1", "--generated", "--init-std", "1",
+                                          "--l2", "1e-3", "--dropout", "0.1"])
+    config = E.make_config(dmn, ds, cli._overrides(args))
+    assert (config.init_std, config.l2, config.dropout) == (1.0, 1e-3, 0.1)
+    assert (default.init_std, default.l2, default.dropout) == (0.3, 0.0, 0.0)
 
 
 @pytest.mark.parametrize("model", ["dmn", "memnn"])

@@ -304,16 +304,21 @@ def test_gate_targets_per_babi_1k_task_and_the_user_overrides_them():
     assert for_data(data("bAbI 1k task 2", (2,)), gate_targets="all").gate_targets == "all"
 
 
-def test_dmn_plus_on_babi_10k_takes_the_public_codes_schedule_and_the_user_overrides_it():
+def test_dmn_plus_on_babi_10k_takes_the_public_codes_settings_and_the_user_overrides_them():
     from types import SimpleNamespace
     def data(name):
         return SimpleNamespace(vocab=list(range(9)), memory_size=7, name=name, tasks=(2,))
     schedule = lambda c: (c.epochs, c.decay_every, c.patience, c.batch_size, c.gate_supervision)
-    assert schedule(dmn.Config.for_data(data("bAbI 10k task 2"), variant="dmn+")) == (256, 256, 20, 128, 0.0)
-    assert schedule(dmn.Config.for_data(data("bAbI 1k task 2"), variant="dmn+")) == (60, 10, 10, 128, 0.0)
+    regularised = lambda c: (c.l2, c.dropout, c.init_std)
+    tenk = dmn.Config.for_data(data("bAbI 10k task 2"), variant="dmn+")
+    assert schedule(tenk) == (256, 256, 20, 128, 0.0) and regularised(tenk) == (1e-3, 0.1, 1.0)
+    onek = dmn.Config.for_data(data("bAbI 1k task 2"), variant="dmn+")
+    assert schedule(onek) == (60, 10, 10, 128, 0.0) and regularised(onek) == (0.0, 0.0, 0.3)
     assert schedule(for_data(data("bAbI 10k task 2"))) == (60, 10, 10, 32, 1.0)   # the DMN keeps its own
-    assert schedule(dmn.Config.for_data(data("bAbI 10k task 2"), variant="dmn+", epochs=30, decay_every=10,
-                                        patience=10)) == (30, 10, 10, 128, 0.0)
+    assert regularised(for_data(data("bAbI 10k task 2"))) == (0.0, 0.0, 0.3)
+    mine = dmn.Config.for_data(data("bAbI 10k task 2"), variant="dmn+", epochs=30, decay_every=10, patience=10,
+                               l2=0.0, dropout=0.0, init_std=0.3)
+    assert schedule(mine) == (30, 10, 10, 128, 0.0) and regularised(mine) == (0.0, 0.0, 0.3)
 
 
 def test_the_dmn_on_data_answers_with_the_papers_gru_decoder_and_dmn_plus_with_one_softmax():
