@@ -81,7 +81,8 @@ def _add_model_options(p):
     g.add_argument("--l2", type=float, help="dmn: L2 on the weight matrices (not biases or the embedding), "
                    "added to the loss (default 0; DMN+ on bAbI 10k 1e-3)")
     g.add_argument("--init-std", type=float, dest="init_std", help="standard deviation of the initial weights "
-                   "(memn2n: every weight, memnn: U, default 0.1; dmn: the word embedding, default 0.3, DMN+ on bAbI 10k 1)")
+                   "(memn2n: every weight, memnn: U, default 0.1; dmn: the word embedding, default 0.3, DMN+ on bAbI 10k 1; "
+                   "memn2n-lm: every weight, default 0.05)")
     g.add_argument("--answer-module", choices=["softmax", "gru"], help="dmn: the paper's GRU decoder, word by word "
                    "(the DMN's default) or one softmax over the vocabulary (DMN+'s)")
     g.add_argument("--answer-words", type=int, dest="answer_words", help="memnn: say answers of up to N words "
@@ -91,11 +92,36 @@ def _add_model_options(p):
                    help="train in float32 (faster)")
 
 
+# The model options' Config fields (argparse dest), and the flag of each whose name is not "--" + the field's
+OPTION_FIELDS = ("epochs", "hops", "d", "encoding", "tying", "temporal", "random_noise", "linear_start", "ls_mode",
+                 "relu", "mask_empty", "dtype", "variant", "passes", "hidden", "gate_supervision", "clipping",
+                 "gate_targets", "answer_module", "answer_words", "dropout", "l2", "init_std", "decay_every",
+                 "patience")
+FLAGS = {"d": "--dim", "temporal": "--no-te", "random_noise": "--no-rn", "linear_start": "--no-ls",
+         "dtype": "--float32"}
+
+
+def _flag(field: str) -> str:
+    return FLAGS.get(field, "--" + field.replace("_", "-"))
+
+
+def _refuse_other_models_options(args, model_name: str, accepted) -> None:
+    """A model option the model has no setting for is an error that names its flag, never silently ignored."""
+    from memnet_np.experiments import UserError
+    foreign = [k for k in OPTION_FIELDS if getattr(args, k, None) is not None and k not in accepted]
+    if foreign:
+        verb = "belongs" if len(foreign) == 1 else "belong"
+        raise UserError(f"{model_name} has no setting {', '.join(foreign)}: {', '.join(map(_flag, foreign))} "
+                        f"{verb} to another model")
+
+
 def _overrides(args) -> dict:
     """The model options given on the command line, over the model's preset (--config) when it has presets."""
+    import dataclasses
     from memnet_np import experiments as E
     from memnet_np.experiments import UserError
     model = E.get_model(args.model)
+    _refuse_other_models_options(args, args.model, {f.name for f in dataclasses.fields(model.Config)})
     out = {}
     presets = getattr(model, "PRESETS", None)
     if presets:
@@ -105,10 +131,7 @@ def _overrides(args) -> dict:
         out.update(presets[name])
     elif getattr(args, "config", None):
         raise UserError(f"{args.model} has no --config presets")
-    keys = ("epochs", "hops", "d", "encoding", "tying", "temporal", "random_noise", "linear_start", "ls_mode",
-            "relu", "mask_empty", "dtype", "variant", "passes", "hidden", "gate_supervision", "clipping",
-            "gate_targets", "answer_module", "answer_words", "dropout", "l2", "init_std", "decay_every", "patience")
-    out.update({k: getattr(args, k) for k in keys if getattr(args, k, None) is not None})
+    out.update({k: getattr(args, k) for k in OPTION_FIELDS if getattr(args, k, None) is not None})
     if out.get("encoding") == "bow":
         out["encoding"] = None
     return out
@@ -145,6 +168,7 @@ def cmd_train(args):
     from memnet_np.experiments import UserError
     model = E.get_model(args.model)
     if hasattr(model, "train_command"):                       # a model of its own tasks (the NTM's sequences)
+        _refuse_other_models_options(args, args.model, model.CLI_SETTINGS)
         return model.train_command(args)
     if args.joint == (args.task is not None):
         raise UserError("give either --task N (1..20) or --joint")

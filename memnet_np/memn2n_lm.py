@@ -524,11 +524,16 @@ def run(corpus, config: Config, seed: int = 0, time_budget: Optional[float] = No
     return res
 
 
+CLI_SETTINGS = ("hops", "d", "epochs", "dtype", "init_std")   # the bAbI models' options `train memn2n-lm` takes
+#   (--hops, --dim, --epochs, --float32, --init-std); its own: --memory, --order, --time-budget
+
+
 def config_from_args(args, corpus) -> Config:
     from memnet_np.experiments import UserError
     overrides = {k: v for k, v in (("hops", args.hops), ("memory_size", getattr(args, "memory", None)),
                                    ("d", args.d), ("epochs", args.epochs), ("dtype", args.dtype),
-                                   ("order", getattr(args, "order", None)))
+                                   ("order", getattr(args, "order", None)),
+                                   ("init_std", getattr(args, "init_std", None)))
                  if v is not None}
     try:
         return Config.for_corpus(corpus, **overrides)

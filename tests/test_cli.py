@@ -60,6 +60,13 @@ def test_no_command_prints_help_and_exits_2(capsys):
     (["train", "memn2n", "--task", "1", "--generated", "--init-std", "nan"], "init_std must be a positive number"),
     (["train", "memn2n", "--task", "1", "--generated", "--patience", "3"],
      "memn2n has no setting patience: --patience belongs to another model"),
+    (["train", "dmn", "--task", "1", "--generated", "--no-te", "--no-rn"],   # the flags as the user typed them
+     "dmn has no setting temporal, random_noise: --no-te, --no-rn belong to another model"),
+    (["train", "ntm", "--task", "copy", "--l2", "0.5"], "ntm has no setting l2: --l2 belongs to another model"),
+    (["train", "ntm", "--task", "copy", "--epochs", "3", "--dim", "8"],
+     "ntm has no setting epochs, d: --epochs, --dim belong to another model"),
+    (["train", "memn2n-lm", "--relu"], "memn2n-lm has no setting relu: --relu belongs to another model"),
+    (["train", "memn2n-lm", "--init-std", "0"], "init_std must be positive"),
     (["evaluate"], "the following arguments are required: checkpoint"),
     (["evaluate", "."], "is a folder without a checkpoint.npz"),
     (["reproduce", "memn2n", "--suite", "nope"], "argument --suite: invalid choice"),

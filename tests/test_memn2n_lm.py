@@ -316,12 +316,12 @@ def test_train_and_evaluate_on_a_corpus_folder(tmp_path):
         files[split] = "\n".join(w.strip() for w in lines if w.strip()) + "\n"
     write_corpus(folder, **files)
     r = memnet("train", "memn2n-lm", "--data", str(folder), "--hops", "2", "--memory", "10", "--dim", "16",
-               "--epochs", "2", "--out", "run", cwd=tmp_path)
+               "--epochs", "2", "--init-std", "0.1", "--out", "run", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "words/s" in r.stdout and "valid ppl" in r.stdout and "ETA" in r.stdout
     res = json.loads((tmp_path / "run/results.json").read_text())
     assert {"valid_perplexity", "test_perplexity", "history", "seconds"} <= set(res)
-    assert len(res["history"]) == 2 and res["config"]["memory_size"] == 10
+    assert len(res["history"]) == 2 and res["config"]["memory_size"] == 10 and res["config"]["init_std"] == 0.1
     r = memnet("evaluate", "run", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     reported = float(r.stdout.split("test  perplexity")[1].split()[0])

@@ -304,6 +304,10 @@ def results(out: dict, rng: np.random.Generator, sequences: int = 500, generalis
 # The command line's hooks: `python -m memnet_np train ntm --task copy`, `bench ntm`
 
 
+CLI_SETTINGS = ()   # the bAbI models' options (--epochs, --l2, ...) that `train ntm` takes: none (its own: --sequences,
+#   --batch)
+
+
 def train_command(args) -> int:
     """`train ntm --task TASK [--sequences N] [--batch B] [--seed S] [--out DIR] [--resume]`: train with the task's
     tuned settings (Config.tuned) for its budget (TASK_SEQUENCES) unless --sequences is given, print progress at every held-out evaluation, write results.json and checkpoint.npz, print a summary.
