@@ -105,9 +105,20 @@ def _flag(field: str) -> str:
     return FLAGS.get(field, "--" + field.replace("_", "-"))
 
 
+OWN_OPTIONS = {"sequences": ("ntm",), "batch": ("ntm",), "memory": ("memn2n-lm",), "order": ("memn2n-lm",),
+               "time_budget": ("memn2n-lm",)}   # options of `train` that one model reads
+
+
 def _refuse_other_models_options(args, model_name: str, accepted) -> None:
-    """A model option the model has no setting for is an error that names its flag, never silently ignored."""
+    """A model option the model has no setting for is an error that names its flag, never silently ignored; so is
+    an option of `train` that only another model reads (--sequences, --memory, ...)."""
     from memnet_np.experiments import UserError
+    for dest, models in OWN_OPTIONS.items():
+        if getattr(args, dest, None) is not None and model_name not in models:
+            raise UserError(f"{_flag(dest)} is an option of {' and '.join(models)}, not of {model_name}")
+    if model_name == "ntm" and (getattr(args, "data", None) or getattr(args, "tenk", False)
+                                or getattr(args, "joint", False) or getattr(args, "generated", False)):
+        raise UserError("ntm makes its own sequences: --data, --tenk, --joint and --generated are for the bAbI models")
     foreign = [k for k in OPTION_FIELDS if getattr(args, k, None) is not None and k not in accepted]
     if foreign:
         verb = "belongs" if len(foreign) == 1 else "belong"
@@ -169,6 +180,8 @@ def cmd_train(args):
     model = E.get_model(args.model)
     if hasattr(model, "train_command"):                       # a model of its own tasks (the NTM's sequences)
         _refuse_other_models_options(args, args.model, model.CLI_SETTINGS)
+        if args.config:
+            raise UserError(f"{args.model} has no --config presets")
         return model.train_command(args)
     if args.joint == (args.task is not None):
         raise UserError("give either --task N (1..20) or --joint")
