@@ -60,7 +60,8 @@ class Config:
     vocab_size: int = 0          # V (PTB: 10,000)
     d: int = 150                 # edim, the state size
     linear_units: Optional[int] = None   # lindim: the first units stay linear, the rest pass a ReLU; None: d // 2
-                                 # (official: 75 of 150; the paper: "150 = 75 + 75")
+                                 # (official: 75 of 150; the paper: "150 = 75 + 75"). The official --lindim stays 75
+                                 # at any d; at d = 100 that did no better on the quick check's validation (README)
     hops: int = 6                # nhop (the paper's best PTB model: 7 hops, memory 200)
     memory_size: int = 100       # memsize, the previous words in memory
     init_u: float = 0.1          # init_hid: every unit of the constant query u¹
