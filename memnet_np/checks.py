@@ -1,7 +1,8 @@
-"""What the bAbI models check the same way: a Config's counts and dtype, and a params dict's names, shapes and
-finiteness. Each check says what is wrong and where, in the same words for every model."""
+"""What the bAbI models check the same way: a Config's counts, dtype and init_std, and a params dict's names,
+shapes and finiteness. Each check says what is wrong and where, in the same words for every model."""
 from __future__ import annotations
 
+import math
 from typing import Mapping
 
 import numpy as np
@@ -21,7 +22,11 @@ def raise_config_problems(config, model: str, problems: list) -> None:
     ValueError naming every problem found."""
     if config.dtype not in DTYPES:
         problems = [*problems, f"dtype must be 'float64' or 'float32', got {config.dtype!r}"]
-    if not (isinstance(config.init_std, (int, float)) and config.init_std > 0 and config.init_std != float("inf")):
+    try:
+        std_ok = math.isfinite(float(config.init_std)) and float(config.init_std) > 0
+    except (TypeError, ValueError):
+        std_ok = False
+    if not std_ok:
         problems = [*problems, f"init_std must be a positive number (the initial weights' standard deviation), "
                                f"got {config.init_std!r}"]
     if problems:

@@ -81,8 +81,8 @@ def _add_model_options(p):
     g.add_argument("--l2", type=float, help="dmn: L2 on the weight matrices (not biases or the embedding), "
                    "added to the loss (default 0; DMN+ on bAbI 10k 1e-3)")
     g.add_argument("--init-std", type=float, dest="init_std", help="standard deviation of the initial weights "
-                   "(memn2n: every weight, memnn: U, default 0.1; dmn: the word embedding, default 0.3, DMN+ on bAbI 10k 1; "
-                   "memn2n-lm: every weight, default 0.05)")
+                   "(memn2n: every weight, memnn: U, default 0.1; dmn: the word embedding, default 0.3, DMN+ on "
+                   "bAbI 10k 1; memn2n-lm: every weight, default 0.05)")
     g.add_argument("--answer-module", choices=["softmax", "gru"], help="dmn: the paper's GRU decoder, word by word "
                    "(the DMN's default) or one softmax over the vocabulary (DMN+'s)")
     g.add_argument("--answer-words", type=int, dest="answer_words", help="memnn: say answers of up to N words "
