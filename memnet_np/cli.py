@@ -109,16 +109,23 @@ OWN_OPTIONS = {"sequences": ("ntm",), "batch": ("ntm",), "memory": ("memn2n-lm",
                "time_budget": ("memn2n-lm",)}   # options of `train` that one model reads
 
 
-def _refuse_other_models_options(args, model_name: str, accepted) -> None:
+BABI_DATA_OPTIONS = ("data", "tenk", "joint", "generated")   # where the bAbI models' stories come from
+
+
+def _refuse_other_models_options(args, model_name: str, accepted, has_presets: bool = False) -> None:
     """A model option the model has no setting for is an error that names its flag, never silently ignored; so is
-    an option of `train` that only another model reads (--sequences, --memory, ...)."""
+    an option of `train` that only another model reads (--sequences, --memory, ...), a bAbI data option given to a
+    model that does not read it (`accepted` names those it reads), and --config to a model without presets."""
     from memnet_np.experiments import UserError
     for dest, models in OWN_OPTIONS.items():
         if getattr(args, dest, None) is not None and model_name not in models:
             raise UserError(f"{_flag(dest)} is an option of {' and '.join(models)}, not of {model_name}")
-    if model_name == "ntm" and (getattr(args, "data", None) or getattr(args, "tenk", False)
-                                or getattr(args, "joint", False) or getattr(args, "generated", False)):
-        raise UserError("ntm makes its own sequences: --data, --tenk, --joint and --generated are for the bAbI models")
+    data = [k for k in BABI_DATA_OPTIONS if getattr(args, k, None) and k not in accepted]
+    if data:
+        raise UserError(f"{model_name} does not read {', '.join(map(_flag, data))}: "
+                        f"{'it is' if len(data) == 1 else 'they are'} for the bAbI models")
+    if getattr(args, "config", None) and not has_presets:
+        raise UserError(f"{model_name} has no --config presets")
     foreign = [k for k in OPTION_FIELDS if getattr(args, k, None) is not None and k not in accepted]
     if foreign:
         verb = "belongs" if len(foreign) == 1 else "belong"
@@ -132,16 +139,15 @@ def _overrides(args) -> dict:
     from memnet_np import experiments as E
     from memnet_np.experiments import UserError
     model = E.get_model(args.model)
-    _refuse_other_models_options(args, args.model, {f.name for f in dataclasses.fields(model.Config)})
-    out = {}
     presets = getattr(model, "PRESETS", None)
+    _refuse_other_models_options(args, args.model, {f.name for f in dataclasses.fields(model.Config)}
+                                 | set(BABI_DATA_OPTIONS), has_presets=bool(presets))
+    out = {}
     if presets:
         name = getattr(args, "config", None) or next(iter(presets))
         if name not in presets:
             raise UserError(f"--config must be one of {', '.join(presets)} for {args.model}, got {name!r}")
         out.update(presets[name])
-    elif getattr(args, "config", None):
-        raise UserError(f"{args.model} has no --config presets")
     out.update({k: getattr(args, k) for k in OPTION_FIELDS if getattr(args, k, None) is not None})
     if out.get("encoding") == "bow":
         out["encoding"] = None
@@ -180,8 +186,6 @@ def cmd_train(args):
     model = E.get_model(args.model)
     if hasattr(model, "train_command"):                       # a model of its own tasks (the NTM's sequences)
         _refuse_other_models_options(args, args.model, model.CLI_SETTINGS)
-        if args.config:
-            raise UserError(f"{args.model} has no --config presets")
         return model.train_command(args)
     if args.joint == (args.task is not None):
         raise UserError("give either --task N (1..20) or --joint")

@@ -91,11 +91,9 @@ def load_data(spec: DataSpec):
 def make_config(model, dataset, overrides: Optional[dict] = None):
     """The model's paper settings for this data with the user's overrides; an impossible setting is a UserError."""
     unknown = sorted(set(overrides or {}) - {f.name for f in dataclasses.fields(model.Config)})
-    if unknown:                                               # e.g. --patience (the DMN's) given to memn2n
-        name = model.__name__.rsplit(".", 1)[-1]
-        flags = ", ".join("--" + u.replace("_", "-") for u in unknown)
-        verb = "belongs" if len(unknown) == 1 else "belong"
-        raise UserError(f"{name} has no setting {', '.join(unknown)}: {flags} {verb} to another model")
+    if unknown:                                               # e.g. patience (the DMN's) given to memn2n; the CLI
+        name = model.__name__.rsplit(".", 1)[-1]              # says it first, by flag (cli._overrides)
+        raise UserError(f"{name} has no setting {', '.join(unknown)} (not a field of {name}.Config)")
     try:
         return model.Config.for_data(dataset, **(overrides or {}))
     except (ValueError, TypeError) as e:

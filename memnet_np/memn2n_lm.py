@@ -525,8 +525,9 @@ def run(corpus, config: Config, seed: int = 0, time_budget: Optional[float] = No
     return res
 
 
-CLI_SETTINGS = ("hops", "d", "epochs", "dtype", "init_std")   # the bAbI models' options `train memn2n-lm` takes
-#   (--hops, --dim, --epochs, --float32, --init-std); its own: --memory, --order, --time-budget
+CLI_SETTINGS = ("hops", "d", "epochs", "dtype", "init_std", "data")   # the bAbI models' options `train memn2n-lm`
+#   takes (--hops, --dim, --epochs, --float32, --init-std, and --data for its corpus); its own: --memory, --order,
+#   --time-budget
 
 
 def config_from_args(args, corpus) -> Config:
@@ -548,9 +549,9 @@ def train_command(args) -> int:
     budget = getattr(args, "time_budget", None)
     if budget is not None and budget <= 0:
         raise UserError(f"--time-budget must be positive seconds, got {budget}")
-    if getattr(args, "task", None) is not None or getattr(args, "joint", False) or getattr(args, "tenk", False):
+    if getattr(args, "task", None) is not None:              # (--joint, --tenk: the CLI refuses them)
         raise UserError("memn2n-lm trains on a text corpus: give --data DIR (a folder with ptb.train.txt, "
-                        "ptb.valid.txt, ptb.test.txt), or nothing for generated text; --task/--joint/--tenk are bAbI's")
+                        "ptb.valid.txt, ptb.test.txt), or nothing for generated text; --task is bAbI's")
     corpus = load_text(args.data)
     config = config_from_args(args, corpus)
     if len(corpus.valid) <= config.memory_size or len(corpus.test) <= config.memory_size:

@@ -304,8 +304,8 @@ def results(out: dict, rng: np.random.Generator, sequences: int = 500, generalis
 # The command line's hooks: `python -m memnet_np train ntm --task copy`, `bench ntm`
 
 
-CLI_SETTINGS = ()   # the bAbI models' options (--epochs, --l2, ...) that `train ntm` takes: none (its own: --sequences,
-#   --batch)
+CLI_SETTINGS = ()   # the bAbI models' options (--epochs, --l2, --data, ...) that `train ntm` takes: none (it makes
+#   its own sequences; its options: --sequences, --batch)
 
 
 def train_command(args) -> int:
