@@ -75,7 +75,8 @@ DMN_ANSWER_MODULE = "gru"        # the DMN's answer on data (Config.for_data): t
 DMN_PLUS_10K = dict(epochs=256, decay_every=256, patience=20, l2=1e-3, dropout=0.1, init_std=1.0)
 #   DMN+ on bAbI 10k: the settings of barronalex's TensorFlow DMN+ (dmn_plus.py Config: max_epochs = 256,
 #   early_stopping = 20, lr = 0.001 with no annealing, l2 = 0.001 on every weight but the biases, dropout keep
-#   0.9 on the facts and on the memory the answer reads, the embedding uniform in ±√3 (std 1); dmn_train.py stops
+#   0.9 on the facts and on the memory the answer reads, embedding_init = np.sqrt(3), which babi_input.py draws the
+#   embedding from as np.random.uniform(-embedding_init, embedding_init): std 1); dmn_train.py stops
 #   on validation loss). Here: Adam at a constant rate (decay_every = epochs: never halved), up to 256 epochs,
 #   stopping after 20 without a new lowest validation loss; L2 1e-3 on the summed loss (ours spares the embedding
 #   too), dropout p = 0.1 at the same two places, the embedding N(0, 1). Chosen on validation error over the 19
