@@ -78,23 +78,17 @@ class Config:
     dtype: str = "float32"       # training runs in float32 (about twice as fast); gradient checks use float64
 
     def __post_init__(self):
-        problems = []
-        for name in ("d", "hops", "memory_size", "batch_size", "epochs"):
-            if getattr(self, name) < 1:
-                problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
+        problems = checks.below_one(self, ("d", "hops", "memory_size", "batch_size", "epochs"))
         if self.linear_units is not None and not 0 <= self.linear_units <= self.d:
             problems.append(f"linear_units must be in 0..d = {self.d}, got {self.linear_units}")
-        for name in ("lr", "init_std", "max_grad_norm", "min_lr"):
+        for name in ("lr", "max_grad_norm", "min_lr"):
             if not getattr(self, name) > 0:
                 problems.append(f"{name} must be positive, got {getattr(self, name)}")
         if not self.lr_divisor > 1:
             problems.append(f"lr_divisor must be above 1, got {self.lr_divisor}")
         if self.order not in ORDERS:
             problems.append(f"order must be one of {', '.join(map(repr, ORDERS))}, got {self.order!r}")
-        if self.dtype not in ("float64", "float32"):
-            problems.append(f"dtype must be 'float64' or 'float32', got {self.dtype!r}")
-        if problems:
-            raise ValueError("invalid MemN2N language-model config: " + "; ".join(problems))
+        checks.raise_config_problems(self, "MemN2N language-model", problems)
 
     @classmethod
     def tiny(cls, **overrides) -> "Config":

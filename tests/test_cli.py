@@ -66,7 +66,7 @@ def test_no_command_prints_help_and_exits_2(capsys):
     (["train", "ntm", "--task", "copy", "--epochs", "3", "--dim", "8"],
      "ntm has no setting epochs, d: --epochs, --dim belong to another model"),
     (["train", "memn2n-lm", "--relu"], "memn2n-lm has no setting relu: --relu belongs to another model"),
-    (["train", "memn2n-lm", "--init-std", "0"], "init_std must be positive"),
+    (["train", "memn2n-lm", "--init-std", "0"], "init_std must be a positive number"),
     (["train", "memn2n", "--task", "1", "--generated", "--sequences", "5"],   # train's options of one other model
      "--sequences is an option of ntm, not of memn2n"),
     (["train", "dmn", "--task", "1", "--generated", "--batch", "4"], "--batch is an option of ntm, not of dmn"),

@@ -157,7 +157,9 @@ def test_the_front_door_names_what_is_wrong():
 @pytest.mark.parametrize("bad, message", [({"linear_units": 7}, "linear_units must be in 0..d = 6"),
                                           ({"hops": 0}, "hops must be at least 1"),
                                           ({"lr_divisor": 1.0}, "lr_divisor must be above 1"),
-                                          ({"dtype": "float16"}, "dtype must be")])
+                                          ({"dtype": "float16"}, "dtype must be"),
+                                          ({"init_std": float("nan")}, "init_std must be a positive number"),
+                                          ({"init_std": -0.05}, "invalid MemN2N language-model config: init_std")])
 def test_an_impossible_config_is_named(bad, message):
     with pytest.raises(ValueError, match=message):
         L.Config.tiny(**bad)
