@@ -120,6 +120,10 @@ class Config:
                                  # stays near 89% (does not learn), 0.3 reaches 44%, 1.0 42-51%. Task 1 (3 seeds,
                                  # the held-out questions of the rate schedule below): 0.30% at 0.1, 0.43% at 0.3,
                                  # 1.26% at 1.0
+    gate_bias: float = 0.0       # every GRU with an update gate starts its reset-gate biases at gate_bias and its
+                                 # update-gate biases at −gate_bias (the attention GRU, which has no update gate,
+                                 # starts at 0). 1.0 is TensorFlow's GRUCell (biases of both gates start at 1.0;
+                                 # its update gate weights the old state, ours the candidate, hence the sign)
     # training (memnet_np.train)
     epochs: int = 60             # at most (after 60 epochs the rate is below 1/64 of lr); early stopping may end sooner
     patience: Optional[int] = 10  # epochs without a new lowest validation loss before stopping (None: never)
@@ -165,6 +169,8 @@ class Config:
             problems.append(f"dropout must be in [0, 1) (the probability of dropping a unit), got {self.dropout}")
         if self.gate_supervision < 0 or self.l2 < 0:
             problems.append(f"gate_supervision and l2 must be ≥ 0, got {self.gate_supervision}, {self.l2}")
+        if not np.isfinite(self.gate_bias):
+            problems.append(f"gate_bias must be a finite number, got {self.gate_bias}")
         if self.patience is not None and self.patience < 1:
             problems.append(f"patience must be at least 1 (or None), got {self.patience}")
         checks.raise_config_problems(self, "DMN", problems)
@@ -254,7 +260,8 @@ def l2_names(config: Config) -> list[str]:
 
 
 def init_params(config: Config, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """E ~ N(0, init_std²) with a zero padding row; matrices ~ N(0, 1/fan_in); biases 0."""
+    """E ~ N(0, init_std²) with a zero padding row; matrices ~ N(0, 1/fan_in); biases 0, but the reset and update
+    gates of a GRU with both start at +gate_bias and −gate_bias."""
     checks.vocab_size_at_least(config, 2, "null word + one word")
     dtype = np.dtype(config.dtype)
     params = {}
@@ -266,6 +273,9 @@ def init_params(config: Config, rng: np.random.Generator) -> dict[str, np.ndarra
             w = rng.standard_normal(shape) / np.sqrt(shape[-1])
         else:
             w = np.zeros(shape)
+            if name.endswith("_b") and shape == (3 * config.hidden,):   # GRU biases, rows [reset, h̃, update]
+                w[:config.hidden] = config.gate_bias
+                w[2 * config.hidden:] = -config.gate_bias
         params[name] = w.astype(dtype)
     return params
 

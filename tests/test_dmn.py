@@ -321,6 +321,30 @@ def test_dmn_plus_on_babi_10k_takes_the_public_codes_settings_and_the_user_overr
     assert schedule(mine) == (30, 10, 10, 128, 0.0) and regularised(mine) == (0.0, 0.0, 0.3)
 
 
+@pytest.mark.parametrize("variant", ["dmn", "dmn+"])
+def test_gate_bias_starts_each_grus_reset_gate_open_and_update_gate_shut_as_the_gru_op_reads_them(variant):
+    config = dmn.Config.tiny(variant=variant, gate_bias=1.5)
+    params = dmn.init_params(config, np.random.default_rng(0))
+    H = config.hidden
+    grus = [n[:-2] for n, s in dmn._shapes(config).items() if n.endswith("_b") and s == (3 * H,)]
+    assert grus == (["in", "ep", "mem"] if variant == "dmn" else ["q", "fw", "bw"])
+    sigmoid = lambda v: 1 / (1 + np.exp(-v))
+    for g in grus:      # from a zero input and state only the biases act: r = σ(1.5), u = σ(−1.5)
+        Wx, Wh, b = params[g + "_Wx"], params[g + "_Wh"], params[g + "_b"]
+        _, cache = ops.gru_forward(np.zeros((2, Wx.shape[1])), np.zeros((2, H)), Wx, Wh, b)
+        np.testing.assert_allclose(cache.r, sigmoid(1.5))
+        np.testing.assert_allclose(cache.u, sigmoid(-1.5))
+        np.testing.assert_array_equal(b[H:2 * H], 0.0)          # the candidate's bias stays 0
+    if variant == "dmn+":
+        np.testing.assert_array_equal(params["att_b"], 0.0)     # TensorFlow's attention GRU starts its gate at 0
+    plain = dmn.init_params(dmn.Config.tiny(variant=variant), np.random.default_rng(0))
+    for name in plain:                                          # nothing else moves, and no extra random draw
+        if not any(name == g + "_b" for g in grus):
+            np.testing.assert_array_equal(plain[name], params[name])
+    with pytest.raises(ValueError, match="gate_bias must be a finite number"):
+        dmn.Config.tiny(gate_bias=float("nan"))
+
+
 def test_the_dmn_on_data_answers_with_the_papers_gru_decoder_and_dmn_plus_with_one_softmax():
     from memnet_np.data import load_generated
     ds = load_generated(8, n_train=50, n_test=10, seed=0, memory_size=70)
