@@ -105,8 +105,15 @@ def _flag(field: str) -> str:
     return FLAGS.get(field, "--" + field.replace("_", "-"))
 
 
-OWN_OPTIONS = {"sequences": ("ntm",), "batch": ("ntm",), "memory": ("memn2n-lm",), "order": ("memn2n-lm",),
-               "time_budget": ("memn2n-lm",)}   # options of `train` that one model reads
+def _own_options() -> dict:
+    """{dest: [model, ...]}: the options of `train` that only some models read, as each model declares them in
+    OWN_CLI_OPTIONS (the NTM's --sequences, the language model's --memory, ...)."""
+    from memnet_np import experiments as E
+    out = {}
+    for name in E.MODELS:
+        for dest in getattr(E.get_model(name), "OWN_CLI_OPTIONS", ()):
+            out.setdefault(dest, []).append(name)
+    return out
 
 
 BABI_DATA_OPTIONS = ("data", "tenk", "joint", "generated")   # where the bAbI models' stories come from
@@ -117,7 +124,7 @@ def _refuse_other_models_options(args, model_name: str, accepted, has_presets: b
     an option of `train` that only another model reads (--sequences, --memory, ...), a bAbI data option given to a
     model that does not read it (`accepted` names those it reads), and --config to a model without presets."""
     from memnet_np.experiments import UserError
-    for dest, models in OWN_OPTIONS.items():
+    for dest, models in _own_options().items():
         if getattr(args, dest, None) is not None and model_name not in models:
             raise UserError(f"{_flag(dest)} is an option of {' and '.join(models)}, not of {model_name}")
     data = [k for k in BABI_DATA_OPTIONS if getattr(args, k, None) and k not in accepted]

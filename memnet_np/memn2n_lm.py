@@ -520,8 +520,8 @@ def run(corpus, config: Config, seed: int = 0, time_budget: Optional[float] = No
 
 
 CLI_SETTINGS = ("hops", "d", "epochs", "dtype", "init_std", "data")   # the bAbI models' options `train memn2n-lm`
-#   takes (--hops, --dim, --epochs, --float32, --init-std, and --data for its corpus); its own: --memory, --order,
-#   --time-budget
+#   takes (--hops, --dim, --epochs, --float32, --init-std, and --data for its corpus)
+OWN_CLI_OPTIONS = ("memory", "order", "time_budget")   # the options of `train` that only the language model reads
 
 
 def config_from_args(args, corpus) -> Config:

@@ -96,6 +96,20 @@ def test_user_errors_exit_2_with_one_line(args, message, tmp_path):
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
+def test_every_option_of_train_is_every_models_or_declared_by_the_models_that_read_it():
+    """A new option of `train` must be a model option (OPTION_FIELDS), a bAbI data option, one every model takes,
+    or in the OWN_CLI_OPTIONS of the models that read it: otherwise no refusal names it for the others."""
+    from memnet_np import cli
+    parser = cli.build_parser()
+    train = next(a for a in parser._actions if a.dest == "command").choices["train"]
+    dests = {a.dest for a in train._actions if a.dest != "help"}
+    every_model = {"model", "task", "config", "joint", "runs", "jobs", "seed", "out", "resume", "quiet"}
+    own = cli._own_options()
+    assert own == {"sequences": ["ntm"], "batch": ["ntm"], "memory": ["memn2n-lm"], "order": ["memn2n-lm"],
+                   "time_budget": ["memn2n-lm"]}
+    assert dests - every_model - set(cli.OPTION_FIELDS) - set(cli.BABI_DATA_OPTIONS) - set(own) == set()
+
+
 def test_malformed_babi_file_is_reported_as_file_and_line(tmp_path):
     en = tmp_path / "en"
     en.mkdir()

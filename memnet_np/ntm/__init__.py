@@ -28,4 +28,4 @@ from memnet_np.ntm.model import (Heads, HeadsCache, heads_forward, heads_backwar
                                  bit_cross_entropy, metrics, weightings_of, loss_and_grads, predict, forward_naive)
 from memnet_np.ntm.training import (evaluation_set, evaluate, make_optimizer, clip_gradients, train_task,
                                     test_report, _train_steps_per_second, bench, format_bench, GENERALISATION, results,
-                                    train_command, CLI_SETTINGS, FIGURE_SEQUENCES, figures)
+                                    train_command, CLI_SETTINGS, OWN_CLI_OPTIONS, FIGURE_SEQUENCES, figures)

@@ -305,7 +305,8 @@ def results(out: dict, rng: np.random.Generator, sequences: int = 500, generalis
 
 
 CLI_SETTINGS = ()   # the bAbI models' options (--epochs, --l2, --data, ...) that `train ntm` takes: none (it makes
-#   its own sequences; its options: --sequences, --batch)
+#   its own sequences)
+OWN_CLI_OPTIONS = ("sequences", "batch")   # the options of `train` that only the NTM reads
 
 
 def train_command(args) -> int:
