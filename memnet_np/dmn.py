@@ -674,17 +674,37 @@ def gates_backward(dg, cache, mask, variant: str):
 # Episode and memory update
 
 
-def episode_forward(c, g, mask, W):
-    """e (N, H): the gated GRU over the facts (dmn: g·u weights the candidate; dmn+: g alone), from h_0 = 0."""
-    hs, cache = ops.gru_sequence_forward(c, np.zeros((c.shape[0], W[1].shape[1]), c.dtype), *W, mask=mask, g=g)
-    return hs[:, -1], cache                                   # padded facts kept the state: the last h is e
+class EpisodeCache(NamedTuple):
+    recurrence: ops.GRURecurrenceCache
+    c: Optional[np.ndarray]          # (N, F, H) the facts, and the weights, when the episode projected them itself
+    Wx: Optional[np.ndarray]
 
 
-def episode_backward(de, cache: ops.GRUSequenceCache):
-    """-> dc (N, F, H), dg (N, F), dWx, dWh, db."""
-    dhs = np.zeros(cache.x.shape[:2] + (de.shape[1],), de.dtype)       # (N, F, H)
+def episode_forward(c, g, mask, W, cw=None):
+    """e (N, H): the gated GRU over the facts (dmn: g·u weights the candidate; dmn+: g alone), from h_0 = 0.
+    cw (F, N, 3H or 2H): the facts' input projection ops.gru_projection_forward(c, Wx, b), which is the same in
+    every pass; forward computes it once and gives it here (None: the episode computes it)."""
+    Wx, Wh, b = W
+    own = cw is None
+    if own:
+        cw = ops.gru_projection_forward(c, Wx, b)             # (F, N, rows)
+    hs, rec = ops.gru_recurrence_forward(cw, np.zeros((c.shape[0], Wh.shape[1]), c.dtype), Wh, mask, g)
+    return hs[:, -1], EpisodeCache(rec, c if own else None, Wx if own else None)   # padded facts kept the state
+
+
+def episode_backward_to_projection(de, cache: EpisodeCache):
+    """-> dcw (F, N, rows) the gradient of the facts' input projection, dg (N, F), dWh."""
+    F, N, _ = cache.recurrence.r.shape
+    dhs = np.zeros((N, F, de.shape[1]), de.dtype)             # (N, F, H) only the last state is read
     dhs[:, -1] = de
-    dc, _, dWx, dWh, db, dg = ops.gru_sequence_backward(dhs, cache)
+    dcw, _, dWh, dg = ops.gru_recurrence_backward(dhs, cache.recurrence)
+    return dcw, dg, dWh
+
+
+def episode_backward(de, cache: EpisodeCache):
+    """-> dc (N, F, H), dg (N, F), dWx, dWh, db (an episode that projected its facts itself)."""
+    dcw, dg, dWh = episode_backward_to_projection(de, cache)
+    dc, dWx, db = ops.gru_projection_backward(dcw, cache.c, cache.Wx)
     return dc, dg, dWx, dWh, db
 
 
@@ -834,7 +854,7 @@ class PassCache(NamedTuple):
     features: FeatureCache
     net: GateNetCache
     act: object                      # sigmoid ActCache (dmn) or SoftmaxCache (dmn+)
-    episode: ops.GRUSequenceCache
+    episode: EpisodeCache
     memory: MemoryCache
     scores: np.ndarray               # (N, F) gate scores before the sigmoid / softmax
     g: np.ndarray                    # (N, F) gates
@@ -848,6 +868,7 @@ class Cache(NamedTuple):
     q: np.ndarray                    # (N, H)
     passes: list                     # K PassCaches
     answer: object                   # AnswerCache, or DecoderCache (answer_module="gru")
+    cw: np.ndarray                   # (F, N, rows) the facts' projection by the episode GRU's Wx, b (all passes)
 
 
 def _memory_weights(params, config: Config, k: int):
@@ -867,6 +888,8 @@ def forward(params, batch: Batch, config: Config):
         c = c * batch.fact_keep                               # (N, F, H) dropout on the facts (training)
     q, question = question_module_forward(params, batch, config)   # (N, H)
     Wb = params["Wb"] if config.variant == "dmn" else None
+    W_ep = _episode_weights(params, config)
+    cw = ops.gru_projection_forward(c, W_ep[0], W_ep[2])     # (F, N, rows) the episode GRU's input, every pass's
     m = q                                                     # m⁰ = q
     passes = []
     for k in range(1, config.passes + 1):
@@ -874,7 +897,7 @@ def forward(params, batch: Batch, config: Config):
         s, net = gate_net_forward(z, params["W1"], params["b1"], params["w2"], params.get("b2"),
                                   batch.mask)                 # (N, F) scores of the real facts
         g, act = gates_forward(s, batch.mask, config.variant)  # (N, F)
-        e, ep = episode_forward(c, g, batch.mask, _episode_weights(params, config))          # (N, H)
+        e, ep = episode_forward(c, g, batch.mask, W_ep, cw)   # (N, H)
         m, mem = memory_update_forward(e, m, q, _memory_weights(params, config, k))          # (N, H) mᵏ
         passes.append(PassCache(feat, net, act, ep, mem, s, g))
     if batch.memory_keep is not None:
@@ -884,7 +907,7 @@ def forward(params, batch: Batch, config: Config):
                                                 len(config.answer_table[0]))                  # (N, T, A)
     else:
         logits, answer = answer_forward(m, q, params["Wa"], params["ba"], config.variant)    # (N, V)
-    return logits, Cache(batch, inputs, question, c, q, passes, answer)
+    return logits, Cache(batch, inputs, question, c, q, passes, answer, cw)
 
 
 def backward(dout, cache: Cache, params, config: Config) -> dict[str, np.ndarray]:
@@ -903,7 +926,9 @@ def backward(dout, cache: Cache, params, config: Config) -> dict[str, np.ndarray
     if cache.batch.memory_keep is not None:
         dm = dm * cache.batch.memory_keep                     # (N, H) through the dropout on mᴷ
     dc = np.zeros_like(cache.c)                               # (N, F, H)
+    dcw = np.zeros_like(cache.cw)                             # (F, N, rows) the episodes' input projection
     mask = cache.batch.mask
+    prefix = "ep" if config.variant == "dmn" else "att"
     for k in reversed(range(1, config.passes + 1)):
         p = cache.passes[k - 1]
         de, dm, dq_mem, dW = memory_update_backward(dm, p.memory)
@@ -914,12 +939,9 @@ def backward(dout, cache: Cache, params, config: Config) -> dict[str, np.ndarray
             dq += dq_mem
             grads[f"mem{k}_W"] += dW[0]
             grads[f"mem{k}_b"] += dW[1]
-        dc_ep, dg, dWx, dWh, db = episode_backward(de, p.episode)
-        prefix = "ep" if config.variant == "dmn" else "att"
-        grads[f"{prefix}_Wx"] += dWx
+        dcw_k, dg, dWh = episode_backward_to_projection(de, p.episode)
+        dcw += dcw_k
         grads[f"{prefix}_Wh"] += dWh
-        grads[f"{prefix}_b"] += db
-        dc += dc_ep
         ds = gates_backward(dg, p.act, mask, config.variant)  # (N, F)
         if dscores is not None:
             ds = ds + dscores[:, k - 1]
@@ -933,6 +955,9 @@ def backward(dout, cache: Cache, params, config: Config) -> dict[str, np.ndarray
         dq += dq_z
         if dWb is not None:
             grads["Wb"] += dWb
+    dc_ep, grads[f"{prefix}_Wx"], grads[f"{prefix}_b"] = ops.gru_projection_backward(dcw, cache.c,
+                                                                                    params[f"{prefix}_Wx"])
+    dc += dc_ep                                               # (N, F, H) the facts as every pass's episode read them
     dq += dm                                                  # m⁰ = q
     question_module_backward(dq, cache.question, grads, config)
     if cache.batch.fact_keep is not None:

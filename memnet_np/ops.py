@@ -594,15 +594,32 @@ def gru_backward(dh, cache):
     return dxw @ Wx, dh_prev, dxw.T @ x, dhw.T @ h_prev, dxw.sum(0), dg
 
 
-# A GRU over a padded batch of sequences: x (N, T, D), mask (N, T) True on real steps. The input projections of
-# every step are one product before the loop and the weight gradients one product after it; only U h_prev is
-# per step. Padded steps (anywhere: a reversed left-aligned batch starts with them) leave the state unchanged.
-# Inside, arrays are time-major (T, N, ·), so that each step reads and writes one contiguous block.
+# A GRU over a padded batch of sequences: x (N, T, D), mask (N, T) True on real steps, in two halves. The input
+# projection x Wxᵀ + b of every step is one product (gru_projection_*); the recurrence (gru_recurrence_*) then
+# runs step by step, where only U h_prev is per step, and its weight gradient is one product after the loop.
+# A caller that runs several recurrences over the same inputs and weights (the DMN's passes over the facts)
+# projects once and sums the projection's gradients before one backward product. Padded steps (anywhere: a
+# reversed left-aligned batch starts with them) leave the state unchanged. Inside, arrays are time-major
+# (T, N, ·), so that each step reads and writes one contiguous block.
 
 
-class GRUSequenceCache(NamedTuple):
-    x: np.ndarray            # (N, T, D)
-    Wx: np.ndarray           # (3H or 2H, D)
+def gru_projection_forward(x, Wx, b):
+    """xw (T, N, 3H or 2H) = x Wxᵀ + b for every step at once, time-major. x (N, T, D)."""
+    if x.ndim != 3 or Wx.ndim != 2 or Wx.shape[1] != x.shape[-1] or b.shape != (Wx.shape[0],):
+        raise ValueError(f"GRU input projection needs x (N, T, D), Wx (rows, D), b (rows,); got x {x.shape}, "
+                         f"Wx {Wx.shape}, b {b.shape}")
+    return x.transpose(1, 0, 2) @ Wx.T + b                    # (T, N, rows)
+
+
+def gru_projection_backward(dxw, x, Wx):
+    """dxw (T, N, rows), the gradient of xw -> dx (N, T, D), dWx (rows, D), db (rows,)."""
+    rows = dxw.shape[-1]
+    dx = (dxw @ Wx).transpose(1, 0, 2)                        # (N, T, D)
+    dWx = dxw.reshape(-1, rows).T @ x.transpose(1, 0, 2).reshape(-1, x.shape[-1])   # (rows, D)
+    return dx, dWx, dxw.reshape(-1, rows).sum(0)
+
+
+class GRURecurrenceCache(NamedTuple):
     Wh: np.ndarray           # (3H or 2H, H)
     gm: Optional[np.ndarray]  # (T, N) the outside gate times the mask (None: neither)
     hs: np.ndarray           # (T + 1, N, H) h_0 … h_T, time-major
@@ -615,20 +632,25 @@ class GRUSequenceCache(NamedTuple):
     mask: Optional[np.ndarray]  # (N, T) bool, or None
 
 
-def gru_sequence_forward(x, h0, Wx, Wh, b, mask=None, g=None):
-    """hs (N, T, H): the state after every step. mask (N, T) bool (None: every step real), g (N, T) or None."""
-    N, T, _ = x.shape
+def gru_recurrence_forward(xw, h0, Wh, mask=None, g=None):
+    """hs (N, T, H): the state after every step, from the input projection xw (T, N, 3H or 2H)."""
+    T, N, rows = xw.shape
     H = h0.shape[-1]
-    _gru_check(x, h0, Wx, Wh, b, g)
+    if Wh.shape not in ((3 * H, H), (2 * H, H)) or rows != Wh.shape[0] or h0.shape != (N, H):
+        raise ValueError(f"GRU recurrence needs xw (T, N, rows), h0 (N, H), Wh (rows, H) with rows 3H or 2H; got "
+                         f"xw {xw.shape}, h0 {h0.shape}, Wh {Wh.shape}")
+    if Wh.shape[0] == 2 * H and g is None:
+        raise ValueError("a GRU without update-gate weights (2H rows) is the attention GRU: it needs the gate g")
     if mask is not None and mask.shape != (N, T):
         raise ValueError(f"GRU mask must have shape {(N, T)}, got {mask.shape}")
+    if g is not None and g.shape != (N, T):
+        raise ValueError(f"GRU gate g must have shape {(N, T)}, got {g.shape}")
     gm = None if g is None else g.T                           # (T, N)
     if mask is not None:
-        gm = mask.T.astype(x.dtype) if g is None else (g * mask).T   # (T, N) padded steps: a = 0
+        gm = mask.T.astype(xw.dtype) if g is None else (g * mask).T   # (T, N) padded steps: a = 0
     if gm is not None:
         gm = np.ascontiguousarray(gm)
-    xw = x.transpose(1, 0, 2) @ Wx.T + b                      # (T, N, 3H or 2H) every step's input projection
-    hs = np.empty((T + 1, N, H), dtype=np.result_type(x, h0, Wh))   # (T + 1, N, H)
+    hs = np.empty((T + 1, N, H), dtype=np.result_type(xw, h0, Wh))   # (T + 1, N, H)
     hs[0] = h0
     parts = [np.empty((T, N, H), hs.dtype) for _ in range(5)]  # r, h̃, u, a, U_h h_prev per step
     for t in range(T):
@@ -639,12 +661,12 @@ def gru_sequence_forward(x, h0, Wx, Wh, b, mask=None, g=None):
                 store[t] = p
     r, hh, u, a, Uh = parts
     u = u if Wh.shape[0] == 3 * H else None
-    return hs[1:].transpose(1, 0, 2), GRUSequenceCache(x, Wx, Wh, gm, hs, r, hh, u, a, Uh, g is not None, mask)
+    return hs[1:].transpose(1, 0, 2), GRURecurrenceCache(Wh, gm, hs, r, hh, u, a, Uh, g is not None, mask)
 
 
-def gru_sequence_backward(dhs, cache):
-    """dhs (N, T, H): the gradient of every step's state. -> dx, dh0, dWx, dWh, db, dg (N, T) or None."""
-    x, Wx, Wh, gm, hs, r, hh, u, a, Uh, has_g, mask = cache
+def gru_recurrence_backward(dhs, cache):
+    """dhs (N, T, H): the gradient of every step's state. -> dxw (T, N, rows), dh0, dWh, dg (N, T) or None."""
+    Wh, gm, hs, r, hh, u, a, Uh, has_g, mask = cache
     N, T, H = dhs.shape
     dhs = np.ascontiguousarray(dhs.transpose(1, 0, 2))        # (T, N, H)
     dxw = np.empty((T, N, Wh.shape[0]), dhs.dtype)            # (T, N, 3H or 2H)
@@ -660,8 +682,25 @@ def gru_sequence_backward(dhs, cache):
             dg[t] = dg_t
     if dg is not None:
         dg = dg.T if mask is None else dg.T * mask            # (N, T) gm = g · mask
-    dx = (dxw @ Wx).transpose(1, 0, 2)                        # (N, T, D)
-    dWx = dxw.reshape(-1, dxw.shape[-1]).T @ x.transpose(1, 0, 2).reshape(-1, x.shape[-1])   # (3H, D)
-    dWh = dhw.reshape(-1, dhw.shape[-1]).T @ hs[:-1].reshape(-1, H)                           # (3H, H)
-    db = dxw.reshape(-1, dxw.shape[-1]).sum(0)                # (3H,)
-    return dx, dh, dWx, dWh, db, dg
+    dWh = dhw.reshape(-1, dhw.shape[-1]).T @ hs[:-1].reshape(-1, H)   # (3H, H)
+    return dxw, dh, dWh, dg
+
+
+class GRUSequenceCache(NamedTuple):
+    x: np.ndarray            # (N, T, D)
+    Wx: np.ndarray           # (3H or 2H, D)
+    recurrence: GRURecurrenceCache
+
+
+def gru_sequence_forward(x, h0, Wx, Wh, b, mask=None, g=None):
+    """hs (N, T, H): the state after every step. mask (N, T) bool (None: every step real), g (N, T) or None."""
+    _gru_check(x, h0, Wx, Wh, b, g)
+    hs, rec = gru_recurrence_forward(gru_projection_forward(x, Wx, b), h0, Wh, mask, g)
+    return hs, GRUSequenceCache(x, Wx, rec)
+
+
+def gru_sequence_backward(dhs, cache):
+    """dhs (N, T, H): the gradient of every step's state. -> dx, dh0, dWx, dWh, db, dg (N, T) or None."""
+    dxw, dh0, dWh, dg = gru_recurrence_backward(dhs, cache.recurrence)
+    dx, dWx, db = gru_projection_backward(dxw, cache.x, cache.Wx)
+    return dx, dh0, dWx, dWh, db, dg

@@ -158,3 +158,42 @@ def test_gru_does_not_modify_inputs():
     dcopy = dhs.copy()
     ops.gru_sequence_backward(dhs, cache)
     assert all(np.array_equal(p[k], copies[k]) for k in p) and np.array_equal(dhs, dcopy)
+
+
+def test_recurrences_sharing_one_projection_sum_its_gradient_into_one_backward_product():
+    """Two recurrences over the same inputs and weights (two DMN passes with different gates) from one projection:
+    summing their dxw before gru_projection_backward gives what two full sequences give, added."""
+    rng = np.random.default_rng(11)
+    p, mask = seq_inputs(rng)
+    x, h0, Wx, Wh, b = p.values()
+    gates = [rng.random(mask.shape) for _ in range(2)]
+    dhss = [rng.standard_normal(mask.shape + (h0.shape[1],)) for _ in range(2)]
+    xw = ops.gru_projection_forward(x, Wx, b)                 # (T, N, 3H) once
+    dxw = np.zeros_like(xw)
+    for g, dhs in zip(gates, dhss):
+        hs, rec = ops.gru_recurrence_forward(xw, h0, Wh, mask, g)
+        full, full_cache = ops.gru_sequence_forward(x, h0, Wx, Wh, b, mask=mask, g=g)
+        assert np.array_equal(hs, full)
+        dxw += ops.gru_recurrence_backward(dhs, rec)[0]
+    dx, dWx, db = ops.gru_projection_backward(dxw, x, Wx)
+    want = [sum(ops.gru_sequence_backward(dhs, ops.gru_sequence_forward(x, h0, Wx, Wh, b, mask=mask, g=g)[1])[i]
+                for g, dhs in zip(gates, dhss)) for i in (0, 2, 4)]   # dx, dWx, db
+    for got, w in zip((dx, dWx, db), want):
+        assert rel_error(got, w) < 1e-12
+
+
+def test_gru_recurrence_and_projection_shapes_are_checked():
+    rng = np.random.default_rng(12)
+    p, mask = seq_inputs(rng)
+    x, h0, Wx, Wh, b = p.values()
+    xw = ops.gru_projection_forward(x, Wx, b)
+    with pytest.raises(ValueError, match="GRU input projection needs x"):
+        ops.gru_projection_forward(x, Wx[:, :-1], b)
+    with pytest.raises(ValueError, match="GRU recurrence needs xw"):
+        ops.gru_recurrence_forward(xw[..., :-1], h0, Wh, mask)
+    with pytest.raises(ValueError, match="GRU recurrence needs xw"):
+        ops.gru_recurrence_forward(xw, h0[:-1], Wh, mask)
+    with pytest.raises(ValueError, match=r"GRU gate g must have shape"):
+        ops.gru_recurrence_forward(xw, h0, Wh, mask, g=np.ones(mask.shape[::-1]))
+    with pytest.raises(ValueError, match="attention GRU: it needs the gate g"):
+        ops.gru_recurrence_forward(xw[..., :2 * h0.shape[1]], h0, Wh[:2 * h0.shape[1]], mask)
