@@ -682,12 +682,12 @@ class EpisodeCache(NamedTuple):
 
 def episode_forward(c, g, mask, W, cw=None):
     """e (N, H): the gated GRU over the facts (dmn: g·u weights the candidate; dmn+: g alone), from h_0 = 0.
-    cw (F, N, 3H or 2H): the facts' input projection ops.gru_projection_forward(c, Wx, b), which is the same in
+    cw (F, N, 3H or 2H): the facts' input projection ops.gru_projection_forward(c, Wx, b, mask), the same in
     every pass; forward computes it once and gives it here (None: the episode computes it)."""
     Wx, Wh, b = W
     own = cw is None
     if own:
-        cw = ops.gru_projection_forward(c, Wx, b)             # (F, N, rows)
+        cw = ops.gru_projection_forward(c, Wx, b, mask)       # (F, N, rows)
     hs, rec = ops.gru_recurrence_forward(cw, np.zeros((c.shape[0], Wh.shape[1]), c.dtype), Wh, mask, g)
     return hs[:, -1], EpisodeCache(rec, c if own else None, Wx if own else None)   # padded facts kept the state
 
@@ -704,7 +704,7 @@ def episode_backward_to_projection(de, cache: EpisodeCache):
 def episode_backward(de, cache: EpisodeCache):
     """-> dc (N, F, H), dg (N, F), dWx, dWh, db (an episode that projected its facts itself)."""
     dcw, dg, dWh = episode_backward_to_projection(de, cache)
-    dc, dWx, db = ops.gru_projection_backward(dcw, cache.c, cache.Wx)
+    dc, dWx, db = ops.gru_projection_backward(dcw, cache.c, cache.Wx, cache.recurrence.mask)
     return dc, dg, dWx, dWh, db
 
 
@@ -889,7 +889,7 @@ def forward(params, batch: Batch, config: Config):
     q, question = question_module_forward(params, batch, config)   # (N, H)
     Wb = params["Wb"] if config.variant == "dmn" else None
     W_ep = _episode_weights(params, config)
-    cw = ops.gru_projection_forward(c, W_ep[0], W_ep[2])     # (F, N, rows) the episode GRU's input, every pass's
+    cw = ops.gru_projection_forward(c, W_ep[0], W_ep[2], batch.mask)   # (F, N, rows) every pass's episode input
     m = q                                                     # m⁰ = q
     passes = []
     for k in range(1, config.passes + 1):
@@ -956,7 +956,7 @@ def backward(dout, cache: Cache, params, config: Config) -> dict[str, np.ndarray
         if dWb is not None:
             grads["Wb"] += dWb
     dc_ep, grads[f"{prefix}_Wx"], grads[f"{prefix}_b"] = ops.gru_projection_backward(dcw, cache.c,
-                                                                                    params[f"{prefix}_Wx"])
+                                                                                    params[f"{prefix}_Wx"], mask)
     dc += dc_ep                                               # (N, F, H) the facts as every pass's episode read them
     dq += dm                                                  # m⁰ = q
     question_module_backward(dq, cache.question, grads, config)

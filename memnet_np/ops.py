@@ -603,20 +603,39 @@ def gru_backward(dh, cache):
 # (T, N, ·), so that each step reads and writes one contiguous block.
 
 
-def gru_projection_forward(x, Wx, b):
-    """xw (T, N, 3H or 2H) = x Wxᵀ + b for every step at once, time-major. x (N, T, D)."""
+def gru_projection_forward(x, Wx, b, mask=None):
+    """xw (T, N, 3H or 2H) = x Wxᵀ + b for every step at once, time-major. x (N, T, D).
+
+    With mask (N, T) only the real steps are projected and a padded step's xw is 0: the recurrence never lets a
+    padded step touch the state or pass a gradient, so what xw holds there does not matter, and skipping it
+    spares the products their padded rows."""
     if x.ndim != 3 or Wx.ndim != 2 or Wx.shape[1] != x.shape[-1] or b.shape != (Wx.shape[0],):
         raise ValueError(f"GRU input projection needs x (N, T, D), Wx (rows, D), b (rows,); got x {x.shape}, "
                          f"Wx {Wx.shape}, b {b.shape}")
-    return x.transpose(1, 0, 2) @ Wx.T + b                    # (T, N, rows)
+    xt = x.transpose(1, 0, 2)                                 # (T, N, D) time-major view
+    if mask is None:
+        return xt @ Wx.T + b                                  # (T, N, rows)
+    if mask.shape != x.shape[:2]:
+        raise ValueError(f"GRU mask must have shape {x.shape[:2]}, got {mask.shape}")
+    on = mask.T                                               # (T, N)
+    xw = np.zeros(on.shape + (Wx.shape[0],), np.result_type(x, Wx))   # (T, N, rows)
+    xw[on] = xt[on] @ Wx.T + b                                # (R, rows) the real steps
+    return xw
 
 
-def gru_projection_backward(dxw, x, Wx):
-    """dxw (T, N, rows), the gradient of xw -> dx (N, T, D), dWx (rows, D), db (rows,)."""
+def gru_projection_backward(dxw, x, Wx, mask=None):
+    """dxw (T, N, rows), the gradient of xw -> dx (N, T, D), dWx (rows, D), db (rows,). With the forward's mask,
+    the padded steps (whose dxw the recurrence leaves at 0) are skipped, and their dx is 0."""
     rows = dxw.shape[-1]
-    dx = (dxw @ Wx).transpose(1, 0, 2)                        # (N, T, D)
-    dWx = dxw.reshape(-1, rows).T @ x.transpose(1, 0, 2).reshape(-1, x.shape[-1])   # (rows, D)
-    return dx, dWx, dxw.reshape(-1, rows).sum(0)
+    if mask is None:
+        dx = (dxw @ Wx).transpose(1, 0, 2)                    # (N, T, D)
+        dWx = dxw.reshape(-1, rows).T @ x.transpose(1, 0, 2).reshape(-1, x.shape[-1])   # (rows, D)
+        return dx, dWx, dxw.reshape(-1, rows).sum(0)
+    on = mask.T                                               # (T, N)
+    dxr = dxw[on]                                             # (R, rows)
+    dxt = np.zeros(on.shape + (x.shape[-1],), dxr.dtype)      # (T, N, D)
+    dxt[on] = dxr @ Wx
+    return dxt.transpose(1, 0, 2), dxr.T @ x.transpose(1, 0, 2)[on], dxr.sum(0)
 
 
 class GRURecurrenceCache(NamedTuple):
@@ -682,7 +701,10 @@ def gru_recurrence_backward(dhs, cache):
             dg[t] = dg_t
     if dg is not None:
         dg = dg.T if mask is None else dg.T * mask            # (N, T) gm = g · mask
-    dWh = dhw.reshape(-1, dhw.shape[-1]).T @ hs[:-1].reshape(-1, H)   # (3H, H)
+    if mask is None:
+        dWh = dhw.reshape(-1, dhw.shape[-1]).T @ hs[:-1].reshape(-1, H)   # (3H, H)
+    else:                                                     # padded steps' dhw is 0: the real ones alone
+        dWh = dhw[mask.T].T @ hs[:-1][mask.T]                 # (3H, H)
     return dxw, dh, dWh, dg
 
 
@@ -695,12 +717,14 @@ class GRUSequenceCache(NamedTuple):
 def gru_sequence_forward(x, h0, Wx, Wh, b, mask=None, g=None):
     """hs (N, T, H): the state after every step. mask (N, T) bool (None: every step real), g (N, T) or None."""
     _gru_check(x, h0, Wx, Wh, b, g)
-    hs, rec = gru_recurrence_forward(gru_projection_forward(x, Wx, b), h0, Wh, mask, g)
+    if mask is not None and mask.shape != x.shape[:2]:
+        raise ValueError(f"GRU mask must have shape {x.shape[:2]}, got {mask.shape}")
+    hs, rec = gru_recurrence_forward(gru_projection_forward(x, Wx, b, mask), h0, Wh, mask, g)
     return hs, GRUSequenceCache(x, Wx, rec)
 
 
 def gru_sequence_backward(dhs, cache):
     """dhs (N, T, H): the gradient of every step's state. -> dx, dh0, dWx, dWh, db, dg (N, T) or None."""
     dxw, dh0, dWh, dg = gru_recurrence_backward(dhs, cache.recurrence)
-    dx, dWx, db = gru_projection_backward(dxw, cache.x, cache.Wx)
+    dx, dWx, db = gru_projection_backward(dxw, cache.x, cache.Wx, cache.recurrence.mask)
     return dx, dh0, dWx, dWh, db, dg

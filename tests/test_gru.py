@@ -197,3 +197,26 @@ def test_gru_recurrence_and_projection_shapes_are_checked():
         ops.gru_recurrence_forward(xw, h0, Wh, mask, g=np.ones(mask.shape[::-1]))
     with pytest.raises(ValueError, match="attention GRU: it needs the gate g"):
         ops.gru_recurrence_forward(xw[..., :2 * h0.shape[1]], h0, Wh[:2 * h0.shape[1]], mask)
+
+
+@pytest.mark.parametrize("rows", [3, 2])
+def test_a_masked_projection_skips_the_padded_steps_and_changes_nothing_the_sequence_gives(rows):
+    """The projection of padded steps is left at 0 (not b): hs and every gradient equal an unmasked projection's
+    run through the same masked recurrence, and dx is exactly 0 on padded steps."""
+    rng = np.random.default_rng(13)
+    p, mask = seq_inputs(rng, rows=rows)
+    x, h0, Wx, Wh, b = p.values()
+    g = rng.random(mask.shape)
+    dhs = rng.standard_normal(mask.shape + (h0.shape[1],))
+    results = []
+    for projection_mask in (None, mask):
+        xw = ops.gru_projection_forward(x, Wx, b, projection_mask)
+        hs, rec = ops.gru_recurrence_forward(xw, h0, Wh, mask, g)
+        dxw, dh0, dWh, dg = ops.gru_recurrence_backward(dhs, rec)
+        dx, dWx, db = ops.gru_projection_backward(dxw, x, Wx, projection_mask)
+        results.append((hs, dh0, dWh, dg, dx, dWx, db))
+    assert np.array_equal(results[1][4][~mask], np.zeros_like(x[~mask]))
+    for plain, masked in zip(*results):
+        assert rel_error(plain, masked) < 1e-12
+    with pytest.raises(ValueError, match="GRU mask must have shape"):
+        ops.gru_projection_forward(x, Wx, b, mask[:, :2])
