@@ -76,10 +76,16 @@ def _add_model_options(p):
     g.add_argument("--gate-targets", choices=["all", "causal", "causal-new"], help="dmn: the facts the "
                    "supporting-fact loss scores: all of them, or the supporting fact and those after it (causal: "
                    "every pass; causal-new: the passes that look for a new supporting fact)")
+    g.add_argument("--extra-passes", choices=["last", "free", "end"], dest="extra_passes", help="dmn: the passes "
+                   "after a question's last supporting fact: supervised toward that fact again (default), left "
+                   "unsupervised, or toward Kumar et al.'s end-of-passes fact, which stops the memory once chosen")
     g.add_argument("--dropout", type=float, help="dmn: in training, drop each unit of the facts and of the "
                    "answer module's input with this probability (default 0: off; DMN+ on bAbI 10k 0.1)")
     g.add_argument("--l2", type=float, help="dmn: L2 on the weight matrices (not biases or the embedding), "
                    "added to the loss (default 0; DMN+ on bAbI 10k 1e-3)")
+    g.add_argument("--gate-bias", type=float, dest="gate_bias", help="dmn: every GRU with an update gate starts "
+                   "its reset-gate biases at B and its update-gate biases at −B (default 0; DMN+ on bAbI 10k 1, "
+                   "TensorFlow's GRUCell start)")
     g.add_argument("--init-std", type=float, dest="init_std", help="standard deviation of the initial weights "
                    "(memn2n: every weight, memnn: U, default 0.1; dmn: the word embedding, default 0.3, DMN+ on "
                    "bAbI 10k 1; memn2n-lm: every weight, default 0.05)")
@@ -96,7 +102,7 @@ def _add_model_options(p):
 OPTION_FIELDS = ("epochs", "hops", "d", "encoding", "tying", "temporal", "random_noise", "linear_start", "ls_mode",
                  "relu", "mask_empty", "dtype", "variant", "passes", "hidden", "gate_supervision", "clipping",
                  "gate_targets", "answer_module", "answer_words", "dropout", "l2", "init_std", "decay_every",
-                 "patience")
+                 "patience", "gate_bias", "extra_passes")
 FLAGS = {"d": "--dim", "temporal": "--no-te", "random_noise": "--no-rn", "linear_start": "--no-ls",
          "dtype": "--float32"}
 

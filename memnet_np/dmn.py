@@ -16,8 +16,11 @@ A story is a sequence of sentences, a question q, a one-word answer. The origina
 
     supervision      with supporting facts, pass i's gates are also trained with a binary cross-entropy toward
                      the i-th supporting fact: −Σ_f [y_f log g_f + (1 − y_f) log(1 − g_f)], y = one-hot; passes
-                     after the last supporting fact toward that last fact again (Kumar et al. add an end-of-passes
-                     fact instead; `extra_passes="free"` leaves them unsupervised). The sum runs over every
+                     after the last supporting fact toward that last fact again; `extra_passes="free"` leaves them
+                     unsupervised; `extra_passes="end"` is Kumar et al.'s end-of-passes fact: a learned vector
+                     c_end after the story's facts, the target of the passes after the last supporting fact, and
+                     from the first pass whose largest gate is c_end's the memory stops changing (mⁱ = mⁱ⁻¹),
+                     in training and at test time alike. The sum runs over every
                      fact (gate_targets="all"), or over the supporting fact and the facts after it ("causal":
                      a gate over facts read forward cannot know a later fact will follow; "causal-new": causal in
                      the passes that look for a new fact, all in a pass that repeats the one before); the bAbI 1k
@@ -61,6 +64,8 @@ from memnet_np.data.babi import NO_FACT
 
 VARIANTS = ("dmn", "dmn+")
 GATE_TARGETS = ("all", "causal", "causal-new")
+EXTRA_PASSES = ("last", "free", "end")
+END = -2                         # batch.support: the pass's target is the end-of-passes fact (extra_passes="end")
 GATE_TARGETS_BY_TASK = {1: "causal-new", 2: "causal-new", 3: "causal", 5: "causal"}   # bAbI 1k; the others "all".
 #   Chosen on each task's validation error (seed 0; README): the targets with the lowest, where they beat "all" by at
 #   least 5 of the 100 validation questions (task 2: 62% with all, 39% causal, 20% causal-new; task 3: 72%, 59%;
@@ -72,7 +77,7 @@ DMN_ANSWER_MODULE = "gru"        # the DMN's answer on data (Config.for_data): t
 #   a_t = GRU([y_{t−1}; q], a_{t−1}), y_t = softmax(W_a a_t + b_a), one word then <end> on single-word tasks. Chosen on
 #   validation error over the bAbI 1k suite (seed 0, README): mean 12.45% against 13.75% for one softmax on mᴷ
 #   (Config's own default, which the tutorial follows by hand)
-DMN_PLUS_10K = dict(epochs=256, decay_every=256, patience=20, l2=1e-3, dropout=0.1, init_std=1.0)
+DMN_PLUS_10K = dict(epochs=256, decay_every=256, patience=20, l2=1e-3, dropout=0.1, init_std=1.0, gate_bias=1.0)
 #   DMN+ on bAbI 10k: the settings of barronalex's TensorFlow DMN+ (dmn_plus.py Config: max_epochs = 256,
 #   early_stopping = 20, lr = 0.001 with no annealing, l2 = 0.001 on every weight but the biases, dropout keep
 #   0.9 on the facts and on the memory the answer reads, embedding_init = np.sqrt(3), which babi_input.py draws the
@@ -81,7 +86,9 @@ DMN_PLUS_10K = dict(epochs=256, decay_every=256, patience=20, l2=1e-3, dropout=0
 #   stopping after 20 without a new lowest validation loss; L2 1e-3 on the summed loss (ours spares the embedding
 #   too), dropout p = 0.1 at the same two places, the embedding N(0, 1). Chosen on validation error over the 19
 #   tasks (seed 0; README): mean 4.28% against 6.71% with the same schedule and no L2, no dropout, embedding std 0.3,
-#   and 11.63% for at most 30 epochs with the rate halved every 10 and patience 10.
+#   and 11.63% for at most 30 epochs with the rate halved every 10 and patience 10. gate_bias = 1: the TensorFlow
+#   code's question and input-fusion GRUs are tf.contrib.rnn.GRUCell, whose gate biases start at 1.0 (its attention
+#   GRU's at 0, as ours); mean validation error 4.17% against 4.28% with 0 (seed 0, the 19 tasks)
 FACT_WINDOW = 70                 # facts kept per story (the DMN+ authors' code); task 3 keeps more
 FACT_WINDOW_BY_TASK = {3: 130}
 
@@ -105,8 +112,9 @@ class Config:
     passes: int = 3              # K
     memory_size: int = 70        # F: the last memory_size sentences of a story (the data sets it)
     gate_supervision: float = 1.0   # weight of the supporting-fact loss on the gates (0 = unsupervised)
-    extra_passes: str = "last"   # passes after the last supporting fact: supervised toward it again ("last")
-                                 # or left free ("free"); see pass_targets
+    extra_passes: str = "last"   # passes after the last supporting fact: supervised toward it again ("last"),
+                                 # left free ("free"), or toward the end-of-passes fact, which stops the memory
+                                 # once a pass's largest gate is its ("end"); see pass_targets
     gate_targets: str = "all"    # which facts the supervision scores: "all" (the one-hot over every fact),
                                  # "causal" (the supporting fact open, every later fact shut, earlier facts free)
                                  # or "causal-new" (causal in a pass that looks for a new supporting fact, all in
@@ -150,8 +158,8 @@ class Config:
             problems.append(f"variant must be one of {VARIANTS}, got {self.variant!r}")
         problems += checks.below_one(self, ("d", "hidden", "gate_hidden", "passes", "memory_size", "batch_size",
                                             "epochs", "decay_every"))
-        if self.extra_passes not in ("last", "free"):
-            problems.append(f"extra_passes must be 'last' or 'free', got {self.extra_passes!r}")
+        if self.extra_passes not in EXTRA_PASSES:
+            problems.append(f"extra_passes must be one of {EXTRA_PASSES}, got {self.extra_passes!r}")
         if self.gate_targets not in GATE_TARGETS:
             problems.append(f"gate_targets must be one of {GATE_TARGETS}, got {self.gate_targets!r}")
         if self.eos and self.variant != "dmn":
@@ -221,6 +229,13 @@ def decoder_vocabulary(vocab_words, answer_tokens):
 
 
 def _shapes(config: Config) -> dict[str, tuple]:
+    shapes = _model_shapes(config)
+    if config.extra_passes == "end":
+        shapes["c_end"] = (config.hidden,)                    # the end-of-passes fact
+    return shapes
+
+
+def _model_shapes(config: Config) -> dict[str, tuple]:
     V, d, H, G, K = config.vocab_size, config.d, config.hidden, config.gate_hidden, config.passes
     A = len(config.answer_words)                                                     # decoder words (gru)
     if config.variant == "dmn":
@@ -269,7 +284,7 @@ def init_params(config: Config, rng: np.random.Generator) -> dict[str, np.ndarra
         if name == "E":
             w = rng.standard_normal(shape) * config.init_std
             w[0] = 0.0
-        elif len(shape) == 2 or name == "w2":
+        elif len(shape) == 2 or name in ("w2", "c_end"):
             w = rng.standard_normal(shape) / np.sqrt(shape[-1])
         else:
             w = np.zeros(shape)
@@ -330,17 +345,20 @@ def eos_id(config: Config) -> Optional[int]:
 def pass_targets(order: Optional[np.ndarray], passes: int, N: int, extra: str = "last") -> np.ndarray:
     """(N, K) the supporting fact of each pass (the file's order = the order of reasoning); −1 = unsupervised: a
     fact that fell out of the kept window. Passes beyond a question's last supporting fact are supervised toward
-    that last fact again (extra="last": the memory stays on what answers the question) or left free ("free")."""
+    that last fact again (extra="last": the memory stays on what answers the question), left free ("free"), or
+    toward the end-of-passes fact (extra="end": END, −2)."""
     out = np.full((N, passes), -1, dtype=np.int64)            # (N, K)
     if order is None:
         return out
     k = min(passes, order.shape[1])
     out[:, :k] = np.where(order[:, :k] >= 0, order[:, :k], -1)
+    n_facts = (order != NO_FACT).sum(1)                       # (N,) supporting facts of each question
+    beyond = (np.arange(passes) >= n_facts[:, None]) & (n_facts[:, None] > 0)   # (N, K) passes after the last
     if extra == "last":
-        n_facts = (order != NO_FACT).sum(1)                   # (N,) supporting facts of each question
         last = order[np.arange(N), np.maximum(n_facts - 1, 0)]   # (N,) the last one (CUT_OFF: none)
-        beyond = np.arange(passes) >= n_facts[:, None]        # (N, K)
-        out = np.where(beyond & (n_facts[:, None] > 0), np.where(last >= 0, last, -1)[:, None], out)
+        out = np.where(beyond, np.where(last >= 0, last, -1)[:, None], out)
+    elif extra == "end":
+        out = np.where(beyond, END, out)                      # the end-of-passes fact
     return out
 
 
@@ -399,7 +417,7 @@ def example_batch(config: Config, rng: np.random.Generator, N: int = 4, F: Optio
     words, word_mask, ends = story_words(stories, mask, eos_id(config))
     n = mask.sum(1)                                           # (N,)
     support = rng.integers(0, n[:, None], size=(N, config.passes))   # (N, K) a real fact per pass
-    support[:, -1] = -1                                       # the last pass unsupervised
+    support[:, -1] = END if config.extra_passes == "end" else -1      # the last pass: c_end, or unsupervised
     return Batch(stories, queries, answers, mask, words, word_mask, ends, support,
                  *dropout_masks(config, rng, N, stories.shape[1]))
 
@@ -446,9 +464,11 @@ def _check_batch(batch: Batch, config: Config) -> None:
     if batch.ends.size and (batch.ends.min() < 0 or batch.ends.max() >= max(batch.words.shape[1], 1)):
         raise ValueError(f"batch.ends must point into batch.words (0..{batch.words.shape[1] - 1})")
     sup = batch.support
-    if sup.size and ((sup < -1).any() or (sup >= F).any()
+    lowest = END if config.extra_passes == "end" else -1
+    if sup.size and ((sup < lowest).any() or (sup >= F).any()
                      or not batch.mask[np.arange(N)[:, None], np.maximum(sup, 0)][sup >= 0].all()):
-        raise ValueError("batch.support must name a real fact of the story (or −1) for each pass")
+        raise ValueError("batch.support must name a real fact of the story (or −1"
+                         + (", or −2: the end-of-passes fact" if lowest == END else "") + ") for each pass")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -856,19 +876,21 @@ class PassCache(NamedTuple):
     act: object                      # sigmoid ActCache (dmn) or SoftmaxCache (dmn+)
     episode: EpisodeCache
     memory: MemoryCache
-    scores: np.ndarray               # (N, F) gate scores before the sigmoid / softmax
-    g: np.ndarray                    # (N, F) gates
+    scores: np.ndarray               # (N, F) gate scores before the sigmoid / softmax (F + 1 with c_end)
+    g: np.ndarray                    # (N, F) gates (F + 1 with c_end)
+    moved: Optional[np.ndarray]      # (N,) bool: this pass updated the memory (None: every pass does)
 
 
 class Cache(NamedTuple):
     batch: Batch
     inputs: InputCache
     question: EncoderCache
-    c: np.ndarray                    # (N, F, H) facts
+    c: np.ndarray                    # (N, F, H) facts (F + 1 with the end-of-passes fact c_end last)
     q: np.ndarray                    # (N, H)
     passes: list                     # K PassCaches
     answer: object                   # AnswerCache, or DecoderCache (answer_module="gru")
     cw: np.ndarray                   # (F, N, rows) the facts' projection by the episode GRU's Wx, b (all passes)
+    mask: np.ndarray                 # (N, F) the real facts (F + 1 with c_end, always real)
 
 
 def _memory_weights(params, config: Config, k: int):
@@ -887,19 +909,31 @@ def forward(params, batch: Batch, config: Config):
     if batch.fact_keep is not None:
         c = c * batch.fact_keep                               # (N, F, H) dropout on the facts (training)
     q, question = question_module_forward(params, batch, config)   # (N, H)
+    mask = batch.mask                                         # (N, F)
+    end = config.extra_passes == "end"
+    if end:                                                   # the end-of-passes fact after the story's facts
+        N, F, H = c.shape
+        c = np.concatenate([c, np.broadcast_to(params["c_end"], (N, 1, H))], axis=1)   # (N, F + 1, H)
+        mask = np.concatenate([mask, np.ones((N, 1), bool)], axis=1)                  # (N, F + 1)
     Wb = params["Wb"] if config.variant == "dmn" else None
     W_ep = _episode_weights(params, config)
-    cw = ops.gru_projection_forward(c, W_ep[0], W_ep[2], batch.mask)   # (F, N, rows) every pass's episode input
+    cw = ops.gru_projection_forward(c, W_ep[0], W_ep[2], mask)   # (F, N, rows) every pass's episode input
     m = q                                                     # m⁰ = q
+    going = np.ones(len(q), bool) if end else None           # (N,) no pass has chosen c_end yet
     passes = []
     for k in range(1, config.passes + 1):
         z, feat = gate_features_forward(c, m, q, Wb)          # (N, F, Z)
         s, net = gate_net_forward(z, params["W1"], params["b1"], params["w2"], params.get("b2"),
-                                  batch.mask)                 # (N, F) scores of the real facts
-        g, act = gates_forward(s, batch.mask, config.variant)  # (N, F)
-        e, ep = episode_forward(c, g, batch.mask, W_ep, cw)   # (N, H)
-        m, mem = memory_update_forward(e, m, q, _memory_weights(params, config, k))          # (N, H) mᵏ
-        passes.append(PassCache(feat, net, act, ep, mem, s, g))
+                                  mask)                       # (N, F) scores of the real facts
+        g, act = gates_forward(s, mask, config.variant)       # (N, F)
+        e, ep = episode_forward(c, g, mask, W_ep, cw)         # (N, H)
+        m_new, mem = memory_update_forward(e, m, q, _memory_weights(params, config, k))      # (N, H) mᵏ
+        if end:                                               # stopped: from the pass whose largest gate is c_end's
+            going = going & (g.argmax(1) != c.shape[1] - 1)   # (N,)
+            m = np.where(going[:, None], m_new, m)            # mᵏ = mᵏ⁻¹ once stopped
+        else:
+            m = m_new
+        passes.append(PassCache(feat, net, act, ep, mem, s, g, going))
     if batch.memory_keep is not None:
         m = m * batch.memory_keep                             # (N, H) dropout on the answer module's input
     if config.answer_module == "gru":
@@ -907,7 +941,7 @@ def forward(params, batch: Batch, config: Config):
                                                 len(config.answer_table[0]))                  # (N, T, A)
     else:
         logits, answer = answer_forward(m, q, params["Wa"], params["ba"], config.variant)    # (N, V)
-    return logits, Cache(batch, inputs, question, c, q, passes, answer, cw)
+    return logits, Cache(batch, inputs, question, c, q, passes, answer, cw, mask)
 
 
 def backward(dout, cache: Cache, params, config: Config) -> dict[str, np.ndarray]:
@@ -927,11 +961,16 @@ def backward(dout, cache: Cache, params, config: Config) -> dict[str, np.ndarray
         dm = dm * cache.batch.memory_keep                     # (N, H) through the dropout on mᴷ
     dc = np.zeros_like(cache.c)                               # (N, F, H)
     dcw = np.zeros_like(cache.cw)                             # (F, N, rows) the episodes' input projection
-    mask = cache.batch.mask
+    mask = cache.mask
     prefix = "ep" if config.variant == "dmn" else "att"
     for k in reversed(range(1, config.passes + 1)):
         p = cache.passes[k - 1]
+        dm_kept = None
+        if p.moved is not None:                               # a stopped example's mᵏ is mᵏ⁻¹
+            dm_kept, dm = dm * ~p.moved[:, None], dm * p.moved[:, None]
         de, dm, dq_mem, dW = memory_update_backward(dm, p.memory)
+        if dm_kept is not None:
+            dm = dm + dm_kept
         if config.variant == "dmn":
             for name, g in zip(("mem_Wx", "mem_Wh", "mem_b"), dW):
                 grads[name] += g
@@ -958,6 +997,9 @@ def backward(dout, cache: Cache, params, config: Config) -> dict[str, np.ndarray
     dc_ep, grads[f"{prefix}_Wx"], grads[f"{prefix}_b"] = ops.gru_projection_backward(dcw, cache.c,
                                                                                     params[f"{prefix}_Wx"], mask)
     dc += dc_ep                                               # (N, F, H) the facts as every pass's episode read them
+    if config.extra_passes == "end":
+        grads["c_end"] += dc[:, -1].sum(0)                    # (H,) c_end, in every story
+        dc = dc[:, :-1]
     dq += dm                                                  # m⁰ = q
     question_module_backward(dq, cache.question, grads, config)
     if cache.batch.fact_keep is not None:
@@ -1018,8 +1060,8 @@ def supervision_loss_forward(scores, gates, support, mask, variant: str, weight:
 
 
 def gates_of(cache: Cache) -> np.ndarray:
-    """(N, K, F) the gates of every pass (0 on padded facts)."""
-    return np.stack([p.g for p in cache.passes], axis=1)
+    """(N, K, F) the gates of every pass over the story's facts (0 on padded facts; c_end's left out)."""
+    return np.stack([p.g[:, :cache.batch.mask.shape[1]] for p in cache.passes], axis=1)
 
 
 def _answer_loss(logits, answers, config: Config):
@@ -1039,8 +1081,10 @@ def loss_and_grads(params, batch: Batch, config: Config):
     gates = gates_of(cache)                                   # (N, K, F)
     dscores = None
     if config.gate_supervision > 0:
-        scores = np.stack([p.scores for p in cache.passes], axis=1)   # (N, K, F)
-        sloss, sc = supervision_loss_forward(scores, gates, batch.support, batch.mask, config.variant,
+        scores = np.stack([p.scores for p in cache.passes], axis=1)   # (N, K, F) (F + 1 with c_end)
+        all_gates = np.stack([p.g for p in cache.passes], axis=1)     # (N, K, F) (F + 1 with c_end)
+        support = np.where(batch.support == END, batch.mask.shape[1], batch.support)   # c_end is fact F
+        sloss, sc = supervision_loss_forward(scores, all_gates, support, cache.mask, config.variant,
                                              config.gate_supervision, config.gate_targets)
         loss += sloss
         dscores = sc.ds
@@ -1063,7 +1107,7 @@ def predict(params, batch: Batch, config: Config):
 # ----------------------------------------------------------------------------------------------------------------
 # Speed (`python -m memnet_np bench dmn`)
 
-PYTORCH_DMN_PLUS_EXAMPLES_PER_SECOND = 2367.0   # a public PyTorch DMN+ (H 80, batch 100, Adam), bAbI-10k task 1,
+PYTORCH_DMN_PLUS_EXAMPLES_PER_SECOND = 2421.0   # a public PyTorch DMN+ (H 80, batch 100, Adam), bAbI-10k task 1,
 #   one thread: the median of three epochs timed on this machine kind in one sitting with ours (README, "Speed");
 #   its batches are shuffled and padded to their longest story; it has L2 1e-3 and dropout 0.1, as our DMN+ on bAbI
 #   10k has (DMN_PLUS_10K). Another machine needs its own side-by-side run.
@@ -1216,6 +1260,10 @@ def forward_naive(params, batch: Batch, config: Config):
             q = run(question, "q")
         if batch.fact_keep is not None:                       # dropout: fact i's units times its mask
             facts = [facts[i] * batch.fact_keep[n, i] for i in range(len(facts))]
+        n_story = len(facts)
+        if config.extra_passes == "end":                     # Kumar et al.'s end-of-passes fact, read last
+            facts = facts + [P["c_end"]]
+        stopped = False
         m = q
         for k in range(1, K + 1):
             scores = []
@@ -1232,11 +1280,15 @@ def forward_naive(params, batch: Batch, config: Config):
                 g = sig(scores)                               # one sigmoid per fact
             else:
                 g = np.exp(scores - scores.max()) / np.exp(scores - scores.max()).sum()   # softmax over the facts
-            all_gates[n, k - 1, :len(facts)] = g
+            all_gates[n, k - 1, :n_story] = g[:n_story]
+            if config.extra_passes == "end" and int(np.argmax(g)) == n_story:
+                stopped = True                                # c_end chosen: the memory stops here
             h = np.zeros(H)
             for c, g_f in zip(facts, g):
                 h = gru(c, h, "ep", gate=g_f) if config.variant == "dmn" else gru(c, h, "att", g_f, update=False)
             e = h
+            if stopped:
+                continue                                      # mᵏ = mᵏ⁻¹
             if config.variant == "dmn":
                 m = gru(e, m, "mem")                          # mᵏ = GRU(eᵏ, mᵏ⁻¹)
             else:

@@ -63,6 +63,9 @@ def test_no_command_prints_help_and_exits_2(capsys):
     (["train", "dmn", "--task", "1", "--generated", "--no-te", "--no-rn"],   # the flags as the user typed them
      "dmn has no setting temporal, random_noise: --no-te, --no-rn belong to another model"),
     (["train", "ntm", "--task", "copy", "--l2", "0.5"], "ntm has no setting l2: --l2 belongs to another model"),
+    (["train", "memn2n", "--task", "1", "--generated", "--gate-bias", "1"],
+     "memn2n has no setting gate_bias: --gate-bias belongs to another model"),
+    (["train", "dmn", "--task", "1", "--generated", "--gate-bias", "nan"], "gate_bias must be a finite number"),
     (["train", "ntm", "--task", "copy", "--epochs", "3", "--dim", "8"],
      "ntm has no setting epochs, d: --epochs, --dim belong to another model"),
     (["train", "memn2n-lm", "--relu"], "memn2n-lm has no setting relu: --relu belongs to another model"),
@@ -263,10 +266,12 @@ def test_schedule_flags_reach_the_config():
     default = E.make_config(dmn, ds, cli._overrides(cli.build_parser().parse_args(["train", "dmn", "--task", "1"])))
     assert (default.decay_every, default.patience) == (10, 10)
     args = cli.build_parser().parse_args(["train", "dmn", "--task", "1", "--generated", "--init-std", "1",
-                                          "--l2", "1e-3", "--dropout", "0.1"])
+                                          "--l2", "1e-3", "--dropout", "0.1", "--gate-bias", "1",
+                                          "--extra-passes", "end"])
     config = E.make_config(dmn, ds, cli._overrides(args))
-    assert (config.init_std, config.l2, config.dropout) == (1.0, 1e-3, 0.1)
-    assert (default.init_std, default.l2, default.dropout) == (0.3, 0.0, 0.0)
+    assert (config.init_std, config.l2, config.dropout, config.gate_bias) == (1.0, 1e-3, 0.1, 1.0)
+    assert config.extra_passes == "end" and default.extra_passes == "last"
+    assert (default.init_std, default.l2, default.dropout, default.gate_bias) == (0.3, 0.0, 0.0, 0.0)
 
 
 @pytest.mark.parametrize("model", ["dmn", "memnn"])

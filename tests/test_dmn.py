@@ -35,9 +35,10 @@ def gru_answers():
 
 @pytest.mark.parametrize("variant,extra", [("dmn", {}), ("dmn", {"eos": True}), ("dmn+", {}), ("dmn", "gru"),
                                            ("dmn", {"dropout": 0.4}), ("dmn+", {"dropout": 0.4}),
-                                           ("dmn", "gru-dropout")],
+                                           ("dmn", "gru-dropout"), ("dmn", {"extra_passes": "end", "seed": 9}),
+                                           ("dmn+", {"extra_passes": "end", "seed": 6})],
                          ids=["dmn", "dmn-eos", "dmn+", "dmn-gru-answer", "dmn-dropout", "dmn+-dropout",
-                              "dmn-gru-dropout"])
+                              "dmn-gru-dropout", "dmn-end-of-passes", "dmn+-end-of-passes"])
 def test_vectorised_forward_matches_the_naive_one(variant, extra):
     extra = {**gru_answers(), "dropout": 0.4 * (extra == "gru-dropout")} if str(extra).startswith("gru") else extra
     config, params, batch = model(variant, N=6, F=4, L=5, passes=3, **extra)
@@ -45,6 +46,8 @@ def test_vectorised_forward_matches_the_naive_one(variant, extra):
     assert (batch.fact_keep is None) == (config.dropout == 0)                 # masks drawn for a dropout model
     logits, cache = dmn.forward(params, batch, config)
     logits_naive, gates_naive = dmn.forward_naive(params, batch, config)
+    if config.extra_passes == "end":                         # stories that stop after 0, 1, 2 passes and never
+        assert set(np.stack([p.moved for p in cache.passes], 1).sum(1)) == {0, 1, 2, 3}
     np.testing.assert_allclose(logits, logits_naive, atol=1e-12)
     np.testing.assert_allclose(dmn.gates_of(cache), gates_naive, atol=1e-12)
 
@@ -73,16 +76,20 @@ def test_naive_forward_does_not_call_the_vectorised_helpers(monkeypatch):
     ("dmn", True, {}), ("dmn", False, {}), ("dmn+", True, {}), ("dmn+", False, {}),
     ("dmn", True, {"eos": True, "gate_targets": "causal"}), ("dmn+", True, {"gate_targets": "causal"}),
     ("dmn", True, "gru"), ("dmn", True, {"dropout": 0.3}), ("dmn+", False, {"dropout": 0.3}),
-    ("dmn", True, "gru-dropout")],
+    ("dmn", True, "gru-dropout"), ("dmn", True, {"extra_passes": "end", "seed": 22}),
+    ("dmn+", True, {"extra_passes": "end", "gate_targets": "causal", "seed": 6})],
     ids=["dmn-supervised", "dmn", "dmn+-supervised", "dmn+", "dmn-eos-causal", "dmn+-causal", "dmn-gru-answer",
-         "dmn-dropout", "dmn+-dropout", "dmn-gru-dropout"])
+         "dmn-dropout", "dmn+-dropout", "dmn-gru-dropout", "dmn-end-of-passes", "dmn+-end-of-passes"])
 def test_every_parameter_passes_the_gradient_check(variant, supervised, extra):
     extra = {**gru_answers(), "dropout": 0.3 * (extra == "gru-dropout")} if str(extra).startswith("gru") else extra
-    config, params, batch = model(variant, seed=1, passes=3, gate_supervision=0.7 if supervised else 0.0,
-                                  l2=0.01, **extra)
+    extra = {"seed": 1, **extra}
+    config, params, batch = model(variant, passes=3, gate_supervision=0.7 if supervised else 0.0, l2=0.01, **extra)
     _, cache = dmn.forward(params, batch, config)
+    if config.extra_passes == "end":                         # stories that stop at different passes, and not at all
+        assert len(set(np.stack([p.moved for p in cache.passes], 1).sum(1))) >= 3
+        assert (batch.support == dmn.END).any()              # c_end's gate is supervised too
     for p in cache.passes:                                   # |c − q| and |c − m| of real facts away from 0 ...
-        real = batch.mask[..., None] & np.ones_like(p.features.c, bool)
+        real = cache.mask[..., None] & np.ones_like(p.features.c, bool)
         # ... but where a dropped fact unit (0) meets a memory unit the DMN+'s ReLU shut (0): c − m stays 0 under
         # any small change of the parameters there, so |c − m| is flat and its gradient 0 (sign(0)) is right
         flat = real & (p.features.c == 0) & (p.features.m[:, None] == 0)
@@ -309,16 +316,16 @@ def test_dmn_plus_on_babi_10k_takes_the_public_codes_settings_and_the_user_overr
     def data(name):
         return SimpleNamespace(vocab=list(range(9)), memory_size=7, name=name, tasks=(2,))
     schedule = lambda c: (c.epochs, c.decay_every, c.patience, c.batch_size, c.gate_supervision)
-    regularised = lambda c: (c.l2, c.dropout, c.init_std)
+    regularised = lambda c: (c.l2, c.dropout, c.init_std, c.gate_bias)
     tenk = dmn.Config.for_data(data("bAbI 10k task 2"), variant="dmn+")
-    assert schedule(tenk) == (256, 256, 20, 128, 0.0) and regularised(tenk) == (1e-3, 0.1, 1.0)
+    assert schedule(tenk) == (256, 256, 20, 128, 0.0) and regularised(tenk) == (1e-3, 0.1, 1.0, 1.0)
     onek = dmn.Config.for_data(data("bAbI 1k task 2"), variant="dmn+")
-    assert schedule(onek) == (60, 10, 10, 128, 0.0) and regularised(onek) == (0.0, 0.0, 0.3)
+    assert schedule(onek) == (60, 10, 10, 128, 0.0) and regularised(onek) == (0.0, 0.0, 0.3, 0.0)
     assert schedule(for_data(data("bAbI 10k task 2"))) == (60, 10, 10, 32, 1.0)   # the DMN keeps its own
-    assert regularised(for_data(data("bAbI 10k task 2"))) == (0.0, 0.0, 0.3)
+    assert regularised(for_data(data("bAbI 10k task 2"))) == (0.0, 0.0, 0.3, 0.0)
     mine = dmn.Config.for_data(data("bAbI 10k task 2"), variant="dmn+", epochs=30, decay_every=10, patience=10,
-                               l2=0.0, dropout=0.0, init_std=0.3)
-    assert schedule(mine) == (30, 10, 10, 128, 0.0) and regularised(mine) == (0.0, 0.0, 0.3)
+                               l2=0.0, dropout=0.0, init_std=0.3, gate_bias=0.0)
+    assert schedule(mine) == (30, 10, 10, 128, 0.0) and regularised(mine) == (0.0, 0.0, 0.3, 0.0)
 
 
 @pytest.mark.parametrize("variant", ["dmn", "dmn+"])
@@ -420,6 +427,7 @@ def test_pass_targets_follow_the_file_order_and_skip_cut_off_facts():
     order = np.array([[4, 1, babi.NO_FACT], [babi.CUT_OFF, 2, babi.NO_FACT], [0, babi.NO_FACT, babi.NO_FACT]])
     assert dmn.pass_targets(order, 3, 3, "free").tolist() == [[4, 1, -1], [-1, 2, -1], [0, -1, -1]]
     assert dmn.pass_targets(order, 3, 3, "last").tolist() == [[4, 1, 1], [-1, 2, 2], [0, 0, 0]]
+    assert dmn.pass_targets(order, 3, 3, "end").tolist() == [[4, 1, -2], [-1, 2, -2], [0, -2, -2]]
     assert dmn.pass_targets(order, 1, 3).tolist() == [[4], [-1], [0]]
     assert dmn.pass_targets(None, 2, 1).tolist() == [[-1, -1]]
     cut_last = np.array([[1, babi.CUT_OFF]])
@@ -608,3 +616,20 @@ def test_dmn_learns_generated_task_1_with_gate_supervision():
                                  batch_size=16)
     result = train.train(dmn, ds, config, np.random.default_rng(0))
     assert result.test_error < 10, result.test_error
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_the_end_of_passes_fact_stops_the_memory_at_the_first_pass_whose_largest_gate_is_its(variant):
+    config, params, batch = model(variant, seed=9 if variant == "dmn" else 6, N=6, F=4, L=5, passes=3,
+                                  extra_passes="end")
+    _, cache = dmn.forward(params, batch, config)
+    F = batch.mask.shape[1]
+    assert cache.c.shape[1] == F + 1 and np.array_equal(cache.c[:, F], np.broadcast_to(params["c_end"], (6, 4)))
+    assert dmn.gates_of(cache).shape == (6, 3, F)             # the story's facts; c_end's gate stays inside
+    chose_end = np.stack([p.g.argmax(1) == F for p in cache.passes], 1)   # (N, K)
+    moved = np.stack([p.moved for p in cache.passes], 1)      # (N, K)
+    np.testing.assert_array_equal(moved, np.cumsum(chose_end, 1) == 0)   # moving until the first choice of c_end
+    with pytest.raises(ValueError, match="batch.support must name a real fact of the story \\(or −1\\)"):
+        dmn.forward(params, batch, dmn.replace(config, extra_passes="last"))   # END without c_end
+    with pytest.raises(ValueError, match="extra_passes must be one of"):
+        dmn.Config.tiny(extra_passes="stop")
