@@ -18,9 +18,11 @@ A story is a sequence of sentences, a question q, a one-word answer. The origina
                      the i-th supporting fact: −Σ_f [y_f log g_f + (1 − y_f) log(1 − g_f)], y = one-hot; passes
                      after the last supporting fact toward that last fact again; `extra_passes="free"` leaves them
                      unsupervised; `extra_passes="end"` is Kumar et al.'s end-of-passes fact: a learned vector
-                     c_end after the story's facts, the target of the passes after the last supporting fact, and
-                     from the first pass whose largest gate is c_end's the memory stops changing (mⁱ = mⁱ⁻¹),
-                     in training and at test time alike. The sum runs over every
+                     c_end after the story's facts, the target of the passes after the last supporting fact; at
+                     test time the memory stops changing (mⁱ = mⁱ⁻¹) from the first pass whose largest gate is
+                     c_end's, in training from the first pass the supporting facts send to c_end (teacher
+                     forcing: the model's own choice there would freeze mⁱ = q from pass 1 at the start, and pass
+                     2 would then see pass 1's features with c_end as its target). The sum runs over every
                      fact (gate_targets="all"), or over the supporting fact and the facts after it ("causal":
                      a gate over facts read forward cannot know a later fact will follow; "causal-new": causal in
                      the passes that look for a new fact, all in a pass that repeats the one before); the bAbI 1k
@@ -316,6 +318,9 @@ class Batch(NamedTuple):
     # dropout (training only; None: none): each unit's factor, 0 (dropped) or 1/(1 − p) (kept)
     fact_keep: Optional[np.ndarray] = None     # (N, F, H) on the facts c
     memory_keep: Optional[np.ndarray] = None   # (N, H) on mᴷ, the answer module's input
+    # extra_passes="end" in training: (N, K) bool, the passes that update the memory, those before the pass that
+    # the supporting facts send to c_end (teacher forcing); None: the model's own choice, as at test time
+    moves: Optional[np.ndarray] = None
 
 
 def story_words(stories: np.ndarray, mask: np.ndarray, eos: Optional[int] = None):
@@ -365,7 +370,8 @@ def pass_targets(order: Optional[np.ndarray], passes: int, N: int, extra: str = 
 def make_batch(arrays, idx, config: Config, rng: Optional[np.random.Generator] = None,
                train: bool = False) -> Batch:
     """Rows idx of a vectorised split (memnet_np.data.BabiArrays). The dropout masks are drawn here, in training
-    (train=True) with config.dropout > 0 only."""
+    (train=True) with config.dropout > 0 only; with extra_passes="end" a training batch also says which passes
+    update the memory (teacher forcing: those before c_end's), where a test batch leaves it to the gates."""
     mask = arrays.mask[idx]
     if mask.shape[1] > config.memory_size:
         raise ValueError(f"the data keeps {mask.shape[1]} sentences per story but the model's memory_size is "
@@ -375,8 +381,16 @@ def make_batch(arrays, idx, config: Config, rng: Optional[np.random.Generator] =
     words, word_mask, ends = story_words(stories, mask, eos_id(config))
     order = None if arrays.supporting_order is None else arrays.supporting_order[idx]
     keep = dropout_masks(config, rng, len(idx), F) if train else (None, None)
-    return Batch(stories, arrays.queries[idx], arrays.answers[idx], mask, words, word_mask, ends,
-                 pass_targets(order, config.passes, len(idx), config.extra_passes), *keep)
+    support = pass_targets(order, config.passes, len(idx), config.extra_passes)   # (N, K)
+    moves = teacher_moves(support) if train and config.extra_passes == "end" else None
+    return Batch(stories, arrays.queries[idx], arrays.answers[idx], mask, words, word_mask, ends, support, *keep,
+                 moves)
+
+
+def teacher_moves(support: np.ndarray) -> np.ndarray:
+    """(N, K) bool: the passes before the first one supervised toward c_end (END), which update the memory in
+    training; every pass of a question without supporting facts."""
+    return np.cumsum(support == END, axis=1) == 0
 
 
 def dropout_masks(config: Config, rng: Optional[np.random.Generator], N: int, F: int):
@@ -450,6 +464,10 @@ def _check_batch(batch: Batch, config: Config) -> None:
             raise ValueError(f"batch.{name} must be boolean, got {getattr(batch, name).dtype}")
     if F > config.memory_size:
         raise ValueError(f"batch.stories holds {F} facts, more than memory_size = {config.memory_size}")
+    if batch.moves is not None and (batch.moves.shape != (N, config.passes) or batch.moves.dtype != bool
+                                    or config.extra_passes != "end"):
+        raise ValueError(f"batch.moves must be None or, with extra_passes='end', a boolean array of shape "
+                         f"{(N, config.passes)}, got {batch.moves.dtype} {batch.moves.shape}")
     for name, shape in (("fact_keep", (N, F, config.hidden)), ("memory_keep", (N, config.hidden))):
         a = getattr(batch, name)
         if a is not None and (a.shape != shape or a.dtype.kind != "f"):
@@ -929,7 +947,8 @@ def forward(params, batch: Batch, config: Config):
         e, ep = episode_forward(c, g, mask, W_ep, cw)         # (N, H)
         m_new, mem = memory_update_forward(e, m, q, _memory_weights(params, config, k))      # (N, H) mᵏ
         if end:                                               # stopped: from the pass whose largest gate is c_end's
-            going = going & (g.argmax(1) != c.shape[1] - 1)   # (N,)
+            chose = batch.moves[:, k - 1] if batch.moves is not None else g.argmax(1) != c.shape[1] - 1   # (N,)
+            going = going & chose                             # (N,) (training: as the supporting facts say)
             m = np.where(going[:, None], m_new, m)            # mᵏ = mᵏ⁻¹ once stopped
         else:
             m = m_new
@@ -1281,8 +1300,9 @@ def forward_naive(params, batch: Batch, config: Config):
             else:
                 g = np.exp(scores - scores.max()) / np.exp(scores - scores.max()).sum()   # softmax over the facts
             all_gates[n, k - 1, :n_story] = g[:n_story]
-            if config.extra_passes == "end" and int(np.argmax(g)) == n_story:
-                stopped = True                                # c_end chosen: the memory stops here
+            if config.extra_passes == "end":                 # c_end chosen (training: as the batch says): stop
+                stopped = stopped or (not batch.moves[n, k - 1] if batch.moves is not None
+                                      else int(np.argmax(g)) == n_story)
             h = np.zeros(H)
             for c, g_f in zip(facts, g):
                 h = gru(c, h, "ep", gate=g_f) if config.variant == "dmn" else gru(c, h, "att", g_f, update=False)

@@ -36,18 +36,27 @@ def gru_answers():
 @pytest.mark.parametrize("variant,extra", [("dmn", {}), ("dmn", {"eos": True}), ("dmn+", {}), ("dmn", "gru"),
                                            ("dmn", {"dropout": 0.4}), ("dmn+", {"dropout": 0.4}),
                                            ("dmn", "gru-dropout"), ("dmn", {"extra_passes": "end", "seed": 9}),
-                                           ("dmn+", {"extra_passes": "end", "seed": 6})],
+                                           ("dmn+", {"extra_passes": "end", "seed": 6}),
+                                           ("dmn", {"extra_passes": "end", "seed": 9, "teacher": True})],
                          ids=["dmn", "dmn-eos", "dmn+", "dmn-gru-answer", "dmn-dropout", "dmn+-dropout",
-                              "dmn-gru-dropout", "dmn-end-of-passes", "dmn+-end-of-passes"])
+                              "dmn-gru-dropout", "dmn-end-of-passes", "dmn+-end-of-passes",
+                              "dmn-end-of-passes-training"])
 def test_vectorised_forward_matches_the_naive_one(variant, extra):
     extra = {**gru_answers(), "dropout": 0.4 * (extra == "gru-dropout")} if str(extra).startswith("gru") else extra
+    teacher = extra.pop("teacher", False) if isinstance(extra, dict) else False
     config, params, batch = model(variant, N=6, F=4, L=5, passes=3, **extra)
+    if teacher:                                              # the training batch's moves, not the gates' choice
+        batch = batch._replace(moves=np.array([[1, 1, 1], [1, 0, 0], [0, 0, 0], [1, 1, 0], [1, 1, 1], [0, 0, 0]],
+                                              bool))
     assert batch.mask.sum(1).min() == 1 and batch.mask.sum(1).max() == 4      # ragged: padded facts in play
     assert (batch.fact_keep is None) == (config.dropout == 0)                 # masks drawn for a dropout model
     logits, cache = dmn.forward(params, batch, config)
     logits_naive, gates_naive = dmn.forward_naive(params, batch, config)
     if config.extra_passes == "end":                         # stories that stop after 0, 1, 2 passes and never
-        assert set(np.stack([p.moved for p in cache.passes], 1).sum(1)) == {0, 1, 2, 3}
+        moved = np.stack([p.moved for p in cache.passes], 1)
+        assert set(moved.sum(1)) == {0, 1, 2, 3}
+        if teacher:
+            np.testing.assert_array_equal(moved, batch.moves)
     np.testing.assert_allclose(logits, logits_naive, atol=1e-12)
     np.testing.assert_allclose(dmn.gates_of(cache), gates_naive, atol=1e-12)
 
@@ -77,16 +86,23 @@ def test_naive_forward_does_not_call_the_vectorised_helpers(monkeypatch):
     ("dmn", True, {"eos": True, "gate_targets": "causal"}), ("dmn+", True, {"gate_targets": "causal"}),
     ("dmn", True, "gru"), ("dmn", True, {"dropout": 0.3}), ("dmn+", False, {"dropout": 0.3}),
     ("dmn", True, "gru-dropout"), ("dmn", True, {"extra_passes": "end", "seed": 22}),
-    ("dmn+", True, {"extra_passes": "end", "gate_targets": "causal", "seed": 6})],
+    ("dmn+", True, {"extra_passes": "end", "gate_targets": "causal", "seed": 6}),
+    ("dmn", True, {"extra_passes": "end", "seed": 22, "teacher": True})],
     ids=["dmn-supervised", "dmn", "dmn+-supervised", "dmn+", "dmn-eos-causal", "dmn+-causal", "dmn-gru-answer",
-         "dmn-dropout", "dmn+-dropout", "dmn-gru-dropout", "dmn-end-of-passes", "dmn+-end-of-passes"])
+         "dmn-dropout", "dmn+-dropout", "dmn-gru-dropout", "dmn-end-of-passes", "dmn+-end-of-passes",
+         "dmn-end-of-passes-training"])
 def test_every_parameter_passes_the_gradient_check(variant, supervised, extra):
     extra = {**gru_answers(), "dropout": 0.3 * (extra == "gru-dropout")} if str(extra).startswith("gru") else extra
     extra = {"seed": 1, **extra}
+    teacher = extra.pop("teacher", False)
     config, params, batch = model(variant, passes=3, gate_supervision=0.7 if supervised else 0.0, l2=0.01, **extra)
+    if teacher:                                              # a training batch: the passes as the support says
+        support = batch.support.copy()
+        support[0], support[1, 1:] = dmn.END, dmn.END          # c_end the target from pass 1, from pass 2
+        batch = batch._replace(support=support, moves=dmn.teacher_moves(support))
     _, cache = dmn.forward(params, batch, config)
     if config.extra_passes == "end":                         # stories that stop at different passes, and not at all
-        assert len(set(np.stack([p.moved for p in cache.passes], 1).sum(1))) >= 3
+        assert len(set(np.stack([p.moved for p in cache.passes], 1).sum(1))) >= (2 if teacher else 3)
         assert (batch.support == dmn.END).any()              # c_end's gate is supervised too
     for p in cache.passes:                                   # |c − q| and |c − m| of real facts away from 0 ...
         real = cache.mask[..., None] & np.ones_like(p.features.c, bool)
@@ -633,3 +649,18 @@ def test_the_end_of_passes_fact_stops_the_memory_at_the_first_pass_whose_largest
         dmn.forward(params, batch, dmn.replace(config, extra_passes="last"))   # END without c_end
     with pytest.raises(ValueError, match="extra_passes must be one of"):
         dmn.Config.tiny(extra_passes="stop")
+
+
+def test_a_training_batch_moves_the_memory_until_the_pass_sent_to_the_end_of_passes_fact():
+    from memnet_np.data import load_generated
+    ds = load_generated(2, n_train=40, n_test=10, seed=0, memory_size=70)
+    config = dmn.Config.for_data(ds, extra_passes="end", passes=4)
+    rng = np.random.default_rng(0)
+    train_batch = dmn.make_batch(ds.train, np.arange(8), config, rng, train=True)
+    test_batch = dmn.make_batch(ds.train, np.arange(8), config)
+    assert test_batch.moves is None                           # at test time the gates decide
+    assert train_batch.support[:, :2].min() >= 0 and (train_batch.support[:, 2:] == dmn.END).all()   # 2 facts
+    np.testing.assert_array_equal(train_batch.moves, np.tile([True, True, False, False], (8, 1)))
+    assert dmn.teacher_moves(np.array([[-1, -1, -1]])).all()   # no supporting facts: every pass moves
+    with pytest.raises(ValueError, match="batch.moves must be None or"):
+        dmn.forward(dmn.init_params(config, rng), train_batch._replace(moves=train_batch.moves[:, :2]), config)
