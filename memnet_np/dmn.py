@@ -579,7 +579,7 @@ def question_module_forward(params, batch: Batch, config: Config):
 
 def question_module_backward(dq, cache: EncoderCache, grads, config: Config):
     prefix = "in" if config.variant == "dmn" else "q"
-    dhs = np.zeros(cache.gru.x.shape[:2] + (dq.shape[1],), dq.dtype)   # (N, Lq, H)
+    dhs = np.zeros(cache.gru.projection.x.shape[:2] + (dq.shape[1],), dq.dtype)   # (N, Lq, H)
     dhs[:, -1] = dq
     dE, dWx, dWh, db = encode_words_backward(dhs, cache)
     grads["E"] += dE
@@ -714,20 +714,19 @@ def gates_backward(dg, cache, mask, variant: str):
 
 class EpisodeCache(NamedTuple):
     recurrence: ops.GRURecurrenceCache
-    c: Optional[np.ndarray]          # (N, F, H) the facts, and the weights, when the episode projected them itself
-    Wx: Optional[np.ndarray]
+    projection: Optional[ops.GRUProjectionCache]   # when the episode projected the facts itself
 
 
 def episode_forward(c, g, mask, W, cw=None):
     """e (N, H): the gated GRU over the facts (dmn: g·u weights the candidate; dmn+: g alone), from h_0 = 0.
-    cw (F, N, 3H or 2H): the facts' input projection ops.gru_projection_forward(c, Wx, b, mask), the same in
+    cw (F, N, 3H or 2H): the facts' input projection, ops.gru_projection_forward(c, Wx, b, mask)[0], the same in
     every pass; forward computes it once and gives it here (None: the episode computes it)."""
     Wx, Wh, b = W
-    own = cw is None
-    if own:
-        cw = ops.gru_projection_forward(c, Wx, b, mask)       # (F, N, rows)
+    proj = None
+    if cw is None:
+        cw, proj = ops.gru_projection_forward(c, Wx, b, mask)  # (F, N, rows)
     hs, rec = ops.gru_recurrence_forward(cw, np.zeros((c.shape[0], Wh.shape[1]), c.dtype), Wh, mask, g)
-    return hs[:, -1], EpisodeCache(rec, c if own else None, Wx if own else None)   # padded facts kept the state
+    return hs[:, -1], EpisodeCache(rec, proj)                 # padded facts kept the state: the last h is e
 
 
 def episode_backward_to_projection(de, cache: EpisodeCache):
@@ -742,7 +741,7 @@ def episode_backward_to_projection(de, cache: EpisodeCache):
 def episode_backward(de, cache: EpisodeCache):
     """-> dc (N, F, H), dg (N, F), dWx, dWh, db (an episode that projected its facts itself)."""
     dcw, dg, dWh = episode_backward_to_projection(de, cache)
-    dc, dWx, db = ops.gru_projection_backward(dcw, cache.c, cache.Wx, cache.recurrence.mask)
+    dc, dWx, db = ops.gru_projection_backward(dcw, cache.projection)
     return dc, dg, dWx, dWh, db
 
 
@@ -908,6 +907,7 @@ class Cache(NamedTuple):
     passes: list                     # K PassCaches
     answer: object                   # AnswerCache, or DecoderCache (answer_module="gru")
     cw: np.ndarray                   # (F, N, rows) the facts' projection by the episode GRU's Wx, b (all passes)
+    projection: ops.GRUProjectionCache
     mask: np.ndarray                 # (N, F) the real facts (F + 1 with c_end, always real)
 
 
@@ -935,7 +935,7 @@ def forward(params, batch: Batch, config: Config):
         mask = np.concatenate([mask, np.ones((N, 1), bool)], axis=1)                  # (N, F + 1)
     Wb = params["Wb"] if config.variant == "dmn" else None
     W_ep = _episode_weights(params, config)
-    cw = ops.gru_projection_forward(c, W_ep[0], W_ep[2], mask)   # (F, N, rows) every pass's episode input
+    cw, proj = ops.gru_projection_forward(c, W_ep[0], W_ep[2], mask)   # (F, N, rows) every pass's episode input
     m = q                                                     # m⁰ = q
     going = np.ones(len(q), bool) if end else None           # (N,) no pass has chosen c_end yet
     passes = []
@@ -960,7 +960,7 @@ def forward(params, batch: Batch, config: Config):
                                                 len(config.answer_table[0]))                  # (N, T, A)
     else:
         logits, answer = answer_forward(m, q, params["Wa"], params["ba"], config.variant)    # (N, V)
-    return logits, Cache(batch, inputs, question, c, q, passes, answer, cw, mask)
+    return logits, Cache(batch, inputs, question, c, q, passes, answer, cw, proj, mask)
 
 
 def backward(dout, cache: Cache, params, config: Config) -> dict[str, np.ndarray]:
@@ -1013,8 +1013,7 @@ def backward(dout, cache: Cache, params, config: Config) -> dict[str, np.ndarray
         dq += dq_z
         if dWb is not None:
             grads["Wb"] += dWb
-    dc_ep, grads[f"{prefix}_Wx"], grads[f"{prefix}_b"] = ops.gru_projection_backward(dcw, cache.c,
-                                                                                    params[f"{prefix}_Wx"], mask)
+    dc_ep, grads[f"{prefix}_Wx"], grads[f"{prefix}_b"] = ops.gru_projection_backward(dcw, cache.projection)
     dc += dc_ep                                               # (N, F, H) the facts as every pass's episode read them
     if config.extra_passes == "end":
         grads["c_end"] += dc[:, -1].sum(0)                    # (H,) c_end, in every story

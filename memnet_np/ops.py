@@ -603,8 +603,14 @@ def gru_backward(dh, cache):
 # (T, N, ·), so that each step reads and writes one contiguous block.
 
 
+class GRUProjectionCache(NamedTuple):
+    x: np.ndarray            # (N, T, D)
+    Wx: np.ndarray           # (3H or 2H, D)
+    mask: Optional[np.ndarray]  # (N, T) bool, the steps projected (None: all)
+
+
 def gru_projection_forward(x, Wx, b, mask=None):
-    """xw (T, N, 3H or 2H) = x Wxᵀ + b for every step at once, time-major. x (N, T, D).
+    """(xw, cache): xw (T, N, 3H or 2H) = x Wxᵀ + b for every step at once, time-major. x (N, T, D).
 
     With mask (N, T) only the real steps are projected and a padded step's xw is 0: the recurrence never lets a
     padded step touch the state or pass a gradient, so what xw holds there does not matter, and skipping it
@@ -614,18 +620,19 @@ def gru_projection_forward(x, Wx, b, mask=None):
                          f"Wx {Wx.shape}, b {b.shape}")
     xt = x.transpose(1, 0, 2)                                 # (T, N, D) time-major view
     if mask is None:
-        return xt @ Wx.T + b                                  # (T, N, rows)
+        return xt @ Wx.T + b, GRUProjectionCache(x, Wx, None)   # (T, N, rows)
     if mask.shape != x.shape[:2]:
         raise ValueError(f"GRU mask must have shape {x.shape[:2]}, got {mask.shape}")
     on = mask.T                                               # (T, N)
     xw = np.zeros(on.shape + (Wx.shape[0],), np.result_type(x, Wx))   # (T, N, rows)
     xw[on] = xt[on] @ Wx.T + b                                # (R, rows) the real steps
-    return xw
+    return xw, GRUProjectionCache(x, Wx, mask)
 
 
-def gru_projection_backward(dxw, x, Wx, mask=None):
+def gru_projection_backward(dxw, cache: GRUProjectionCache):
     """dxw (T, N, rows), the gradient of xw -> dx (N, T, D), dWx (rows, D), db (rows,). With the forward's mask,
     the padded steps (whose dxw the recurrence leaves at 0) are skipped, and their dx is 0."""
+    x, Wx, mask = cache
     rows = dxw.shape[-1]
     if mask is None:
         dx = (dxw @ Wx).transpose(1, 0, 2)                    # (N, T, D)
@@ -709,8 +716,7 @@ def gru_recurrence_backward(dhs, cache):
 
 
 class GRUSequenceCache(NamedTuple):
-    x: np.ndarray            # (N, T, D)
-    Wx: np.ndarray           # (3H or 2H, D)
+    projection: GRUProjectionCache
     recurrence: GRURecurrenceCache
 
 
@@ -719,12 +725,13 @@ def gru_sequence_forward(x, h0, Wx, Wh, b, mask=None, g=None):
     _gru_check(x, h0, Wx, Wh, b, g)
     if mask is not None and mask.shape != x.shape[:2]:
         raise ValueError(f"GRU mask must have shape {x.shape[:2]}, got {mask.shape}")
-    hs, rec = gru_recurrence_forward(gru_projection_forward(x, Wx, b, mask), h0, Wh, mask, g)
-    return hs, GRUSequenceCache(x, Wx, rec)
+    xw, proj = gru_projection_forward(x, Wx, b, mask)         # (T, N, rows)
+    hs, rec = gru_recurrence_forward(xw, h0, Wh, mask, g)
+    return hs, GRUSequenceCache(proj, rec)
 
 
 def gru_sequence_backward(dhs, cache):
     """dhs (N, T, H): the gradient of every step's state. -> dx, dh0, dWx, dWh, db, dg (N, T) or None."""
     dxw, dh0, dWh, dg = gru_recurrence_backward(dhs, cache.recurrence)
-    dx, dWx, db = gru_projection_backward(dxw, cache.x, cache.Wx, cache.recurrence.mask)
+    dx, dWx, db = gru_projection_backward(dxw, cache.projection)
     return dx, dh0, dWx, dWh, db, dg

@@ -107,6 +107,24 @@ def test_gru_sequence_gradients_with_padding(form):
     assert set(errs) == set(wrt) and max(errs.values()) < TOL, errs
 
 
+@pytest.mark.gradcheck
+@pytest.mark.parametrize("masked", [False, True])
+def test_gru_projection_and_recurrence_gradients(masked):
+    """Each half alone: the projection (padded steps skipped when masked) and the recurrence from a given xw."""
+    rng = np.random.default_rng(14)
+    p, mask = seq_inputs(rng)
+    x, h0, Wx, Wh, b = p.values()
+    m = mask if masked else None
+    errs = check_op(ops.gru_projection_forward, ops.gru_projection_backward, {"x": x, "Wx": Wx, "b": b},
+                    ["x", "Wx", "b"], rng, mask=m)
+    assert set(errs) == {"x", "Wx", "b"} and max(errs.values()) < TOL, errs
+    xw, _ = ops.gru_projection_forward(x, Wx, b)
+    g = rng.uniform(0.1, 0.9, size=mask.shape)
+    errs = check_op(ops.gru_recurrence_forward, ops.gru_recurrence_backward,
+                    {"xw": xw, "h0": h0, "Wh": Wh, "mask": m, "g": g}, ["xw", "h0", "Wh", "g"], rng)
+    assert set(errs) == {"xw", "h0", "Wh", "g"} and max(errs.values()) < TOL, errs
+
+
 def test_gru_sequence_is_the_cell_step_by_step():
     rng = np.random.default_rng(7)
     p, _ = seq_inputs(rng)
@@ -168,14 +186,14 @@ def test_recurrences_sharing_one_projection_sum_its_gradient_into_one_backward_p
     x, h0, Wx, Wh, b = p.values()
     gates = [rng.random(mask.shape) for _ in range(2)]
     dhss = [rng.standard_normal(mask.shape + (h0.shape[1],)) for _ in range(2)]
-    xw = ops.gru_projection_forward(x, Wx, b)                 # (T, N, 3H) once
+    xw, proj = ops.gru_projection_forward(x, Wx, b)           # (T, N, 3H) once
     dxw = np.zeros_like(xw)
     for g, dhs in zip(gates, dhss):
         hs, rec = ops.gru_recurrence_forward(xw, h0, Wh, mask, g)
         full, full_cache = ops.gru_sequence_forward(x, h0, Wx, Wh, b, mask=mask, g=g)
         assert np.array_equal(hs, full)
         dxw += ops.gru_recurrence_backward(dhs, rec)[0]
-    dx, dWx, db = ops.gru_projection_backward(dxw, x, Wx)
+    dx, dWx, db = ops.gru_projection_backward(dxw, proj)
     want = [sum(ops.gru_sequence_backward(dhs, ops.gru_sequence_forward(x, h0, Wx, Wh, b, mask=mask, g=g)[1])[i]
                 for g, dhs in zip(gates, dhss)) for i in (0, 2, 4)]   # dx, dWx, db
     for got, w in zip((dx, dWx, db), want):
@@ -186,7 +204,7 @@ def test_gru_recurrence_and_projection_shapes_are_checked():
     rng = np.random.default_rng(12)
     p, mask = seq_inputs(rng)
     x, h0, Wx, Wh, b = p.values()
-    xw = ops.gru_projection_forward(x, Wx, b)
+    xw, _ = ops.gru_projection_forward(x, Wx, b)
     with pytest.raises(ValueError, match="GRU input projection needs x"):
         ops.gru_projection_forward(x, Wx[:, :-1], b)
     with pytest.raises(ValueError, match="GRU recurrence needs xw"):
@@ -210,10 +228,10 @@ def test_a_masked_projection_skips_the_padded_steps_and_changes_nothing_the_sequ
     dhs = rng.standard_normal(mask.shape + (h0.shape[1],))
     results = []
     for projection_mask in (None, mask):
-        xw = ops.gru_projection_forward(x, Wx, b, projection_mask)
+        xw, proj = ops.gru_projection_forward(x, Wx, b, projection_mask)
         hs, rec = ops.gru_recurrence_forward(xw, h0, Wh, mask, g)
         dxw, dh0, dWh, dg = ops.gru_recurrence_backward(dhs, rec)
-        dx, dWx, db = ops.gru_projection_backward(dxw, x, Wx, projection_mask)
+        dx, dWx, db = ops.gru_projection_backward(dxw, proj)
         results.append((hs, dh0, dWh, dg, dx, dWx, db))
     assert np.array_equal(results[1][4][~mask], np.zeros_like(x[~mask]))
     for plain, masked in zip(*results):
