@@ -370,8 +370,9 @@ def pass_targets(order: Optional[np.ndarray], passes: int, N: int, extra: str = 
 def make_batch(arrays, idx, config: Config, rng: Optional[np.random.Generator] = None,
                train: bool = False) -> Batch:
     """Rows idx of a vectorised split (memnet_np.data.BabiArrays). The dropout masks are drawn here, in training
-    (train=True) with config.dropout > 0 only; with extra_passes="end" a training batch also says which passes
-    update the memory (teacher forcing: those before c_end's), where a test batch leaves it to the gates."""
+    (train=True) with config.dropout > 0 only; with extra_passes="end" and gate supervision a training batch also
+    says which passes update the memory (teacher forcing: those before c_end's), where a test batch, or training
+    without supervision (which must not read the supporting facts), leaves it to the gates."""
     mask = arrays.mask[idx]
     if mask.shape[1] > config.memory_size:
         raise ValueError(f"the data keeps {mask.shape[1]} sentences per story but the model's memory_size is "
@@ -382,7 +383,8 @@ def make_batch(arrays, idx, config: Config, rng: Optional[np.random.Generator] =
     order = None if arrays.supporting_order is None else arrays.supporting_order[idx]
     keep = dropout_masks(config, rng, len(idx), F) if train else (None, None)
     support = pass_targets(order, config.passes, len(idx), config.extra_passes)   # (N, K)
-    moves = teacher_moves(support) if train and config.extra_passes == "end" else None
+    teach = train and config.extra_passes == "end" and config.gate_supervision > 0   # never without supervision
+    moves = teacher_moves(support) if teach else None
     return Batch(stories, arrays.queries[idx], arrays.answers[idx], mask, words, word_mask, ends, support, *keep,
                  moves)
 

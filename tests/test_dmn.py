@@ -659,6 +659,8 @@ def test_a_training_batch_moves_the_memory_until_the_pass_sent_to_the_end_of_pas
     train_batch = dmn.make_batch(ds.train, np.arange(8), config, rng, train=True)
     test_batch = dmn.make_batch(ds.train, np.arange(8), config)
     assert test_batch.moves is None                           # at test time the gates decide
+    unsupervised = dmn.replace(config, gate_supervision=0.0)   # and without supervision: no supporting facts read
+    assert dmn.make_batch(ds.train, np.arange(8), unsupervised, rng, train=True).moves is None
     assert train_batch.support[:, :2].min() >= 0 and (train_batch.support[:, 2:] == dmn.END).all()   # 2 facts
     np.testing.assert_array_equal(train_batch.moves, np.tile([True, True, False, False], (8, 1)))
     assert dmn.teacher_moves(np.array([[-1, -1, -1]])).all()   # no supporting facts: every pass moves
