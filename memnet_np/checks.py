@@ -1,5 +1,6 @@
-"""What the bAbI models check the same way: a Config's counts, dtype and init_std, and a params dict's names,
-shapes and finiteness. Each check says what is wrong and where, in the same words for every model."""
+"""What the models check the same way: a Config's counts, dtype and init_std (the bAbI models and the language
+model), and a params dict's names, shapes and finiteness. Each check says what is wrong and where, in the same
+words for every model."""
 from __future__ import annotations
 
 import math

@@ -90,7 +90,10 @@ DMN_PLUS_10K = dict(epochs=256, decay_every=256, patience=20, l2=1e-3, dropout=0
 #   tasks (seed 0; README): mean 4.28% against 6.71% with the same schedule and no L2, no dropout, embedding std 0.3,
 #   and 11.63% for at most 30 epochs with the rate halved every 10 and patience 10. gate_bias = 1: the TensorFlow
 #   code's question and input-fusion GRUs are tf.contrib.rnn.GRUCell, whose gate biases start at 1.0 (its attention
-#   GRU's at 0, as ours); mean validation error 4.17% against 4.28% with 0 (seed 0, the 19 tasks)
+#   GRU's at 0, as ours: attention_gru_cell.py, _linear(..., bias_start=0.0)). TensorFlow's rnn_cell_impl.py
+#   GRUCell.build starts its gates' bias with constant_initializer(1.0), and its call mixes new_h = u * state +
+#   (1 - u) * c: its u weights the old state, ours the candidate, hence reset +1, update −1. Mean validation error
+#   4.17% against 4.28% with 0 (seed 0, the 19 tasks)
 FACT_WINDOW = 70                 # facts kept per story (the DMN+ authors' code); task 3 keeps more
 FACT_WINDOW_BY_TASK = {3: 130}
 
@@ -908,8 +911,7 @@ class Cache(NamedTuple):
     q: np.ndarray                    # (N, H)
     passes: list                     # K PassCaches
     answer: object                   # AnswerCache, or DecoderCache (answer_module="gru")
-    cw: np.ndarray                   # (F, N, rows) the facts' projection by the episode GRU's Wx, b (all passes)
-    projection: ops.GRUProjectionCache
+    projection: ops.GRUProjectionCache   # the facts' projection by the episode GRU's Wx, b (all passes)
     mask: np.ndarray                 # (N, F) the real facts (F + 1 with c_end, always real)
 
 
@@ -962,7 +964,7 @@ def forward(params, batch: Batch, config: Config):
                                                 len(config.answer_table[0]))                  # (N, T, A)
     else:
         logits, answer = answer_forward(m, q, params["Wa"], params["ba"], config.variant)    # (N, V)
-    return logits, Cache(batch, inputs, question, c, q, passes, answer, cw, proj, mask)
+    return logits, Cache(batch, inputs, question, c, q, passes, answer, proj, mask)
 
 
 def backward(dout, cache: Cache, params, config: Config) -> dict[str, np.ndarray]:
@@ -981,7 +983,8 @@ def backward(dout, cache: Cache, params, config: Config) -> dict[str, np.ndarray
     if cache.batch.memory_keep is not None:
         dm = dm * cache.batch.memory_keep                     # (N, H) through the dropout on mᴷ
     dc = np.zeros_like(cache.c)                               # (N, F, H)
-    dcw = np.zeros_like(cache.cw)                             # (F, N, rows) the episodes' input projection
+    N, F, _ = cache.c.shape
+    dcw = np.zeros((F, N, cache.projection.Wx.shape[0]), cache.c.dtype)   # (F, N, rows) the episodes' projection
     mask = cache.mask
     prefix = "ep" if config.variant == "dmn" else "att"
     for k in reversed(range(1, config.passes + 1)):

@@ -522,15 +522,16 @@ def run(corpus, config: Config, seed: int = 0, time_budget: Optional[float] = No
 CLI_SETTINGS = ("hops", "d", "epochs", "dtype", "init_std", "data")   # the bAbI models' options `train memn2n-lm`
 #   takes (--hops, --dim, --epochs, --float32, --init-std, and --data for its corpus)
 OWN_CLI_OPTIONS = ("memory", "order", "time_budget")   # the options of `train` that only the language model reads
+CONFIG_FIELD = {"memory": "memory_size"}   # the options above whose Config field has another name
+NOT_CONFIG = ("data", "time_budget")       # the options above that are no Config field (the corpus, the budget)
 
 
 def config_from_args(args, corpus) -> Config:
+    """The Config from the options `train memn2n-lm` reads (CLI_SETTINGS and OWN_CLI_OPTIONS), those given."""
     from memnet_np.experiments import UserError
-    overrides = {k: v for k, v in (("hops", args.hops), ("memory_size", getattr(args, "memory", None)),
-                                   ("d", args.d), ("epochs", args.epochs), ("dtype", args.dtype),
-                                   ("order", getattr(args, "order", None)),
-                                   ("init_std", getattr(args, "init_std", None)))
-                 if v is not None}
+    given = {CONFIG_FIELD.get(k, k): getattr(args, k, None) for k in CLI_SETTINGS + OWN_CLI_OPTIONS
+             if k not in NOT_CONFIG}
+    overrides = {k: v for k, v in given.items() if v is not None}
     try:
         return Config.for_corpus(corpus, **overrides)
     except ValueError as e:

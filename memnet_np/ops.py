@@ -536,6 +536,10 @@ def _gru_check(x, h_prev, Wx, Wh, b, g):
     if Wh.shape not in ((3 * H, H), (2 * H, H)) or Wx.shape != (Wh.shape[0], x.shape[-1]) or b.shape != (Wh.shape[0],):
         raise ValueError(f"GRU weights must be Wx (3H, D), Wh (3H, H), b (3H,) (or 2H rows for the attention GRU) "
                          f"with H = {H}, D = {x.shape[-1]}; got Wx {Wx.shape}, Wh {Wh.shape}, b {b.shape}")
+    _gate_check(Wh, H, g)
+
+
+def _gate_check(Wh, H, g):
     if Wh.shape[0] == 2 * H and g is None:
         raise ValueError("a GRU without update-gate weights (2H rows) is the attention GRU: it needs the gate g")
 
@@ -665,8 +669,7 @@ def gru_recurrence_forward(xw, h0, Wh, mask=None, g=None):
     if Wh.shape not in ((3 * H, H), (2 * H, H)) or rows != Wh.shape[0] or h0.shape != (N, H):
         raise ValueError(f"GRU recurrence needs xw (T, N, rows), h0 (N, H), Wh (rows, H) with rows 3H or 2H; got "
                          f"xw {xw.shape}, h0 {h0.shape}, Wh {Wh.shape}")
-    if Wh.shape[0] == 2 * H and g is None:
-        raise ValueError("a GRU without update-gate weights (2H rows) is the attention GRU: it needs the gate g")
+    _gate_check(Wh, H, g)
     if mask is not None and mask.shape != (N, T):
         raise ValueError(f"GRU mask must have shape {(N, T)}, got {mask.shape}")
     if g is not None and g.shape != (N, T):
@@ -723,9 +726,7 @@ class GRUSequenceCache(NamedTuple):
 def gru_sequence_forward(x, h0, Wx, Wh, b, mask=None, g=None):
     """hs (N, T, H): the state after every step. mask (N, T) bool (None: every step real), g (N, T) or None."""
     _gru_check(x, h0, Wx, Wh, b, g)
-    if mask is not None and mask.shape != x.shape[:2]:
-        raise ValueError(f"GRU mask must have shape {x.shape[:2]}, got {mask.shape}")
-    xw, proj = gru_projection_forward(x, Wx, b, mask)         # (T, N, rows)
+    xw, proj = gru_projection_forward(x, Wx, b, mask)         # (T, N, rows); checks the mask's shape
     hs, rec = gru_recurrence_forward(xw, h0, Wh, mask, g)
     return hs, GRUSequenceCache(proj, rec)
 
