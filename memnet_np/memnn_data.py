@@ -281,6 +281,16 @@ def hop_candidates(stories, queries, mask, targets, V: int) -> np.ndarray:
     return np.stack(out, 1)                                   # (N, K, M)
 
 
+def without_earlier_facts(candidates, targets) -> np.ndarray:
+    """exclude_chosen: each hop's candidates (N, K, M) without the true facts of the hops before it (a STOP
+    target, slot M, is no memory)."""
+    N, K, M = candidates.shape
+    facts = np.zeros((N, K, M + 1), bool)                     # (N, K, M + 1) the fact of hop k, one-hot
+    facts[np.arange(N)[:, None], np.arange(K), np.clip(targets, 0, M)] = True
+    earlier = np.cumsum(facts, 1) > facts                     # (N, K, M + 1) the facts of hops 1 … k − 1
+    return candidates & ~earlier[..., :M]
+
+
 def _batch(stories, queries, answers, mask, order, config: Config, rng, sources=None, train: bool = False) -> Batch:
     words = responding = None
     if config.answer_words > 1:                               # R answers word by word: a target per step
@@ -298,6 +308,9 @@ def _batch(stories, queries, answers, mask, order, config: Config, rng, sources=
         else:
             targets, known = hop_targets(order, config.hops, config.extra_facts, sources)
     cand = hop_candidates(stories, queries, mask, targets, config.vocab_size) if config.hashing else None
+    if config.exclude_chosen:                                 # a later hop ranks its fact against the others only
+        every = np.broadcast_to(mask[:, None, :], (N, config.hops, M)) if cand is None else cand
+        cand = without_earlier_facts(every, targets)          # (N, K, M)
     neg_m, neg_a = sample_negatives(mask, targets, answers if words is None else words, response_size(config),
                                     config.negatives, rng, config.adaptive, cand)
     if responding is not None:

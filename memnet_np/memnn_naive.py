@@ -207,6 +207,8 @@ def predict_naive(params, batch: Batch, config: Config):
         for k in range(K):
             shared = [i for i in memories if _words(batch.stories[n, i]) & heard]
             candidates = (shared or memories if config.hashing else memories) + ([stop_slot] if config.adaptive else [])
+            if config.exclude_chosen:                         # no memory chosen twice (STOP is never in picks here)
+                candidates = [i for i in candidates if i not in picks]
             if time:
                 best = candidates[0]
                 for i in candidates[1:]:                      # y = the winner so far, y' = the next memory
