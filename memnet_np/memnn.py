@@ -209,9 +209,9 @@ class Config:
 # term, 9.3% with γ = 0.5 (R's yes/no tasks 6, 9, 10 need its tanh layer out of its linear range: a wider margin
 # grows U_R; O's hops do better at the small one); then 7.65% when the chosen memories join O's input without their
 # n-grams (chosen_ngrams=False; task 3 8% instead of 19%), 8.95% when they also join R's input so; then, over seeds
-# 0–4 (100 runs), 7.81% against 8.13% when no memory is chosen twice (exclude_chosen; task 3 6.2% against 9.8%). The basic
-# defaults (Config's) were re-checked the same way:
-# 28.15%, and 28.15–29.2% for every negative summed, 30 sampled, d = 100, γ = 1.
+# 0–4 (100 runs), 7.81% against 8.13% when no memory is chosen twice (exclude_chosen; task 3 6.2% against 9.8%).
+# The basic defaults (Config's) were re-checked the same way: 28.15%, and 28.15–29.2% for every negative summed,
+# 30 sampled, d = 100, γ = 1.
 PRESETS = {
     "basic": dict(hops=2, time_features=True, extra_facts="first"),
     "extended": dict(hops=4, time_features=True, extra_facts="first", adaptive=True, ngrams=3, nonlinear=True,
