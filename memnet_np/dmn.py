@@ -1082,9 +1082,11 @@ def supervision_loss_forward(scores, gates, support, mask, variant: str, weight:
 # The protocol's entry points
 
 
-def gates_of(cache: Cache) -> np.ndarray:
-    """(N, K, F) the gates of every pass over the story's facts (0 on padded facts; c_end's left out)."""
-    return np.stack([p.g[:, :cache.batch.mask.shape[1]] for p in cache.passes], axis=1)
+def gates_of(cache: Cache, end: bool = False) -> np.ndarray:
+    """(N, K, F) the gates of every pass over the story's facts (0 on padded facts; c_end's left out), or with
+    end=True (N, K, F + 1) as the passes made them, c_end's gate last when there is one."""
+    g = np.stack([p.g for p in cache.passes], axis=1)         # (N, K, F) (F + 1 with c_end)
+    return g if end else g[:, :, :cache.batch.mask.shape[1]]
 
 
 def _answer_loss(logits, answers, config: Config):
@@ -1101,11 +1103,11 @@ def loss_and_grads(params, batch: Batch, config: Config):
     """Summed answer cross-entropy (+ supporting-fact loss on the gates, + L2), its gradients, and info."""
     logits, cache = forward(params, batch, config)
     loss, dlogits, probs, predictions = _answer_loss(logits, batch.answers, config)
-    gates = gates_of(cache)                                   # (N, K, F)
+    all_gates = gates_of(cache, end=True)                     # (N, K, F) (F + 1 with c_end)
+    gates = all_gates[:, :, :batch.mask.shape[1]]             # (N, K, F) the story's facts, as gates_of(cache)
     dscores = None
     if config.gate_supervision > 0:
         scores = np.stack([p.scores for p in cache.passes], axis=1)   # (N, K, F) (F + 1 with c_end)
-        all_gates = np.stack([p.g for p in cache.passes], axis=1)     # (N, K, F) (F + 1 with c_end)
         support = np.where(batch.support == END, batch.mask.shape[1], batch.support)   # c_end is fact F
         sloss, sc = supervision_loss_forward(scores, all_gates, support, cache.mask, config.variant,
                                              config.gate_supervision, config.gate_targets)

@@ -601,7 +601,8 @@ def infer(params, batch: Batch, config: Config):
             o = np.where(stopped, M, o)                       # (N,) once stopped, stay stopped
             stopped |= o == M
         chosen.append(o)
-        taken[rows[o < M], o[o < M]] = True
+        if config.exclude_chosen:
+            taken[rows[o < M], o[o < M]] = True
         hop_scores.append(s)
         facts.append(bags[rows, o])                           # (N, V)
         c = c + input_memory(facts[-1], config)
