@@ -67,8 +67,7 @@ def step_profile(model, params, arrays, config, rng, opt, repeats: int) -> dict:
     def step(idx):
         batch = model.make_batch(arrays, idx, config, rng, train=True)
         _, grads, _ = model.loss_and_grads(params, batch, config)
-        grads = T.clip_gradients(model, grads, config)
-        opt.step(params, grads)
+        T.clip_and_step(model, params, grads, config, opt)
         for name in null_rows:
             params[name][0] = 0.0
     sizes = [n for n in (16, 32, 64) if n <= len(arrays.answers)]

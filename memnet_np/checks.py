@@ -43,12 +43,12 @@ def vocab_size_at_least(config, least: int, words: str) -> None:
 def check_params(params: Mapping[str, np.ndarray], shapes: Mapping[str, tuple]) -> None:
     """Every parameter in `shapes` (name: shape, in the config's order) is in params, with its shape, and finite
     (one sum per array: a NaN or inf shows in it)."""
-    for name, shape in shapes.items():
-        if name not in params:
-            raise ValueError(f"params has no {name!r}; this config needs {list(shapes)}")
-        if params[name].shape != shape:
-            raise ValueError(f"params[{name!r}] must have shape {shape}, got {params[name].shape}")
-        with np.errstate(over="ignore", invalid="ignore"):
-            total = params[name].sum()
-        if not np.isfinite(total) and not np.isfinite(params[name]).all():
-            raise NonFiniteError(f"params[{name!r}] holds NaN or inf")
+    with np.errstate(over="ignore", invalid="ignore"):        # a finite array whose sum overflows is looked at
+        for name, shape in shapes.items():
+            if name not in params:
+                raise ValueError(f"params has no {name!r}; this config needs {list(shapes)}")
+            p = params[name]
+            if p.shape != shape:
+                raise ValueError(f"params[{name!r}] must have shape {shape}, got {p.shape}")
+            if not math.isfinite(p.sum()) and not np.isfinite(p).all():
+                raise NonFiniteError(f"params[{name!r}] holds NaN or inf")

@@ -44,6 +44,7 @@ written one example at a time, by lookup, and the tests hold the two equal):
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from typing import NamedTuple, Optional
 
@@ -142,6 +143,11 @@ def param_names(config: Config) -> list[str]:
     return names
 
 
+@functools.lru_cache(maxsize=64)                              # a Config is frozen: the same config, the same shapes
+def _shapes(config: Config) -> tuple:
+    return tuple(param_shapes(config).items())
+
+
 def param_shapes(config: Config) -> dict[str, tuple]:
     """name: shape, in param_names order: temporal matrices (memory_size, d), H (d, d), embeddings (V, d)."""
     V, d, rows = config.vocab_size, config.d, config.memory_size
@@ -197,6 +203,10 @@ class Batch(NamedTuple):
     # make_batch fills them in; without them every slot counts as a sentence of its own.
     sentences: Optional[np.ndarray] = None   # (U, L) int
     slots: Optional[np.ndarray] = None       # (N, M) int row of `sentences` in each slot
+    # Optional, for speed: the weighted bags (ops.encode_bags) of `sentences` (U, R·V) and of `queries` (N, R·V),
+    # which depend only on the data; make_batch takes them from a table made once per split (`split_bags`).
+    bags: Optional[ops.Bags] = None
+    qbags: Optional[ops.Bags] = None
 
 
 def sentence_table(batch: Batch) -> tuple[np.ndarray, np.ndarray]:
@@ -246,9 +256,50 @@ def make_batch(arrays, idx, config: Config, rng: Optional[np.random.Generator] =
     noise = config.random_noise if (train and config.temporal) else 0.0
     age = story_ages(mask, config.memory_size, rng, noise)
     rows = arrays.slots[idx]                                  # (N, M) rows of arrays.sentences
-    used, slots = np.unique(rows, return_inverse=True)        # (U,) the batch's distinct sentences
+    present = np.zeros(len(arrays.sentences), bool)           # (S,) which of the split's sentences the batch holds
+    present[rows] = True
+    used = np.flatnonzero(present)                            # (U,) the batch's distinct sentences, in row order
+    slots = (np.cumsum(present) - 1)[rows]                    # (N, M) row of `used` in each slot
+    table = split_bags(arrays, config)
+    bags = table.sentences._replace(W=table.sentences.W[used])                   # (U, R·V)
+    qbags = table.questions._replace(W=table.questions.W[table.question_row[idx]])   # (N, R·V)
     return Batch(arrays.stories[idx], arrays.queries[idx], arrays.answers[idx], mask, age,
-                 arrays.sentences[used], slots.reshape(rows.shape))
+                 arrays.sentences[used], slots, bags, qbags)
+
+
+class SplitBags(NamedTuple):
+    sentences: ops.Bags      # (S, R·V) every distinct sentence of the split (rows of arrays.sentences)
+    questions: ops.Bags      # (Q, R·V) every distinct question
+    question_row: np.ndarray  # (n,) row of `questions` for each question of the split
+
+
+_SPLIT_BAGS: dict = {}       # a few splits' tables, keyed by the arrays' identity and the config's encoding
+
+
+def split_bags(arrays, config: Config) -> SplitBags:
+    """The weighted bags of a split's distinct sentences and questions, made once and then reused: they depend
+    only on the data and on (V, d, encoding, J, dtype), and making them per batch cost a tenth of a small task's
+    training step. A table is kept for the arrays it was made from (by identity: a split's arrays are never
+    written after loading), so another split gets its own. Word ids outside the vocabulary raise here."""
+    S, L = arrays.sentences.shape
+    key = (id(arrays.sentences), id(arrays.queries), config.vocab_size, config.d, config.encoding,
+           time_word_J(config, L), config.dtype)
+    hit = _SPLIT_BAGS.get(key)
+    if hit is not None and hit[0] is arrays.sentences and hit[1] is arrays.queries:
+        return hit[2]
+    for name in ("sentences", "queries", "answers"):          # as _check_batch says it of a batch
+        a = getattr(arrays, name)
+        if a.size and (a.min() < 0 or a.max() >= config.vocab_size):
+            raise ValueError(f"the split's {name} hold word ids outside [0, {config.vocab_size}) (min {a.min()}, "
+                             f"max {a.max()}): was the data encoded with another vocabulary?")
+    questions, question_row = np.unique(arrays.queries, axis=0, return_inverse=True)   # (Q, L), (n,)
+    both = ops.encode_bags(np.concatenate([arrays.sentences, questions]), config.vocab_size, config.d,
+                           config.encoding, np.dtype(config.dtype), time_word_J(config, L))   # (S + Q, R·V)
+    table = SplitBags(both._replace(W=both.W[:S]), both._replace(W=both.W[S:]), question_row.reshape(-1))
+    while len(_SPLIT_BAGS) >= 8:                              # keep the newest few
+        _SPLIT_BAGS.pop(next(iter(_SPLIT_BAGS)))
+    _SPLIT_BAGS[key] = (arrays.sentences, arrays.queries, table)   # the arrays held: their ids stay theirs
+    return table
 
 
 def example_batch(config: Config, rng: np.random.Generator, N: int = 4, M: Optional[int] = None,
@@ -288,13 +339,21 @@ def _check_batch(batch: Batch, config: Config) -> None:
     if empty.any():
         raise ValueError(f"batch.mask: example {int(np.argmax(empty))} has no sentence in its memory (an empty "
                          f"story); a memory network needs at least one")
-    if batch.age[batch.mask].min() < 0 or batch.age[batch.mask].max() >= config.memory_size:
+    ages = batch.age[batch.mask]                              # (real slots,)
+    if ages.min() < 0 or ages.max() >= config.memory_size:
         raise ValueError(f"batch.age must lie in [0, {config.memory_size}) on real slots (rows of T_A, T_C), got "
-                         f"[{batch.age[batch.mask].min()}, {batch.age[batch.mask].max()}]")
+                         f"[{ages.min()}, {ages.max()}]")
     if batch.sentences is not None and (batch.slots is None or batch.slots.shape != (N, M)
                                         or batch.sentences.shape[1:] != (L,)):
         raise ValueError(f"inconsistent batch: sentences {batch.sentences.shape} and slots "
                          f"{None if batch.slots is None else batch.slots.shape} for stories {batch.stories.shape}")
+    if batch.bags is not None:
+        R = batch.bags.b.shape[0]
+        RV = R * config.vocab_size                            # R weighted bags side by side
+        if (batch.sentences is None or batch.qbags is None or batch.bags.W.shape != (len(batch.sentences), RV)
+                or batch.qbags.W.shape != (N, RV) or batch.bags.b.shape != (R, config.d)):
+            raise ValueError("inconsistent batch: its bags were not made for these sentences and this config "
+                             "(leave bags=None and forward encodes the sentences itself)")
     for name in ("sentences" if batch.sentences is not None else "stories", "queries", "answers"):
         a = getattr(batch, name)
         if a.size and (a.min() < 0 or a.max() >= config.vocab_size):
@@ -387,6 +446,13 @@ def distinct_memories(config: Config) -> list[tuple[str, Optional[str]]]:
     return keys
 
 
+@functools.lru_cache(maxsize=64)
+def _time_weight(d: int, J: int, dtype) -> np.ndarray:
+    w = ops.official_pe_column(d, J, J).astype(dtype)         # (d,)
+    w.flags.writeable = False                                 # shared by every batch
+    return w
+
+
 def embed_memories(params, bags, slots, batch, keys, time_weight):
     """m = Σ_j l_j ⊙ A x_ij (+ T_A(age)) for every (A, T_A) in keys, all in one product.
 
@@ -396,14 +462,14 @@ def embed_memories(params, bags, slots, batch, keys, time_weight):
     lookups.
     """
     words = np.concatenate([params[A] for A, _ in keys], axis=1)               # (V, n·d)
-    bags = bags._replace(b=np.tile(bags.b, (1, len(keys))))  # (R, n·d) each memory's dimension k weighted alike
+    bags = bags._replace(b=np.concatenate([bags.b] * len(keys), axis=1))   # (R, n·d) each memory's dimension k alike
     m_sent, emb = ops.bag_embed_forward(bags, words)          # (U, n·d) each distinct sentence once
     m, at_slot = ops.lookup_forward(m_sent, slots)            # (N, M, n·d) the sentence in each slot
     at_age = None
     if keys[0][1] is not None:
         T = np.concatenate([params[TA] for _, TA in keys], axis=1)             # (memory_size, n·d)
         if time_weight is not None:
-            T = T * np.tile(time_weight, len(keys))          # official: T(i) ⊙ l_J, the time word's weights
+            T = T * np.concatenate([time_weight] * len(keys))   # official: T(i) ⊙ l_J, the time word's weights
         t, at_age = ops.lookup_forward(T, batch.age, batch.mask)   # (N, M, n·d) T(age), 0 on empty slots
         m += t
     return m, (emb, at_slot, at_age)
@@ -412,15 +478,18 @@ def embed_memories(params, bags, slots, batch, keys, time_weight):
 def forward(params, batch: Batch, config: Config):
     """Returns (logits (N, V), cache)."""
     _check_batch(batch, config)
-    checks.check_params(params, param_shapes(config))
+    checks.check_params(params, dict(_shapes(config)))
     V, d, K = config.vocab_size, config.d, config.hops
     dtype = params["A"].dtype
     sentences, slots = sentence_table(batch)                  # (U, L), (N, M)
     J = time_word_J(config, sentences.shape[1])
     U = sentences.shape[0]
-    both = ops.encode_bags(np.concatenate([sentences, batch.queries]), V, d, config.encoding, dtype, J)
-    bags, qbags = both._replace(W=both.W[:U]), both._replace(W=both.W[U:])   # (U, R·V) sentences, (N, R·V) questions
-    time_weight = None if J is None else ops.official_pe_column(d, J, J).astype(dtype)   # (d,) l_J
+    if batch.bags is not None and batch.bags.W.dtype == dtype:   # made once per split by make_batch
+        bags, qbags = batch.bags, batch.qbags                 # (U, R·V) sentences, (N, R·V) questions
+    else:
+        both = ops.encode_bags(np.concatenate([sentences, batch.queries]), V, d, config.encoding, dtype, J)
+        bags, qbags = both._replace(W=both.W[:U]), both._replace(W=both.W[U:])   # (U, R·V), (N, R·V)
+    time_weight = None if J is None else _time_weight(d, J, dtype)   # (d,) l_J
     B, W = question_and_answer_names(config)
     u, _ = ops.bag_embed_forward(qbags, params[B])            # (N, d) u¹ = Σ_j l_j ⊙ B q_j
     keys = distinct_memories(config)
@@ -443,9 +512,12 @@ def forward(params, batch: Batch, config: Config):
 
 
 def backward(dlogits, cache: Cache, params, config: Config) -> dict[str, np.ndarray]:
-    grads = {name: np.zeros_like(p) for name, p in params.items()}
+    grads = {}
+
+    def add(name, g):                                         # a tied matrix sums the gradients of all its uses
+        grads[name] = grads[name] + g if name in grads else g
     B, W = question_and_answer_names(config)
-    grads[W] += dlogits.T @ cache.u_final                     # (V, d) ∂/∂W of u Wᵀ
+    add(W, dlogits.T @ cache.u_final)                         # (V, d) ∂/∂W of u Wᵀ
     du = dlogits @ params[W]                                  # (N, d) ∂loss/∂uᴷ⁺¹
     # ∂loss/∂m_i = ds_i uᵏ where hop k reads m as keys, ∂loss/∂c_i = p_i ∂loss/∂oᵏ where it reads c as values:
     # each memory's gradient is a sum of such outer products, kept as (memory, coefficient (N, M), vector (N, d))
@@ -456,7 +528,7 @@ def backward(dlogits, cache: Cache, params, config: Config) -> dict[str, np.ndar
         H = params["H"] if config.tying == "layerwise" else None
         du, dH, (ds, u_k), (p, do_k) = hop_backward(du, hop, H, 0 if config.relu else None)   # (N, d) ∂loss/∂uᵏ
         if dH is not None:
-            grads["H"] += dH                                  # (d, d)
+            add("H", dH)                                      # (d, d)
         uses += [(column[(hop.A, hop.TA)], ds, u_k), (column[(hop.C, hop.TC)], p, do_k)]
     # embed_memories read backward. A distinct sentence's gradient is the sum over the slots that hold it,
     # Σ_i coef_i v_n = Gᵀ v (G from per_row_sums); then the bag product gives every word matrix's gradient at once,
@@ -476,11 +548,13 @@ def backward(dlogits, cache: Cache, params, config: Config) -> dict[str, np.ndar
     if at_age is not None:
         dT = table_gradient(cache.batch.age, config.memory_size, cache.batch.mask)   # (memory_size, n·d)
     for (A, TA), cols in column.items():
-        grads[A] += dwords[:, cols]                           # (V, d)
+        add(A, dwords[:, cols])                               # (V, d)
         if TA is not None:
-            grads[TA] += dT[:, cols] if cache.time_weight is None else dT[:, cols] * cache.time_weight
-    grads[B] += ops.bag_embed_backward(du, ops.BagEmbedCache(cache.qbags))        # (V, d) u¹ = Σ l ⊙ B q
-    return grads
+            add(TA, dT[:, cols] if cache.time_weight is None else dT[:, cols] * cache.time_weight)   # (rows, d)
+    add(B, ops.bag_embed_backward(du, ops.BagEmbedCache(cache.qbags)))            # (V, d) u¹ = Σ l ⊙ B q
+    # every parameter's gradient its own contiguous array (the column blocks above are views of one product)
+    return {name: np.ascontiguousarray(grads[name]) if name in grads else np.zeros_like(p)
+            for name, p in params.items()}
 
 
 # ----------------------------------------------------------------------------------------------------------------

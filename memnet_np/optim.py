@@ -39,6 +39,7 @@ __all__ = [
     "NonFiniteError", "check_finite", "step_schedule",
     "Optimizer", "SGD", "Adam", "RMSProp",
     "clip_by_norm_per_matrix", "clip_by_global_norm", "clip_by_value",
+    "sgd_step_per_matrix_clip", "sgd_step_global_clip",
 ]
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -426,6 +427,27 @@ def clip_by_value(grads: Mapping[str, np.ndarray], limit: float) -> dict[str, np
     limit = _positive("limit", limit)
     check_finite(grads, "gradient")
     return {name: np.clip(g, -limit, limit) for name, g in grads.items()}   # new arrays, same shapes
+
+
+def sgd_step_per_matrix_clip(params: dict[str, np.ndarray], grads: Mapping[str, np.ndarray], lr: float,
+                             max_norm: float) -> None:
+    """clip_by_norm_per_matrix (Frobenius) then SGD(lr).step, in one pass over the parameters: the same update
+    to the last bit, without the dicts and the second finiteness check in between (on a small bAbI task they were
+    a tenth of a training step). Each array's norm is computed once; a NaN or inf gradient (a non-finite norm)
+    raises NonFiniteError naming the array, before any parameter changes.
+
+        g ← g · min(1, max_norm / ‖g‖),   w ← w − lr · g        for each matrix separately
+    """
+    lr, max_norm = _positive("lr", lr), _positive("max_norm", max_norm)
+    if grads.keys() != params.keys():
+        raise ValueError(f"gradients for {sorted(grads)} but parameters {sorted(params)}")
+    norms = [_norm(g) for g in grads.values()]
+    if not all(map(math.isfinite, norms)):
+        check_finite(grads, "gradient")                       # names the array
+    for (name, g), size in zip(grads.items(), norms):
+        if size > max_norm:
+            g = (g * (max_norm / size)).astype(g.dtype, copy=False)   # as clip_by_norm_per_matrix
+        params[name] -= lr * g                                # as SGD: w ← w − lr·g, in w's dtype
 
 
 def sgd_step_global_clip(params: dict[str, np.ndarray], grads: dict[str, np.ndarray], lr: float,

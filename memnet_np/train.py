@@ -120,6 +120,16 @@ def clip_gradients(model, grads: dict, config) -> dict:
     return optim.clip_by_norm_per_matrix(grads, config.max_grad_norm)[0]
 
 
+def clip_and_step(model, params, grads, config, opt) -> None:
+    """clip_gradients, then opt.step. Plain SGD after per-matrix Frobenius clipping (MemN2N's default, MemNN) runs
+    as one pass, optim.sgd_step_per_matrix_clip: the same update to the last bit, faster on small tasks."""
+    frobenius = not hasattr(model, "clip_gradients") or getattr(config, "clipping", None) == "frobenius"
+    if frobenius and type(opt) is optim.SGD and opt.momentum == 0.0 and not opt.skip:
+        optim.sgd_step_per_matrix_clip(params, grads, opt.lr, config.max_grad_norm)
+    else:
+        opt.step(params, clip_gradients(model, grads, config))
+
+
 def run_epoch(model, params, arrays, config, rng, lr: float, opt: optim.SGD, own_batching: bool = True):
     """One pass over the training split in shuffled batches. Returns (mean loss, error %).
     own_batching=False ignores a model's own batching (bench: the DMN's epoch in plain shuffled batches)."""
@@ -141,8 +151,7 @@ def run_epoch(model, params, arrays, config, rng, lr: float, opt: optim.SGD, own
         if not math.isfinite(loss):
             raise optim.NonFiniteError(f"step {step} of the epoch: the training loss became {loss} (lr {lr}); "
                                        f"try a smaller learning rate")
-        grads = clip_gradients(model, grads, config)
-        opt.step(params, grads)
+        clip_and_step(model, params, grads, config, opt)
         for name in null_rows:
             params[name][0] = 0.0                             # the null word stays at zero
         total_loss += loss

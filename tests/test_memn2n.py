@@ -221,10 +221,34 @@ def test_distinct_sentence_table_gives_the_same_model(tiny_task1):
     batch = memn2n.make_batch(tiny_task1.train, np.arange(40), config)
     assert batch.sentences.shape[0] < 40 * tiny_task1.memory_size      # sentences repeat across stories
     assert np.array_equal(batch.sentences[batch.slots], batch.stories)
-    plain = batch._replace(sentences=None, slots=None)
+    plain = batch._replace(sentences=None, slots=None, bags=None, qbags=None)
     l1, g1, _ = memn2n.loss_and_grads(params, batch, config)
     l2, g2, _ = memn2n.loss_and_grads(params, plain, config)
     assert l1 == pytest.approx(l2, rel=1e-12) and all(np.allclose(g1[k], g2[k], atol=1e-12) for k in g1)
+
+
+def test_bags_made_once_per_split_are_the_bags_of_the_batch(tiny_task1):
+    """make_batch takes the weighted bags from a table made once per split (split_bags); forward, given a batch
+    without them, encodes its sentences itself: the same numbers, bit for bit."""
+    config = memn2n.Config.tiny(vocab_size=len(tiny_task1.vocab), memory_size=tiny_task1.memory_size, hops=3)
+    params = memn2n.init_params(config, np.random.default_rng(0))
+    batch = memn2n.make_batch(tiny_task1.train, np.arange(7, 47), config, np.random.default_rng(1), train=True)
+    assert batch.bags is not None and batch.qbags.W.shape == (40, 2 * config.vocab_size)
+    own = batch._replace(bags=None, qbags=None)
+    l1, g1, _ = memn2n.loss_and_grads(params, batch, config)
+    l2, g2, _ = memn2n.loss_and_grads(params, own, config)
+    assert l1 == l2 and all(np.array_equal(g1[k], g2[k]) for k in g1)
+    assert memn2n.split_bags(tiny_task1.train, config) is memn2n.split_bags(tiny_task1.train, config)   # made once
+    other = memn2n.replace(config, d=4)                       # another config: a table of its own
+    assert memn2n.split_bags(tiny_task1.train, other).sentences.b.shape == (2, 4)
+    with pytest.raises(ValueError, match="its bags were not made for these sentences"):
+        memn2n.forward(params, batch._replace(bags=memn2n.split_bags(tiny_task1.train, other).sentences), config)
+
+
+def test_a_split_from_another_vocabulary_is_named_when_its_bags_are_made(tiny_task1):
+    config = memn2n.Config.tiny(vocab_size=len(tiny_task1.vocab) - 3, memory_size=tiny_task1.memory_size)
+    with pytest.raises(ValueError, match=r"word ids outside \[0, \d+\).*another vocabulary"):
+        memn2n.make_batch(tiny_task1.train, np.arange(4), config)
 
 
 def test_temporal_lookup_equals_the_one_hot_product_the_tutorial_teaches():

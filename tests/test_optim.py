@@ -426,3 +426,35 @@ def test_clipping_names_a_bad_norm_and_an_unknown_group_member():
         optim.clip_by_norm_per_matrix(g, 1.0, norm="nuclear")
     with pytest.raises(ValueError, match=r"clipping groups name \['TA'\]"):
         optim.clip_by_norm_per_matrix(g, 1.0, groups=[("A", "TA")])
+
+
+def test_sgd_step_per_matrix_clip_is_clipping_then_sgd_to_the_last_bit():
+    rng = np.random.default_rng(3)
+    params = {"A": rng.standard_normal((5, 3)), "T": rng.standard_normal((4, 3)).astype(np.float32),
+              "b": rng.standard_normal(3)}
+    grads = {"A": 30 * rng.standard_normal((5, 3)), "T": rng.standard_normal((4, 3)).astype(np.float32),
+             "b": 100 * rng.standard_normal(3)}            # A and b over the norm 40, T under it
+    norms = {k: math.sqrt(float(np.sum(g.astype(np.float64) ** 2))) for k, g in grads.items()}
+    assert norms["A"] > 40 and norms["b"] > 40 and norms["T"] < 40
+    by_parts = copy(params)
+    optim.SGD(lr=0.03).step(by_parts, optim.clip_by_norm_per_matrix(grads, 40.0)[0])
+    fused, before = copy(params), copy(grads)
+    optim.sgd_step_per_matrix_clip(fused, grads, 0.03, 40.0)
+    for k in params:
+        assert fused[k].dtype == params[k].dtype and np.array_equal(fused[k], by_parts[k]), k
+        assert np.array_equal(grads[k], before[k])            # the gradients are left as they were
+    # by hand for b: w − lr · 40 g / ‖g‖
+    np.testing.assert_allclose(fused["b"], params["b"] - 0.03 * 40 * grads["b"] / norms["b"], rtol=1e-12)
+
+
+def test_sgd_step_per_matrix_clip_names_a_bad_gradient_before_changing_anything():
+    params, grads = tiny()
+    grads["b"] = np.array([np.nan, 1.0])
+    kept = copy(params)
+    with pytest.raises(optim.NonFiniteError, match=r"non-finite gradient in 'b' \(1 NaN, 0 inf"):
+        optim.sgd_step_per_matrix_clip(params, grads, 0.1, 40.0)
+    assert all(np.array_equal(params[k], kept[k]) for k in params)
+    with pytest.raises(ValueError, match=r"gradients for \['W'\] but parameters \['W', 'b'\]"):
+        optim.sgd_step_per_matrix_clip(params, {"W": grads["W"]}, 0.1, 40.0)
+    with pytest.raises(ValueError, match="lr must be"):
+        optim.sgd_step_per_matrix_clip(params, tiny()[1], 0.0, 40.0)

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from memnet_np import data, experiments, memn2n
+from memnet_np import data, experiments, memn2n, optim
 from memnet_np import train as T
 
 
@@ -197,3 +197,23 @@ def test_a_blow_up_names_the_epoch_and_keeps_the_last_good_state(tmp_path, tiny_
     params, st, history = T.load_training_state(tmp_path / "s.npz", config, np.random.default_rng(0),
                                                 T.optim.SGD(0.01))
     assert len(history) == 2 and all(np.isfinite(v).all() for v in params.values())
+
+
+def test_the_one_pass_update_trains_exactly_as_clipping_then_sgd():
+    """run_epoch updates plain SGD after per-matrix Frobenius clipping in one pass (optim.sgd_step_per_matrix_clip);
+    any other optimizer (here a subclass of SGD, which the fast path does not take) clips, then steps. The same
+    parameters to the last bit, with clipping firing on most steps (max_grad_norm 0.5)."""
+    class ByParts(optim.SGD):
+        pass
+
+    ds = data.load_generated(1, n_train=200, n_test=10, seed=0)
+    config = memn2n.Config.for_data(ds, d=8, max_grad_norm=0.5)
+    out = []
+    for opt in (optim.SGD(0.05), ByParts(0.05)):
+        rng = np.random.default_rng(0)
+        params = memn2n.init_params(config, rng)
+        logs = [T.run_epoch(memn2n, params, ds.train, config, rng, 0.05, opt) for _ in range(2)]
+        out.append((params, logs))
+    (p1, l1), (p2, l2) = out
+    assert l1 == l2 and all(np.array_equal(p1[k], p2[k]) for k in p1)
+    assert not np.array_equal(p1["A"], memn2n.init_params(config, np.random.default_rng(0))["A"])   # it trained
