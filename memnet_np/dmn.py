@@ -125,6 +125,9 @@ class Config:
                                  # or "causal-new" (causal in a pass that looks for a new supporting fact, all in
                                  # a pass that repeats the previous pass's); see supervision_loss_forward
     eos: bool = False            # dmn: an end-of-sentence word after every sentence, the facts the states there
+    encoding: str = "paper"      # dmn+: each sentence's position encoding, "paper" (MemN2N §4.1, J = the sentence's
+                                 # own length) or "official" (MemN2N's MATLAB formula, J = the padded length, as the
+                                 # TensorFlow DMN+ code has it from domluna/memn2n)
     answer_module: str = "softmax"   # dmn: "softmax" (one word from mᴷ) or "gru" (the paper's decoder, word by word)
     answer_words: tuple = ()     # gru: the decoder's words, 0 = end of answer (Config.for_data fills both)
     answer_table: tuple = ()     # gru: for each vocabulary id its answer in decoder words, then 0 (end), then −1s
@@ -167,6 +170,8 @@ class Config:
             problems.append(f"extra_passes must be one of {EXTRA_PASSES}, got {self.extra_passes!r}")
         if self.gate_targets not in GATE_TARGETS:
             problems.append(f"gate_targets must be one of {GATE_TARGETS}, got {self.gate_targets!r}")
+        if self.encoding not in ("paper", "official"):
+            problems.append(f"encoding must be 'paper' or 'official', got {self.encoding!r}")
         if self.eos and self.variant != "dmn":
             problems.append("eos is the DMN's input module (DMN+ encodes each sentence on its own)")
         if self.answer_module not in ("softmax", "gru"):
@@ -543,7 +548,7 @@ def input_module_forward(params, batch: Batch, config: Config):
         at = batch.ends * N + np.arange(N)[:, None]           # (N, F) row of hs_tm.reshape(T·N, H) at each fact's end
         c, at_ends = ops.lookup_forward(hs_tm.reshape(T * N, H), at, batch.mask)   # (N, F, H)
         return c, InputCache("dmn", enc, at_ends, T, None, None, None, batch.mask)
-    bags = ops.encode_bags(batch.stories, config.vocab_size, config.d, "paper", dtype)
+    bags = ops.encode_bags(batch.stories, config.vocab_size, config.d, config.encoding, dtype)
     f, _ = ops.bag_embed_forward(bags, params["E"])          # (N, F, d) f_i = Σ_j l_j ⊙ E w_ij
     N, F = batch.mask.shape
     h0 = np.zeros((N, config.hidden), dtype)
@@ -1269,10 +1274,15 @@ def forward_naive(params, batch: Batch, config: Config):
             q = run(question, "in")
         else:
             f = []
-            for sentence in sentences:                        # f = Σ_j l_j ⊙ E w_j, l from §4.1 of MemN2N
-                J = len(sentence)
-                f.append(sum(np.array([(1 - j / J) - (k / d) * (1 - 2 * j / J) for k in range(1, d + 1)])
-                             * P["E"][w] for j, w in enumerate(sentence, start=1)))
+            L = batch.stories.shape[2]                        # the padded length (a sentence's words come first)
+            for sentence in sentences:                        # f = Σ_j l_j ⊙ E w_j
+                if config.encoding == "paper":                # MemN2N §4.1, J = the sentence's own length
+                    J = len(sentence)
+                    l = [[(1 - j / J) - (k / d) * (1 - 2 * j / J) for k in range(1, d + 1)] for j in range(1, J + 1)]
+                else:                                         # MemN2N's MATLAB build_model.m, J = the padded length
+                    l = [[1 + 4 * (k - (d + 1) / 2) * (j - (L + 1) / 2) / (d * L) for k in range(1, d + 1)]
+                         for j in range(1, L + 1)]
+                f.append(sum(np.array(l[j - 1]) * P["E"][w] for j, w in enumerate(sentence, start=1)))
             fwd, h = [], np.zeros(H)
             for x in f:
                 h = gru(x, h, "fw")

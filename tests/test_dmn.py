@@ -37,10 +37,11 @@ def gru_answers():
                                            ("dmn", {"dropout": 0.4}), ("dmn+", {"dropout": 0.4}),
                                            ("dmn", "gru-dropout"), ("dmn", {"extra_passes": "end", "seed": 9}),
                                            ("dmn+", {"extra_passes": "end", "seed": 6}),
-                                           ("dmn", {"extra_passes": "end", "seed": 9, "teacher": True})],
+                                           ("dmn", {"extra_passes": "end", "seed": 9, "teacher": True}),
+                                           ("dmn+", {"encoding": "official"})],
                          ids=["dmn", "dmn-eos", "dmn+", "dmn-gru-answer", "dmn-dropout", "dmn+-dropout",
                               "dmn-gru-dropout", "dmn-end-of-passes", "dmn+-end-of-passes",
-                              "dmn-end-of-passes-training"])
+                              "dmn-end-of-passes-training", "dmn+-official-position-encoding"])
 def test_vectorised_forward_matches_the_naive_one(variant, extra):
     extra = {**gru_answers(), "dropout": 0.4 * (extra == "gru-dropout")} if str(extra).startswith("gru") else extra
     teacher = extra.pop("teacher", False) if isinstance(extra, dict) else False
