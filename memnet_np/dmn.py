@@ -1138,9 +1138,10 @@ def predict(params, batch: Batch, config: Config):
 # Speed (`python -m memnet_np bench dmn`)
 
 PYTORCH_DMN_PLUS_EXAMPLES_PER_SECOND = 2421.0   # a public PyTorch DMN+ (H 80, batch 100, Adam), bAbI-10k task 1,
-#   one thread: the median of three epochs timed on this machine kind in one sitting with ours (README, "Speed");
+#   one thread: the median of three epochs timed on an AMD EPYC machine in one sitting with ours (README, "Speed");
 #   its batches are shuffled and padded to their longest story; it has L2 1e-3 and dropout 0.1, as our DMN+ on bAbI
-#   10k has (DMN_PLUS_10K). Another machine needs its own side-by-side run.
+#   10k has (DMN_PLUS_10K). Another machine needs its own side-by-side run: on an Intel Xeon the same PyTorch code
+#   made 1,664-1,770/s.
 
 
 def _step_seconds(config, batch, repeats: int) -> float:
@@ -1216,7 +1217,9 @@ def bench(quick: bool = False, data=None) -> dict:
 
 def format_bench(r: dict) -> str:
     ref = r["pytorch_dmn_plus_examples_per_second"]
-    lines = [f"DMN training speed, float32, one core, {r['data']}, hidden {r['hidden']}, batch {r['batch_size']}, Adam:"]
+    lines = [f"DMN training speed, float32, one core, {r['data']}, hidden {r['hidden']}, batch {r['batch_size']}, Adam",
+             f"(the reference: a public PyTorch DMN+ at {ref:.0f} examples/s on the machine of the README's table; on "
+             f"another machine, time it side by side there):"]
     for variant in VARIANTS:
         v = r[variant]
         for label, t in (("length-bucketed batches (default)", v), ("plain shuffled batches", v["plain_batches"])):
