@@ -51,8 +51,8 @@ def _add_model_options(p):
     g.add_argument("--hops", type=int, help="memory hops K (paper: 3)")
     g.add_argument("--dim", type=int, dest="d", help="embedding size d (paper: 20; joint 50)")
     g.add_argument("--encoding", choices=["paper", "official", "bow"],
-                   help="sentence representation: position encoding (official code, default; or the paper's formula) "
-                   "or bag of words")
+                   help="sentence representation: position encoding, the official code's formula (MemN2N's default) "
+                   "or the paper's (DMN+'s default), or bag of words (MemN2N)")
     g.add_argument("--tying", choices=["adjacent", "layerwise"], help="weight tying (paper: adjacent)")
     g.add_argument("--no-te", dest="temporal", action="store_false", default=None, help="no temporal encoding")
     g.add_argument("--no-rn", dest="random_noise", action="store_const", const=0.0, default=None,

@@ -171,7 +171,8 @@ class Config:
         if self.gate_targets not in GATE_TARGETS:
             problems.append(f"gate_targets must be one of {GATE_TARGETS}, got {self.gate_targets!r}")
         if self.encoding not in ("paper", "official"):
-            problems.append(f"encoding must be 'paper' or 'official', got {self.encoding!r}")
+            problems.append(f"encoding must be 'paper' or 'official' (DMN+ has no bag-of-words sentences), got "
+                            f"{'bow' if self.encoding is None else repr(self.encoding)}")
         if self.eos and self.variant != "dmn":
             problems.append("eos is the DMN's input module (DMN+ encodes each sentence on its own)")
         if self.answer_module not in ("softmax", "gru"):

@@ -582,6 +582,8 @@ def test_bad_params_and_configs_are_named():
         dmn.Config.tiny(variant="dmn++")
     with pytest.raises(ValueError, match="passes must be at least 1"):
         dmn.Config.tiny(passes=0)
+    with pytest.raises(ValueError, match=r"encoding must be 'paper' or 'official' \(DMN\+ has no bag-of-words"):
+        dmn.Config.tiny(variant="dmn+", encoding=None)
     with pytest.raises(ValueError, match="vocab_size must be at least 2"):
         dmn.init_params(dmn.Config.tiny(vocab_size=1), np.random.default_rng(0))
 
