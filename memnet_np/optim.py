@@ -441,6 +441,9 @@ def sgd_step_per_matrix_clip(params: dict[str, np.ndarray], grads: Mapping[str, 
     lr, max_norm = _positive("lr", lr), _positive("max_norm", max_norm)
     if grads.keys() != params.keys():
         raise ValueError(f"gradients for {sorted(grads)} but parameters {sorted(params)}")
+    for name, g in grads.items():
+        if g.shape != params[name].shape:
+            raise ValueError(f"gradient {name!r} has shape {g.shape} but the parameter has shape {params[name].shape}")
     norms = [_norm(g) for g in grads.values()]
     if not all(map(math.isfinite, norms)):
         check_finite(grads, "gradient")                       # names the array

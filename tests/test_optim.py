@@ -458,3 +458,6 @@ def test_sgd_step_per_matrix_clip_names_a_bad_gradient_before_changing_anything(
         optim.sgd_step_per_matrix_clip(params, {"W": grads["W"]}, 0.1, 40.0)
     with pytest.raises(ValueError, match="lr must be"):
         optim.sgd_step_per_matrix_clip(params, tiny()[1], 0.0, 40.0)
+    with pytest.raises(ValueError, match=r"gradient 'W' has shape \(2, 1\) but the parameter has shape \(2, 2\)"):
+        optim.sgd_step_per_matrix_clip(params, {"W": np.ones((2, 1)), "b": tiny()[1]["b"]}, 0.1, 40.0)
+    assert all(np.array_equal(params[k], kept[k]) for k in params)       # nothing changed
