@@ -126,8 +126,10 @@ class Config:
                                  # a pass that repeats the previous pass's); see supervision_loss_forward
     eos: bool = False            # dmn: an end-of-sentence word after every sentence, the facts the states there
     encoding: str = "paper"      # dmn+: each sentence's position encoding, "paper" (MemN2N §4.1, J = the sentence's
-                                 # own length) or "official" (MemN2N's MATLAB formula, J = the padded length, as the
-                                 # TensorFlow DMN+ code has it from domluna/memn2n)
+                                 # own length) or "official" (MemN2N's MATLAB build_model.m, line 13: l_kj = 1 +
+                                 # 4(k − (d+1)/2)(j − (J+1)/2)/(dJ), J = the padded length). The TensorFlow DMN+
+                                 # code's (from domluna/memn2n) is (k − d/2)(j − J/2) there: half a dimension and
+                                 # half a position off the MATLAB formula, and not offered here
     answer_module: str = "softmax"   # dmn: "softmax" (one word from mᴷ) or "gru" (the paper's decoder, word by word)
     answer_words: tuple = ()     # gru: the decoder's words, 0 = end of answer (Config.for_data fills both)
     answer_table: tuple = ()     # gru: for each vocabulary id its answer in decoder words, then 0 (end), then −1s
@@ -1283,7 +1285,7 @@ def forward_naive(params, batch: Batch, config: Config):
                 if config.encoding == "paper":                # MemN2N §4.1, J = the sentence's own length
                     J = len(sentence)
                     l = [[(1 - j / J) - (k / d) * (1 - 2 * j / J) for k in range(1, d + 1)] for j in range(1, J + 1)]
-                else:                                         # MemN2N's MATLAB build_model.m, J = the padded length
+                else:                                         # MemN2N's MATLAB build_model.m line 13, J = padded
                     l = [[1 + 4 * (k - (d + 1) / 2) * (j - (L + 1) / 2) / (d * L) for k in range(1, d + 1)]
                          for j in range(1, L + 1)]
                 f.append(sum(np.array(l[j - 1]) * P["E"][w] for j, w in enumerate(sentence, start=1)))
