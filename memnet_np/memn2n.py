@@ -287,11 +287,8 @@ def split_bags(arrays, config: Config) -> SplitBags:
     hit = _SPLIT_BAGS.get(key)
     if hit is not None and hit[0] is arrays.sentences and hit[1] is arrays.queries:
         return hit[2]
-    for name in ("sentences", "queries", "answers"):          # as _check_batch says it of a batch
-        a = getattr(arrays, name)
-        if a.size and (a.min() < 0 or a.max() >= config.vocab_size):
-            raise ValueError(f"the split's {name} hold word ids outside [0, {config.vocab_size}) (min {a.min()}, "
-                             f"max {a.max()}): was the data encoded with another vocabulary?")
+    for name in ("sentences", "queries", "answers"):
+        _check_word_ids(getattr(arrays, name), config.vocab_size, f"the split's {name} hold")
     questions, question_row = np.unique(arrays.queries, axis=0, return_inverse=True)   # (Q, L), (n,)
     both = ops.encode_bags(np.concatenate([arrays.sentences, questions]), config.vocab_size, config.d,
                            config.encoding, np.dtype(config.dtype), time_word_J(config, L))   # (S + Q, R·V)
@@ -355,10 +352,14 @@ def _check_batch(batch: Batch, config: Config) -> None:
             raise ValueError("inconsistent batch: its bags were not made for these sentences and this config "
                              "(leave bags=None and forward encodes the sentences itself)")
     for name in ("sentences" if batch.sentences is not None else "stories", "queries", "answers"):
-        a = getattr(batch, name)
-        if a.size and (a.min() < 0 or a.max() >= config.vocab_size):
-            raise ValueError(f"batch.{name} holds word ids outside [0, {config.vocab_size}) "
-                             f"(min {a.min()}, max {a.max()}): was the data encoded with another vocabulary?")
+        _check_word_ids(getattr(batch, name), config.vocab_size, f"batch.{name} holds")
+
+
+def _check_word_ids(a, V: int, what: str) -> None:
+    """The ids in `a` are words of a vocabulary of V; `what` names the array in the message."""
+    if a.size and (a.min() < 0 or a.max() >= V):
+        raise ValueError(f"{what} word ids outside [0, {V}) (min {a.min()}, max {a.max()}): was the data encoded "
+                         f"with another vocabulary?")
 
 
 # ----------------------------------------------------------------------------------------------------------------
