@@ -65,6 +65,13 @@ def _add_model_options(p):
     g.add_argument("--clipping", choices=["frobenius", "official"],
                    help="memn2n: clip each gradient array by its Frobenius norm, or as the official code: each word "
                    "matrix with its time rows as one matrix, by its spectral norm")
+    g.add_argument("--answer-time-words", dest="answer_time_words", action="store_true", default=None,
+                   help="memn2n: the answer softmax also over the memory's time words, as the official code's (its "
+                   "time words are words of the vocabulary)")
+    g.add_argument("--sampling", choices=["shuffle", "official"],
+                   help="memn2n: every training question once an epoch in shuffled batches (default), or as the "
+                   "official code: floor(n/32) batches drawn with replacement, the rate halved before epochs 25, "
+                   "50, …")
     g.add_argument("--mask-empty", dest="mask_empty", action="store_true", default=None,
                    help="give empty memory slots exactly zero attention (default: they take part with score 0, "
                    "as in the official code)")
@@ -102,7 +109,8 @@ def _add_model_options(p):
 OPTION_FIELDS = ("epochs", "hops", "d", "encoding", "tying", "temporal", "random_noise", "linear_start", "ls_mode",
                  "relu", "mask_empty", "dtype", "variant", "passes", "hidden", "gate_supervision", "clipping",
                  "gate_targets", "answer_module", "answer_words", "dropout", "l2", "init_std", "decay_every",
-                 "patience", "gate_bias", "extra_passes")
+                 "patience", "gate_bias", "extra_passes", "sampling",
+                 "answer_time_words")
 FLAGS = {"d": "--dim", "temporal": "--no-te", "random_noise": "--no-rn", "linear_start": "--no-ls",
          "dtype": "--float32"}
 

@@ -30,7 +30,7 @@ def run(out_dir="memnet_demo", seed: int = 0, epochs=None, quiet: bool = False, 
     batch = memn2n.make_batch(ds.test, np.array([i]), config)
     pred, info = memn2n.predict(result.params, batch, config)
     q = ds.test.questions[i]
-    predicted = ds.vocab.words[int(pred[0])]
+    predicted = memn2n.answer_word(ds.vocab.words, int(pred[0]))
     heatmap = curves = None
     try:
         heatmap = plots.heatmap_for_example(q, info["attention"][0], batch.mask[0], predicted,

@@ -25,8 +25,9 @@ Position encoding "official" is the formula of the authors' MATLAB code (`build_
 paper's §4.1 (see ops.pe_factors). That code implements T_A(i) as a "time word" appended to every sentence as word
 J = L + 1 (L the padded length), so with temporal encoding the PE is built for J = L + 1, the question uses its
 first L columns, and T_A(i) is weighted elementwise by the PE weights of position J; `encoding="official"` does
-exactly that. One difference remains, named here: there the time words also sit in Cᴷ = Wᵀ, so its answer
-softmax ranges over the time words too; ours ranges over the vocabulary only.
+exactly that. There the time words also sit in Cᴷ = Wᵀ, so its answer softmax ranges over the memory_size time
+words too (their rows of Cᴷ, T_Cᴷ, without the PE weights: `LinearNB(out_dim, voc_sz)` shares Cᴷ's whole table);
+ours ranges over the vocabulary only, unless `answer_time_words=True`, which does what that code does.
 
 The memory has a fixed number of slots (`memory_size`, the last 50 sentences or fewer when no training story is
 that long), oldest first; `age` (0 = newest) selects the row of T_A, T_C. A slot without a sentence is an empty
@@ -54,6 +55,7 @@ from memnet_np import checks, ops, optim
 
 TYINGS = ("adjacent", "layerwise")
 CLIPPINGS = ("frobenius", "official")
+SAMPLINGS = ("shuffle", "official")
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,9 @@ class Config:
     temporal: bool = True        # TE
     random_noise: float = 0.1    # RN: fraction of empty memories added to the time index in training (0 = off)
     relu: bool = False           # ReLU on u after each hop (the paper's best 10k model)
+    answer_time_words: bool = False  # the answer softmax over the vocabulary and the memory_size time words, as the
+                                 # official code's (a time word is never the answer, so only training pushes it down):
+                                 # adjacent tying scores them with T_Cᴷ's rows, layer-wise with W's own rows TW
     mask_empty: bool = False     # False (official code, and what RN's "empty memories" presume): a slot without a
                                  # sentence is an empty memory, zero vectors that take part in the softmax with
                                  # score 0. True: such slots get exactly zero attention, as pure padding.
@@ -79,6 +84,9 @@ class Config:
     lr: float = 0.01
     decay_every: int = 25        # halve the learning rate every this many epochs
     batch_size: int = 32         # loss summed, not averaged, over the batch
+    sampling: str = "shuffle"    # "shuffle": every question once an epoch, in shuffled batches, the rate halved after
+                                 # epochs 25, 50, 75; "official": as the MATLAB code's train.m, ⌊n/32⌋ batches drawn
+                                 # with replacement and the rate halved before epochs 25, 50, 75 and 100
     max_grad_norm: float = 40.0  # each matrix's gradient clipped to this norm
     clipping: str = "frobenius"  # "frobenius": each array by its Frobenius norm; "official": as the MATLAB code,
                                  # each word matrix with its time rows as one matrix, by its spectral norm
@@ -102,6 +110,11 @@ class Config:
             problems.append(f"attention must be 'softmax' or 'linear', got {self.attention!r}")
         if self.clipping not in CLIPPINGS:
             problems.append(f"clipping must be one of {CLIPPINGS}, got {self.clipping!r}")
+        if self.answer_time_words and not self.temporal:
+            problems.append("answer_time_words needs temporal encoding (temporal=True): without it there are no "
+                            "time words")
+        if self.sampling not in SAMPLINGS:
+            problems.append(f"sampling must be one of {SAMPLINGS}, got {self.sampling!r}")
         if self.ls_mode not in ("val", "fixed"):
             problems.append(f"ls_mode must be 'val' or 'fixed', got {self.ls_mode!r}")
         problems += checks.below_one(self, ("d", "hops", "memory_size", "batch_size", "epochs", "decay_every"))
@@ -140,7 +153,9 @@ def param_names(config: Config) -> list[str]:
         names = ["A", "C", "B", "W", "H"]
         if config.temporal:
             names += ["TA", "TC"]
-    return names
+        if config.answer_time_words:
+            names += ["TW"]                                   # W's rows for the time words (the official code's
+    return names                                              # answer matrix has voc_sz = V + memory_size rows)
 
 
 @functools.lru_cache(maxsize=64)                              # a Config is frozen: the same config, the same shapes
@@ -170,6 +185,19 @@ def roles(config: Config, k: int) -> tuple[str, str, Optional[str], Optional[str
 def question_and_answer_names(config: Config) -> tuple[str, str]:
     """(B, W): adjacent tying uses B = A¹ and Wᵀ = Cᴷ."""
     return ("A", f"C{config.hops}") if config.tying == "adjacent" else ("B", "W")
+
+
+def answer_time_rows(config: Config) -> Optional[str]:
+    """With answer_time_words, the (memory_size, d) rows that score the time words in the answer softmax: T_Cᴷ
+    under adjacent tying (Wᵀ = Cᴷ, time words included), layer-wise W's own TW. None without the option."""
+    if not config.answer_time_words:
+        return None
+    return f"TC{config.hops}" if config.tying == "adjacent" else "TW"
+
+
+def answer_word(words, i: int) -> str:
+    """The word of answer class i: a vocabulary word, or with answer_time_words the time word V + t."""
+    return words[i] if i < len(words) else f"<time word {i - len(words)}>"
 
 
 def embedding_names(config: Config) -> list[str]:
@@ -505,6 +533,9 @@ def forward(params, batch: Batch, config: Config):
         u, hop = hop_forward(u, m, c, H, attend, config.attention == "linear", 0 if config.relu else None)  # (N, d)
         hops.append(HopCache(A, C, TA, TC, *hop))
     logits = u @ params[W].T                                  # (N, V) W uᴷ⁺¹ (the softmax is in the loss)
+    TW = answer_time_rows(config)
+    if TW is not None:                                        # (N, V + memory_size) the time words' scores after
+        logits = np.concatenate([logits, u @ params[TW].T], axis=1)   # the words', rows without PE weights
     return logits, Cache(bags, qbags, keys, embedding, time_weight, batch, hops, u)
 
 
@@ -518,8 +549,14 @@ def backward(dlogits, cache: Cache, params, config: Config) -> dict[str, np.ndar
     def add(name, g):                                         # a tied matrix sums the gradients of all its uses
         grads[name] = grads[name] + g if name in grads else g
     B, W = question_and_answer_names(config)
+    TW = answer_time_rows(config)
+    if TW is not None:                                        # the time words' columns of the answer
+        dlogits, dtime = dlogits[:, :config.vocab_size], dlogits[:, config.vocab_size:]   # (N, V), (N, rows)
     add(W, dlogits.T @ cache.u_final)                         # (V, d) ∂/∂W of u Wᵀ
     du = dlogits @ params[W]                                  # (N, d) ∂loss/∂uᴷ⁺¹
+    if TW is not None:
+        add(TW, dtime.T @ cache.u_final)                      # (rows, d)
+        du = du + dtime @ params[TW]                          # (N, d)
     # ∂loss/∂m_i = ds_i uᵏ where hop k reads m as keys, ∂loss/∂c_i = p_i ∂loss/∂oᵏ where it reads c as values:
     # each memory's gradient is a sum of such outer products, kept as (memory, coefficient (N, M), vector (N, d))
     d = config.d
@@ -574,6 +611,8 @@ def clip_gradients(grads: dict, config: Config) -> tuple[dict, dict]:
     if config.clipping == "frobenius":
         return optim.clip_by_norm_per_matrix(grads, config.max_grad_norm)
     groups = [(A, TA) for A, TA in distinct_memories(config) if TA is not None]
+    if answer_time_rows(config) == "TW":                      # layer-wise W's table holds the time words' rows too
+        groups.append(("W", "TW"))
     return optim.clip_by_norm_per_matrix(grads, config.max_grad_norm, norm="spectral", groups=groups)
 
 
@@ -616,13 +655,14 @@ def naive_tying(config: Config) -> dict:
         A = {1: "A"} | {k: f"C{k - 1}" for k in range(2, K + 1)}
         TA = {1: "TA"} | {k: f"TC{k - 1}" for k in range(2, K + 1)}
         C, TC = {k: f"C{k}" for k in range(1, K + 1)}, {k: f"TC{k}" for k in range(1, K + 1)}
-        return {"A": A, "C": C, "TA": TA, "TC": TC, "B": "A", "W": f"C{K}"}
+        return {"A": A, "C": C, "TA": TA, "TC": TC, "B": "A", "W": f"C{K}", "TW": f"TC{K}"}   # Wᵀ = Cᴷ, time rows too
     every = lambda name: {k: name for k in range(1, K + 1)}   # layer-wise: one A, one C on every hop, and H
-    return {"A": every("A"), "C": every("C"), "TA": every("TA"), "TC": every("TC"), "B": "B", "W": "W"}
+    return {"A": every("A"), "C": every("C"), "TA": every("TA"), "TC": every("TC"), "B": "B", "W": "W", "TW": "TW"}
 
 
 def forward_naive(params, batch: Batch, config: Config) -> np.ndarray:
-    """Logits (N, V) computed per example with literal lookups, position weights and a plain softmax."""
+    """Logits (N, V), or (N, V + memory_size) with answer_time_words, computed per example with literal lookups,
+    position weights and a plain softmax."""
     d, K, kind = config.d, config.hops, config.encoding
     names = naive_tying(config)
     L = batch.stories.shape[2]
@@ -672,7 +712,10 @@ def forward_naive(params, batch: Batch, config: Config) -> np.ndarray:
             u = (params["H"] @ u if config.tying == "layerwise" else u) + o
             if config.relu:
                 u = np.maximum(u, 0)
-        logits.append(params[names["W"]] @ u)
+        scores = params[names["W"]] @ u                       # (V,) the vocabulary's words
+        if config.answer_time_words:                          # the official answer matrix's time-word rows, raw
+            scores = np.concatenate([scores, params[names["TW"]] @ u])
+        logits.append(scores)
     return np.array(logits)
 
 

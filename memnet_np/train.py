@@ -14,7 +14,8 @@ ls_epochs in all); taken literally, the first uptick of a 100-question validatio
 On the bAbI 1k suite the fixed reading gives the lower validation error (the README has the comparison).
 
 Hooks a model module may offer (the DMN uses all three): `make_optimizer(config)` (default: plain SGD at
-config.lr), `epoch_batches(arrays, batch_size, rng)` (default: shuffled consecutive batches), and a config field
+config.lr), `epoch_batches(arrays, batch_size, rng)` (default: shuffled consecutive batches, or with a config's
+`sampling="official"` MemN2N's official draw with replacement, `drawn_batches`), and a config field
 `patience` (early stopping: after `patience` main epochs without a new lowest validation loss training stops, and
 the parameters of that lowest validation loss are the result).
 """
@@ -136,9 +137,12 @@ def run_epoch(model, params, arrays, config, rng, lr: float, opt: optim.SGD, own
     n = len(arrays.answers)
     if own_batching and hasattr(model, "epoch_batches"):      # a model's own batching (the DMN: by story length)
         batches = model.epoch_batches(arrays, config.batch_size, rng)
+    elif getattr(config, "sampling", "shuffle") == "official":
+        batches = drawn_batches(n, config.batch_size, rng)    # MemN2N's official train.m
     else:
         order = rng.permutation(n)
         batches = [order[start:start + config.batch_size] for start in range(0, n, config.batch_size)]
+    seen = sum(len(idx) for idx in batches)                   # n, or ⌊n/B⌋·B drawn with replacement
     null_rows = model.embedding_names(config)
     opt.lr = lr
     total_loss, wrong = 0.0, 0
@@ -156,7 +160,23 @@ def run_epoch(model, params, arrays, config, rng, lr: float, opt: optim.SGD, own
             params[name][0] = 0.0                             # the null word stays at zero
         total_loss += loss
         wrong += int(np.sum(info["predictions"] != batch.answers))
-    return total_loss / n, 100.0 * wrong / n
+    return total_loss / seen, 100.0 * wrong / seen
+
+
+def drawn_batches(n: int, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """The official MemN2N code's epoch (train.m: `for k = 1:floor(length(train_range)/batch_size)`, `batch =
+    train_range(randi(length(train_range), batch_size, 1))`): ⌊n/B⌋ batches of B questions drawn with replacement,
+    so an epoch sees about 63% of the questions, some twice. A split smaller than a batch gives one batch."""
+    return list(rng.integers(0, n, size=(max(n // batch_size, 1), batch_size)))
+
+
+def halvings(config, main_epochs_done: int) -> int:
+    """How many times the rate is halved in the next main epoch: after every decay_every epochs, or, with MemN2N's
+    official sampling, as train.m does (`if mod(ep, lrate_decay_step) == 0` at the start of epoch ep), one epoch
+    sooner."""
+    if getattr(config, "sampling", "shuffle") == "official":
+        return (main_epochs_done + 1) // config.decay_every
+    return main_epochs_done // config.decay_every
 
 
 def train(model, dataset, config, rng: np.random.Generator, params: Optional[dict] = None,
@@ -207,7 +227,7 @@ def train(model, dataset, config, rng: np.random.Generator, params: Optional[dic
                 st["ls_over"] = stopped or st["ls_done"] >= config.ls_epochs
                 progress(log, config.epochs + config.ls_epochs)
             elif st["main_done"] < config.epochs:
-                lr = lr0 * 0.5 ** (st["main_done"] // config.decay_every)
+                lr = lr0 * 0.5 ** halvings(config, st["main_done"])
                 log = one_epoch(config, lr, "main")
                 st["main_done"] += 1
                 progress(log, config.epochs + st["ls_done"])

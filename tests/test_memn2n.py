@@ -316,3 +316,39 @@ def test_official_clipping_is_matlabs_norm_of_each_word_matrix_with_its_time_row
     assert np.allclose(frob["TA"], grads["TA"] * 0.5 / np.linalg.norm(grads["TA"]))
     with pytest.raises(ValueError, match="clipping must be one of"):
         memn2n.Config.tiny(clipping="spectral")
+
+
+@pytest.mark.gradcheck
+@pytest.mark.parametrize("tying", ["adjacent", "layerwise"])
+def test_the_answer_over_the_time_words_as_the_official_code(tying):
+    # the official answer matrix is Cᴷ's whole table, time words included (layer-wise: W's own time rows, TW)
+    config, params, batch = setup(5, tying=tying, encoding="official", answer_time_words=True, hops=3)
+    V, rows = config.vocab_size, config.memory_size
+    logits, _ = memn2n.forward(params, batch, config)
+    assert logits.shape == (len(batch.answers), V + rows)
+    assert np.allclose(logits, memn2n.forward_naive(params, batch, config), atol=1e-12)
+    time_rows = "TC3" if tying == "adjacent" else "TW"
+    assert memn2n.answer_time_rows(config) == time_rows and params[time_rows].shape == (rows, config.d)
+    # the time words' scores use the raw rows: uᴷ⁺¹ · T_Cᴷ[t], no PE weight of the time-word position
+    u = memn2n.forward(params, batch, config)[1].u_final
+    assert np.allclose(logits[:, V:], u @ params[time_rows].T, atol=1e-12)
+    plain = memn2n.replace(config, answer_time_words=False)
+    if tying == "adjacent":                                   # the vocabulary's columns are unchanged
+        assert np.array_equal(logits[:, :V], memn2n.forward(params, batch, plain)[0])
+    report = check_gradients(lambda p: memn2n.loss_and_grads(p, batch, config), params, max_entries=40)
+    assert set(report) == set(memn2n.param_names(config)) and all(r.checked > 0 for r in report.values())
+    assert all(r.rel_error < 1e-7 for r in report.values()), format_report(report)
+    # the time rows' gradient includes the answer's: without the option T_Cᴷ's differs (adjacent), TW has none
+    g_with = memn2n.loss_and_grads(params, batch, config)[1][time_rows]
+    if tying == "adjacent":
+        assert not np.allclose(g_with, memn2n.loss_and_grads(params, batch, plain)[1][time_rows])
+    else:
+        assert "TW" not in memn2n.param_names(plain) and np.abs(g_with).max() > 0
+    # official clipping treats layer-wise W with its time rows as one matrix
+    grads = {k: np.ones_like(v) for k, v in params.items()}
+    _, norms = memn2n.clip_gradients(grads, memn2n.replace(config, clipping="official", max_grad_norm=0.5))
+    W = "C3" if tying == "adjacent" else "W"
+    assert norms[W] == norms[time_rows] == pytest.approx(np.sqrt((V + rows) * config.d))   # ones: σ = √(rows·cols)
+    assert memn2n.answer_word(["<nil>", "a"], 1) == "a" and memn2n.answer_word(["<nil>", "a"], 3) == "<time word 1>"
+    with pytest.raises(ValueError, match="answer_time_words needs temporal encoding"):
+        memn2n.Config.tiny(answer_time_words=True, temporal=False)

@@ -33,6 +33,28 @@ def test_learning_rate_schedule_halves_every_decay_every(tiny_data):
     assert [h.lr for h in result.history] == [0.008, 0.008, 0.004, 0.004, 0.002, 0.002]
 
 
+def test_official_sampling_draws_with_replacement_and_halves_one_epoch_sooner(tiny_data, monkeypatch):
+    # MemN2N's train.m: floor(n/32) batches of randi(n, 32, 1), and the rate halved where mod(ep, step) == 0
+    config = memn2n.Config.for_data(tiny_data, epochs=6, decay_every=2, linear_start=False, lr=0.008,
+                                    sampling="official")
+    n = len(tiny_data.train.answers)
+    seen, real = [], memn2n.make_batch
+    monkeypatch.setattr(memn2n, "make_batch", lambda arrays, idx, *a, **k: seen.append(idx) or real(arrays, idx,
+                                                                                                     *a, **k))
+    result = T.train(memn2n, tiny_data, config, np.random.default_rng(0), evaluate_test=False)
+    assert [h.lr for h in result.history] == [0.008, 0.004, 0.004, 0.002, 0.002, 0.001]
+    train_batches = [idx for idx in seen if len(idx) == config.batch_size][:n // 32]   # epoch 1's training batches
+    assert len(train_batches) == n // 32 and n % 32 != 0
+    drawn = np.concatenate(train_batches)
+    assert len(np.unique(drawn)) < len(drawn)                 # some questions twice: drawn with replacement
+    assert 0.55 < len(np.unique(drawn)) / n < 0.72            # ~1 − 1/e of them once or more
+    small = T.drawn_batches(10, 4, np.random.default_rng(0))
+    assert [len(b) for b in small] == [4, 4] and all(0 <= i < 10 for b in small for i in b)
+    assert len(T.drawn_batches(3, 4, np.random.default_rng(0))) == 1   # a split smaller than a batch: one batch
+    with pytest.raises(ValueError, match="sampling must be one of"):
+        memn2n.Config.tiny(sampling="bootstrap")
+
+
 def test_fixed_linear_start_runs_its_epochs_at_ls_lr(tiny_data):
     config = memn2n.Config.for_data(tiny_data, epochs=2, ls_mode="fixed", ls_epochs=3)
     result = T.train(memn2n, tiny_data, config, np.random.default_rng(0), evaluate_test=False)
