@@ -253,7 +253,7 @@ def reproduce(model_name: str, suite: str, runs: int = 10, jobs: int = 2, data_d
              f"ETA {elapsed / finished * (len(jobs_list) - finished):.0f}s")
     pool_map(jobs_list, jobs, done)
 
-    entries, best_params = [], {}
+    entries, best_params, joint_runs = [], {}, []
     for spec, rs in per_spec.items():
         if not rs:
             continue
@@ -264,6 +264,7 @@ def reproduce(model_name: str, suite: str, runs: int = 10, jobs: int = 2, data_d
             for t, err in sorted(best.summary["test_error_by_task"].items(), key=lambda kv: int(kv[0])):
                 entries.append({"task": int(t), "test_error": err,
                                 "test_error_val_selected": best_val.summary["test_error_by_task"][t]})
+            joint_runs = [run_summary(r) for r in rs]         # one model per seed: its errors on every split
         else:
             entries.append({"task": spec.tasks, "test_error": best.summary["test_error"],
                             "train_error": best.summary["train_error"], "val_error": best.summary["val_error"],
@@ -280,10 +281,12 @@ def reproduce(model_name: str, suite: str, runs: int = 10, jobs: int = 2, data_d
                "mean_test_error": float(np.mean(errs)) if errs else math.nan,
                "failed_tasks": int(sum(e > 5.0 for e in errs)),
                "wall_seconds": time.perf_counter() - t0}
-    if entries and not joint:
+    if entries:
         vs = [e["test_error_val_selected"] for e in entries]
         results["mean_test_error_val_selected"] = float(np.mean(vs))
         results["failed_tasks_val_selected"] = int(sum(e > 5.0 for e in vs))
+    if joint_runs:
+        results["joint_runs"] = joint_runs                    # each seed's model: train, validation, test errors
     return {"results": results, "best": best_params}
 
 

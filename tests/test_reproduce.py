@@ -19,6 +19,18 @@ def test_reproduce_writes_json_and_markdown_beside_the_paper(babi_root, tmp_path
     assert "runs done" in r.stdout and "ETA" in r.stdout
 
 
+def test_the_joint_suite_keeps_every_runs_errors(babi_root):
+    # one model per seed for all 20 tasks: the per-task table comes from one run, and each run's train,
+    # validation and test errors are kept, so a setting can be chosen on the validation error of all of them
+    out = experiments.reproduce("memn2n", "babi-1k-joint", runs=2, jobs=2, data_dir=babi_root,
+                                overrides={"epochs": 1, "ls_epochs": 1}, echo=lambda *a: None)["results"]
+    assert [r["seed"] for r in out["joint_runs"]] == [0, 1]
+    assert all({"train_error", "val_error", "test_error"} <= set(r) and len(r["test_error_by_task"]) == 20
+               for r in out["joint_runs"])
+    by_val = min(out["joint_runs"], key=lambda r: (r["val_error"], r["train_error"]))
+    assert out["mean_test_error_val_selected"] == pytest.approx(sum(by_val["test_error_by_task"].values()) / 20)
+
+
 def test_missing_training_file_is_skipped_and_said(babi_root, tmp_path):
     # en-10k has no task-3 training file in the shared copy; a suite names it instead of failing
     if (babi_root / "en-10k" / "qa3_three-supporting-facts_train.txt").exists():
