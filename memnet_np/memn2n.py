@@ -12,7 +12,7 @@ A story is a set of sentences x_1..x_M, a question q, an answer a. With K hops:
 
 Weight tying (§2.2):
     adjacent    Aᵏ⁺¹ = Cᵏ,  B = A¹,  Wᵀ = Cᴷ       params: A, C1..CK, TA, TC1..TCK
-    layer-wise  A¹ = … = Aᴷ = A,  C¹ = … = Cᴷ = C   params: A, C, B, W, H, TA, TC
+    layer-wise  A¹ = … = Aᴷ = A,  C¹ = … = Cᴷ = C   params: A, C, B, W, H, TA, TC (and TW: answer_time_words)
 
 A tied matrix is ONE array in `params`; the backward accumulates every use of it into one gradient.
 
