@@ -587,3 +587,43 @@ def test_the_en_folder_itself_is_accepted(tiny_babi_dir):
     from memnet_np.data.babi import resolve_data_dir
     assert resolve_data_dir(tiny_babi_dir / "en") == tiny_babi_dir
     assert load_babi(1, data_dir=tiny_babi_dir / "en").vocab == load_babi(1, data_dir=tiny_babi_dir).vocab
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# held-out questions: the 10k training file past the 1k one
+
+
+def test_heldout_questions_are_the_10k_files_questions_the_1k_files_do_not_hold(tiny_babi_dir):
+    from memnet_np.data import heldout_questions
+    en = tiny_babi_dir / "en"
+    train_1k, test_1k = (en / TRAIN1).read_text(encoding="utf-8"), (en / TEST1).read_text(encoding="utf-8")
+    new = ["1 Ann went to the park.\n2 Where is Ann? \tpark\t1\n",
+           "1 Bob went to the shop.\n2 Where is Bob? \tshop\t1\n3 Bob went to the park.\n4 Where is Bob? \tpark\t3\n"]
+    (tiny_babi_dir / "en-10k").mkdir()
+    # the 10k file starts with the 1k one; after it, a story of the test file word for word, then two new ones
+    (tiny_babi_dir / "en-10k" / TRAIN1).write_text(train_1k + test_1k.split("\n1 ")[0].rstrip("\n") + "\n"
+                                                    + "".join(new), encoding="utf-8")
+    (tiny_babi_dir / "en-10k" / TEST1).write_text(test_1k, encoding="utf-8")
+    held = heldout_questions(1, 3, tiny_babi_dir)
+    assert [q.question for q in held] == [("where", "is", "ann"), ("where", "is", "bob"), ("where", "is", "bob")]
+    assert held[-1].story == (("bob", "went", "to", "the", "shop"), ("bob", "went", "to", "the", "park"))
+    assert [q.question for q in heldout_questions(1, 1, tiny_babi_dir)] == [("where", "is", "bob")]   # the last n
+    with pytest.raises(ValueError, match="task 1: the 10k training file has 3 questions the 1k files do not hold, "
+                                         "fewer than the 4 asked for"):
+        heldout_questions(1, 4, tiny_babi_dir)
+    ds = load_babi(1, data_dir=tiny_babi_dir, heldout=3)
+    assert ds.name == "bAbI 1k task 1 held-out" and len(ds.test) == 3 and len(ds.train) == 9
+    assert "ann" in ds.vocab and ds.test.questions == held
+    with pytest.raises(ValueError, match="hold out from the 1k data only"):
+        load_babi(1, data_dir=tiny_babi_dir, tenk=True, heldout=3)
+
+
+def test_heldout_questions_real_task2(babi_root):
+    from memnet_np.data import heldout_questions
+    held = heldout_questions(2, 3000, babi_root)
+    tenk = parse_babi(babi_root / "en-10k" / "qa2_two-supporting-facts_train.txt", 2)
+    onek = parse_babi(babi_root / "en" / "qa2_two-supporting-facts_train.txt", 2)
+    assert [(q.story, q.question) for q in tenk[:1000]] == [(q.story, q.question) for q in onek]   # a prefix
+    assert len(held) == 3000 and held[-1] == tenk[-1]
+    seen = {(q.story, q.question) for q in onek}
+    assert not any((q.story, q.question) in seen for q in held)

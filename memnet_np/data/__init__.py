@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from memnet_np.data.babi import (
     TASK_NAMES, BabiArrays, BabiDataset, BabiFormatError, DataNotFoundError, Question, SentenceTooLongError,
-    TaskStats, UnknownWordError, Vocab, build_vocab, check_folder, format_babi, format_stats, load_babi,
-    load_generated, parse_babi, resolve_data_dir, split_validation, task_files, tokenize, vectorize,
+    TaskStats, UnknownWordError, Vocab, build_vocab, check_folder, format_babi, format_stats, heldout_questions,
+    load_babi, load_generated, parse_babi, resolve_data_dir, split_validation, task_files, tokenize, vectorize,
 )
 from memnet_np.data.download import BABI_URL, DownloadError, download_babi, safe_extract, verify_babi
 
@@ -24,7 +24,7 @@ except ModuleNotFoundError as e:     # only tolerate the module itself being abs
 __all__ = [
     "TASK_NAMES", "BabiArrays", "BabiDataset", "BabiFormatError", "DataNotFoundError", "Question",
     "SentenceTooLongError", "TaskStats", "UnknownWordError", "Vocab", "build_vocab", "check_folder", "format_babi",
-    "format_stats", "load_babi", "load_generated",
+    "format_stats", "heldout_questions", "load_babi", "load_generated",
     "parse_babi", "resolve_data_dir", "split_validation", "task_files", "tokenize", "vectorize",
     "BABI_URL", "DownloadError", "download_babi", "safe_extract", "verify_babi",
     "GENERATED_TASKS", "generate", "write_task",

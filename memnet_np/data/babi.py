@@ -592,22 +592,28 @@ def _assemble(train_qs, val_qs, test_qs, memory_size: int, tasks, name: str) -> 
 
 
 def load_babi(tasks: int | Sequence[int] | str = 1, data_dir=None, tenk: bool = False, memory_size: int = 50,
-              val_fraction: float = 0.1) -> BabiDataset:
+              val_fraction: float = 0.1, heldout: int = 0) -> BabiDataset:
     """bAbI train / validation / test arrays for one task, several, or "joint" (all 20) with one vocabulary.
 
     The vocabulary covers train and test of every chosen task (as the papers' code did). Validation is the last
     val_fraction of EACH task's training file. Train, val and test share one M and L, taken from the training
     files alone (see `_assemble`).
+
+    heldout=n (1k only) puts n held-out questions of each task in the place of its test file (`heldout_questions`:
+    questions of the 10k training file that the 1k files do not hold), a validation set 30 times the size of the
+    1k one for choosing settings without looking at the test file. The name says so ("… held-out").
     """
     task_list = _task_list(tasks)
     root = resolve_data_dir(data_dir)
+    if heldout and tenk:
+        raise ValueError("heldout questions come from the 10k training file: they hold out from the 1k data only")
     train, val, test = [], [], []
     for t in task_list:
         train_path, test_path = task_files(root, t, tenk)
         tr, va = split_validation(parse_babi(train_path, t), val_fraction)
         train += tr
         val += va
-        test += parse_babi(test_path, t)
+        test += heldout_questions(t, heldout, root) if heldout else parse_babi(test_path, t)
     size = "10k" if tenk else "1k"
     if task_list == tuple(range(1, 21)):
         what = "joint"
@@ -615,7 +621,26 @@ def load_babi(tasks: int | Sequence[int] | str = 1, data_dir=None, tenk: bool = 
         what = f"task {task_list[0]}"
     else:
         what = "tasks " + ",".join(map(str, task_list))
-    return _assemble(train, val, test, memory_size, task_list, f"bAbI {size} {what}")
+    return _assemble(train, val, test, memory_size, task_list, f"bAbI {size} {what}" + (" held-out" if heldout else ""))
+
+
+def heldout_questions(task: int, n: int = 3000, data_dir=None) -> list[Question]:
+    """The last n questions of a task's 10k training file whose (story, question) is in neither 1k file.
+
+    The 1k training file is the first 1,000 questions of the 10k one, so these are stories the 1k model never
+    sees; a few of them repeat a 1k question word for word, and those are left out. Raises ValueError when the
+    10k file has fewer than n such questions, DataNotFoundError when it is missing (task 3's, in some copies).
+    """
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    root = resolve_data_dir(data_dir)
+    (train_1k, test_1k), (train_10k, _) = task_files(root, task), task_files(root, task, tenk=True)
+    seen = {(q.story, q.question) for q in parse_babi(train_1k, task) + parse_babi(test_1k, task)}
+    held = [q for q in parse_babi(train_10k, task) if (q.story, q.question) not in seen]
+    if len(held) < n:
+        raise ValueError(f"task {task}: the 10k training file has {len(held)} questions the 1k files do not hold, "
+                         f"fewer than the {n} asked for")
+    return held[-n:]
 
 
 def load_generated(task: int = 1, n_train: int = 1000, n_test: int = 1000, seed: int = 0, memory_size: int = 50,
