@@ -142,8 +142,10 @@ class Config:
     extra_words: tuple = ()      # answer words that are no vocabulary word (task 19's n, s, e, w)
     init_std: float = 0.1        # U ~ N(0, init_std²)
     # training (used by memnet_np.train)
-    epochs: int = 60             # these three: mean validation error over the 20 bAbI 1k tasks (28.2% against
-    lr: float = 0.005            # 29.4% for 30 epochs at lr 0.01); test error was not looked at
+    epochs: int = 60             # epochs and decay: mean validation error over the 20 bAbI 1k tasks (28.2% against
+    lr: float = 0.01             # 29.4% for 30 epochs at lr 0.01). lr: mean error on 3,000 held-out questions of each
+                                 # of 19 tasks (data.heldout_questions; seeds 0-3): 25.64% at 0.01, 25.65% at 0.02,
+                                 # 25.87% at 0.005 (lower in every seed). Test error was not looked at
     decay_every: int = 10        # halve the learning rate every this many epochs
     batch_size: int = 32         # loss summed over the batch
     max_grad_norm: float = 40.0  # each matrix's gradient clipped to this norm
@@ -213,7 +215,7 @@ class Config:
 # 0–4 (100 runs), 7.81% against 8.13% when no memory is chosen twice (exclude_chosen; task 3 6.2% against 9.8%);
 # then 7.39% with 10 hops instead of 4 (tasks 7 and 8: 3.8% and 9.2% against 11.2% and 15.6%).
 # The basic defaults (Config's) were re-checked the same way: 28.15%, and 28.15–29.2% for every negative summed,
-# 30 sampled, d = 100, γ = 1.
+# 30 sampled, d = 100, γ = 1; then its rate on 3,000 held-out questions a task (Config.lr): 0.01 instead of 0.005.
 PRESETS = {
     "basic": dict(hops=2, time_features=True, extra_facts="first"),
     "extended": dict(hops=10, time_features=True, extra_facts="first", adaptive=True, ngrams=3, nonlinear=True,
