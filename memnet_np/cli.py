@@ -316,12 +316,13 @@ def cmd_reproduce(args):
     print(f"reproducing {args.model} on {args.suite}: {args.runs} run(s) per task, {args.jobs} process(es)",
           flush=True)
     out = E.reproduce(args.model, args.suite, runs=args.runs, jobs=args.jobs, data_dir=args.data,
-                      seed=args.seed, overrides=_overrides(args), tasks=tasks)
+                      seed=args.seed, overrides=_overrides(args), tasks=tasks, heldout=args.heldout)
     res = out["results"]
     md = E.results_markdown(res)
     paths = E.write_results(args.out, res, md)
     print("\n" + md)
-    print(f"mean test error {res['mean_test_error']:.1f}%, failed tasks (> 5%): {res['failed_tasks']}, "
+    what = f"held-out error ({args.heldout} questions a task)" if args.heldout else "test error"
+    print(f"mean {what} {res['mean_test_error']:.1f}%, failed tasks (> 5%): {res['failed_tasks']}, "
           f"wall time {res['wall_seconds']:.0f}s")
     print("wrote " + ", ".join(map(str, paths)))
     return 0
@@ -453,6 +454,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", metavar="DIR", help="bAbI folder; default: $MEMNET_DATA")
     s.add_argument("--out", default="results", help="folder for results.json and results.md (default: %(default)s)")
     s.add_argument("--config", help="a model's preset: memnn basic (default) or extended")
+    s.add_argument("--heldout", type=int, default=0, metavar="N",
+                   help="babi-1k: score every run on N held-out questions of its task (from the 10k training file, "
+                        "stories the 1k model never sees) instead of the test file, to choose settings on")
     _add_model_options(s)
     s.set_defaults(func=cmd_reproduce)
 

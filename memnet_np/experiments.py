@@ -52,12 +52,14 @@ class DataSpec:
     n_train: int = 1000               # generated data only
     n_test: int = 1000
     memory_size: int = 50
+    heldout: int = 0                  # > 0: that many held-out questions a task in the test file's place (1k only)
 
     def describe(self) -> str:
         if self.generated:
             return f"generated task {self.tasks}"
         size = "10k" if self.tenk else "1k"
-        return f"bAbI {size} {'joint' if self.tasks == 'joint' else f'task {self.tasks}'}"
+        return (f"bAbI {size} {'joint' if self.tasks == 'joint' else f'task {self.tasks}'}"
+                + (" held-out" if self.heldout else ""))
 
 
 _DATA_CACHE: dict = {}
@@ -82,7 +84,8 @@ def load_data(spec: DataSpec):
         ds = data.load_generated(int(spec.tasks), n_train=spec.n_train, n_test=spec.n_test, seed=0,
                                  memory_size=spec.memory_size)
     else:
-        ds = data.load_babi(spec.tasks, data_dir=spec.data_dir, tenk=spec.tenk, memory_size=spec.memory_size)
+        ds = data.load_babi(spec.tasks, data_dir=spec.data_dir, tenk=spec.tenk, memory_size=spec.memory_size,
+                            heldout=spec.heldout)
     _DATA_CACHE.clear()
     _DATA_CACHE[spec] = ds
     return ds
@@ -212,11 +215,19 @@ def _echo_run(echo, run: RunResult, i: int, n: int, t0: float):
 
 
 def reproduce(model_name: str, suite: str, runs: int = 10, jobs: int = 2, data_dir=None, seed: int = 0,
-              overrides: Optional[dict] = None, tasks: Optional[Sequence[int]] = None, echo=say) -> dict:
-    """All 20 bAbI tasks (or the joint model) × runs seeds, in `jobs` processes; select per task."""
+              overrides: Optional[dict] = None, tasks: Optional[Sequence[int]] = None, echo=say,
+              heldout: int = 0) -> dict:
+    """All 20 bAbI tasks (or the joint model) × runs seeds, in `jobs` processes; select per task.
+
+    heldout=n scores each run on n held-out questions of its task (data.heldout_questions) instead of the test
+    file, for choosing settings: "test_error" in the results is then that held-out error (results["heldout"] = n).
+    """
     if suite not in SUITES:
         raise UserError(f"unknown suite {suite!r}; choose one of {', '.join(SUITES)}")
     tenk, joint = SUITES[suite]
+    if heldout < 0 or (heldout and suite != "babi-1k"):
+        raise UserError(f"--heldout takes a number of questions ≥ 1 and the babi-1k suite (its questions come from "
+                        f"the 10k training files), got {heldout} with {suite}")
     get_model(model_name)
     from memnet_np import data
     root = data.resolve_data_dir(data_dir)                    # fail early, in the parent, with a clear message
@@ -228,8 +239,8 @@ def reproduce(model_name: str, suite: str, runs: int = 10, jobs: int = 2, data_d
         specs = []
         for t in task_list:
             try:
-                data.task_files(root, t, tenk)
-                specs.append(DataSpec(t, str(root), tenk))
+                data.task_files(root, t, tenk or bool(heldout))  # held-out questions: the 10k training file
+                specs.append(DataSpec(t, str(root), tenk, heldout=heldout))
             except FileNotFoundError as e:
                 missing[t] = str(e)
                 echo(f"task {t}: skipped, {e}")
@@ -281,6 +292,8 @@ def reproduce(model_name: str, suite: str, runs: int = 10, jobs: int = 2, data_d
                "mean_test_error": float(np.mean(errs)) if errs else math.nan,
                "failed_tasks": int(sum(e > 5.0 for e in errs)),
                "wall_seconds": time.perf_counter() - t0}
+    if heldout:
+        results["heldout"] = heldout                          # "test_error" is the error on these questions
     if entries:
         vs = [e["test_error_val_selected"] for e in entries]
         results["mean_test_error_val_selected"] = float(np.mean(vs))
@@ -299,6 +312,11 @@ def results_markdown(results: dict) -> str:
     head = (f"# {results['model']} on {suite}: test error (%)\n\n"
             f"{results['runs']} run(s) per task; {results['selection']}. "
             f"Wall time {results['wall_seconds']:.0f} s with {results.get('jobs', 1)} process(es).\n\n")
+    if results.get("heldout"):
+        head = (f"# {results['model']} on {suite}, {results['heldout']} held-out questions a task: error (%)\n\n"
+                f"Not the test file: \"ours\" is the error on questions of the 10k training file that the 1k files "
+                f"do not hold (validation data, for choosing settings); the paper's columns are test errors.\n\n"
+                + head.split("\n\n", 1)[1])
     table = reference.comparison_table(ours, columns)
     notes = []
     if "mean_test_error_val_selected" in results:

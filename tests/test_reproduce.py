@@ -40,6 +40,32 @@ def test_missing_training_file_is_skipped_and_said(babi_root, tmp_path):
     assert out["results"]["tasks"] == [] and "3" in out["results"]["missing_tasks"]
 
 
+def test_heldout_suite_scores_the_held_out_questions_not_the_test_file(babi_root, tmp_path):
+    r = run_cli("reproduce", "memnn", "--suite", "babi-1k", "--tasks", "1,3", "--runs", "1", "--jobs", "1",
+                "--epochs", "2", "--heldout", "300", "--data", str(babi_root), "--out", str(tmp_path), timeout=600)
+    assert r.returncode == 0, r.stderr
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert res["heldout"] == 300 and [e["task"] for e in res["tasks"]] == [1]
+    if not (babi_root / "en-10k" / "qa3_three-supporting-facts_train.txt").exists():
+        assert "3" in res["missing_tasks"]                   # no 10k training file: no held-out questions
+    md = (tmp_path / "results.md").read_text()
+    assert "300 held-out questions a task" in md and "Not the test file" in md
+    assert "bAbI 1k task 1 held-out seed 0" in r.stdout and "mean held-out error (300 questions a task)" in r.stdout
+    # the run scored the held-out questions: the same model scored on them again gives its number
+    from memnet_np import data, memnn, train
+    ds = data.load_babi(1, data_dir=babi_root, heldout=300)
+    assert len(ds.test) == 300
+    config = memnn.Config.for_data(ds, **memnn.PRESETS["basic"], epochs=2)
+    again = train.train(memnn, ds, config, __import__("numpy").random.default_rng(0))
+    assert res["tasks"][0]["test_error"] == pytest.approx(again.test_error)
+
+
+@pytest.mark.parametrize("suite", ["babi-10k", "babi-1k-joint"])
+def test_heldout_needs_the_1k_suite(babi_root, suite):
+    with pytest.raises(experiments.UserError, match="--heldout takes .* the babi-1k suite"):
+        experiments.reproduce("memnn", suite, runs=1, jobs=1, data_dir=babi_root, heldout=100, echo=lambda *a: None)
+
+
 @pytest.mark.slow
 def test_task_1_reaches_99_percent_in_every_seed(babi_root):
     spec = experiments.DataSpec(1, str(babi_root))
