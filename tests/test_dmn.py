@@ -328,6 +328,22 @@ def test_gate_targets_per_babi_1k_task_and_the_user_overrides_them():
     assert for_data(data("bAbI 1k task 2", (2,)), gate_targets="all").gate_targets == "all"
 
 
+def test_the_dmn_regularises_the_babi_1k_tasks_chosen_on_held_out_questions_and_no_other():
+    from types import SimpleNamespace
+    def data(name, task):
+        return SimpleNamespace(vocab=list(range(9)), memory_size=7, name=name, tasks=(task,))
+    regularised = lambda c: (c.l2, c.dropout, c.init_std)
+    assert dmn.REGULARISED_TASKS == (5, 6, 7, 9, 10, 14, 18, 19)
+    for task in range(1, 21):
+        got = regularised(for_data(data(f"bAbI 1k task {task}", task)))
+        assert got == ((1e-3, 0.1, 1.0) if task in dmn.REGULARISED_TASKS else (0.0, 0.0, 0.3)), task
+    assert regularised(for_data(data("bAbI 1k task 10 held-out", 10))) == (1e-3, 0.1, 1.0)   # chosen so
+    assert regularised(for_data(data("bAbI 10k task 10", 10))) == (0.0, 0.0, 0.3)             # 1k only
+    assert regularised(for_data(data("generated task 6", 6))) == (0.0, 0.0, 0.3)
+    assert regularised(dmn.Config.for_data(data("bAbI 1k task 10", 10), variant="dmn+")) == (0.0, 0.0, 0.3)
+    assert regularised(for_data(data("bAbI 1k task 10", 10), l2=0.0, dropout=0.0)) == (0.0, 0.0, 1.0)   # the user's
+
+
 def test_dmn_plus_on_babi_10k_takes_the_public_codes_settings_and_the_user_overrides_them():
     from types import SimpleNamespace
     def data(name):
