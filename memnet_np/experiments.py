@@ -239,7 +239,9 @@ def reproduce(model_name: str, suite: str, runs: int = 10, jobs: int = 2, data_d
         specs = []
         for t in task_list:
             try:
-                data.task_files(root, t, tenk or bool(heldout))  # held-out questions: the 10k training file
+                data.task_files(root, t, tenk)
+                if heldout:
+                    data.task_files(root, t, tenk=True)           # the held-out questions' file
                 specs.append(DataSpec(t, str(root), tenk, heldout=heldout))
             except FileNotFoundError as e:
                 missing[t] = str(e)

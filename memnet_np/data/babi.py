@@ -621,7 +621,8 @@ def load_babi(tasks: int | Sequence[int] | str = 1, data_dir=None, tenk: bool = 
         what = f"task {task_list[0]}"
     else:
         what = "tasks " + ",".join(map(str, task_list))
-    return _assemble(train, val, test, memory_size, task_list, f"bAbI {size} {what}" + (" held-out" if heldout else ""))
+    name = f"bAbI {size} {what}" + (" held-out" if heldout else "")
+    return _assemble(train, val, test, memory_size, task_list, name)
 
 
 def heldout_questions(task: int, n: int = 3000, data_dir=None) -> list[Question]:
