@@ -109,8 +109,7 @@ def _add_model_options(p):
 OPTION_FIELDS = ("epochs", "hops", "d", "encoding", "tying", "temporal", "random_noise", "linear_start", "ls_mode",
                  "relu", "mask_empty", "dtype", "variant", "passes", "hidden", "gate_supervision", "clipping",
                  "gate_targets", "answer_module", "answer_words", "dropout", "l2", "init_std", "decay_every",
-                 "patience", "gate_bias", "extra_passes", "sampling",
-                 "answer_time_words")
+                 "patience", "gate_bias", "extra_passes", "sampling", "answer_time_words")
 FLAGS = {"d": "--dim", "temporal": "--no-te", "random_noise": "--no-rn", "linear_start": "--no-ls",
          "dtype": "--float32"}
 

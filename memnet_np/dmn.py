@@ -216,16 +216,18 @@ class Config:
         """Settings for a loaded bAbI dataset. DMN+ trains without supporting facts (its 10k result); the gate
         targets of a bAbI 1k task are GATE_TARGETS_BY_TASK's, and the DMN regularises the REGULARISED_TASKS."""
         base = dict(vocab_size=len(dataset.vocab), memory_size=dataset.memory_size)
+        variant = overrides.get("variant", "dmn")
         if dataset.name.startswith("bAbI 1k task ") and len(dataset.tasks) == 1:
-            base["gate_targets"] = GATE_TARGETS_BY_TASK.get(int(dataset.tasks[0]), "all")
-            if overrides.get("variant", "dmn") == "dmn" and int(dataset.tasks[0]) in REGULARISED_TASKS:
+            task = int(dataset.tasks[0])
+            base["gate_targets"] = GATE_TARGETS_BY_TASK.get(task, "all")
+            if variant == "dmn" and task in REGULARISED_TASKS:
                 base.update(DMN_1K_REGULARISATION)
-        if overrides.get("variant", "dmn") == "dmn" and "answer_module" not in overrides:
+        if variant == "dmn" and "answer_module" not in overrides:
             base["answer_module"] = DMN_ANSWER_MODULE
         if overrides.get("answer_module", base.get("answer_module")) == "gru" and not overrides.get("answer_table"):
             tokens = {q.answer_token for split in (dataset.train, dataset.val, dataset.test) for q in split.questions}
             base["answer_words"], base["answer_table"] = decoder_vocabulary(dataset.vocab.words, tokens)
-        if overrides.get("variant") == "dmn+":
+        if variant == "dmn+":
             base.update(gate_supervision=0.0, batch_size=128)   # Xiong et al.: no supporting facts, batch 128
             if dataset.name.startswith("bAbI 10k"):
                 base.update(DMN_PLUS_10K)

@@ -311,14 +311,14 @@ def results_markdown(results: dict) -> str:
     suite = results.get("suite", "babi-1k")
     ours = {e["task"]: e["test_error"] for e in results["tasks"]}
     columns = reference.paper_errors(results["model"], "babi-10k" if "10k" in suite else "babi-1k")
-    head = (f"# {results['model']} on {suite}: test error (%)\n\n"
-            f"{results['runs']} run(s) per task; {results['selection']}. "
-            f"Wall time {results['wall_seconds']:.0f} s with {results.get('jobs', 1)} process(es).\n\n")
     if results.get("heldout"):
-        head = (f"# {results['model']} on {suite}, {results['heldout']} held-out questions a task: error (%)\n\n"
-                f"Not the test file: \"ours\" is the error on questions of the 10k training file that the 1k files "
-                f"do not hold (validation data, for choosing settings); the paper's columns are test errors.\n\n"
-                + head.split("\n\n", 1)[1])
+        title = (f"# {results['model']} on {suite}, {results['heldout']} held-out questions a task: error (%)\n\n"
+                 f"Not the test file: \"ours\" is the error on questions of the 10k training file that the 1k files "
+                 f"do not hold (validation data, for choosing settings); the paper's columns are test errors.\n\n")
+    else:
+        title = f"# {results['model']} on {suite}: test error (%)\n\n"
+    head = (title + f"{results['runs']} run(s) per task; {results['selection']}. "
+            f"Wall time {results['wall_seconds']:.0f} s with {results.get('jobs', 1)} process(es).\n\n")
     table = reference.comparison_table(ours, columns)
     notes = []
     if "mean_test_error_val_selected" in results:
