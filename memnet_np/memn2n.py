@@ -52,6 +52,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from memnet_np import checks, ops, optim
+from memnet_np import train as train_loop
 
 TYINGS = ("adjacent", "layerwise")
 CLIPPINGS = ("frobenius", "official")
@@ -593,6 +594,28 @@ def backward(dlogits, cache: Cache, params, config: Config) -> dict[str, np.ndar
     # every parameter's gradient its own contiguous array (the column blocks above are views of one product)
     return {name: np.ascontiguousarray(grads[name]) if name in grads else np.zeros_like(p)
             for name, p in params.items()}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The training loop's hooks (memnet_np.train): which questions an epoch sees, and when the rate is halved
+
+
+def epoch_batches(arrays, config: Config, rng: np.random.Generator) -> list[np.ndarray]:
+    """sampling="shuffle": every question once, in shuffled batches; "official": the MATLAB train.m's ⌊n/32⌋
+    batches drawn with replacement (train.drawn_batches)."""
+    n = len(arrays.answers)
+    if config.sampling == "official":
+        return train_loop.drawn_batches(n, config.batch_size, rng)
+    return train_loop.shuffled_batches(n, config.batch_size, rng)
+
+
+def rate_halvings(config: Config, main_epochs_done: int) -> int:
+    """How many times the rate is halved in the next main epoch: after every decay_every epochs, or with the
+    official sampling as train.m does (`if mod(ep, lrate_decay_step) == 0` at the start of epoch ep), one epoch
+    sooner."""
+    if config.sampling == "official":
+        return (main_epochs_done + 1) // config.decay_every
+    return main_epochs_done // config.decay_every
 
 
 # ----------------------------------------------------------------------------------------------------------------

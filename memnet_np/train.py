@@ -13,11 +13,12 @@ the paper's words); then the softmax is put back and the normal schedule runs (`
 ls_epochs in all); taken literally, the first uptick of a 100-question validation loss ends it after 2-3 epochs.
 On the bAbI 1k suite the fixed reading gives the lower validation error (the README has the comparison).
 
-Hooks a model module may offer (the DMN uses all three): `make_optimizer(config)` (default: plain SGD at
-config.lr), `epoch_batches(arrays, batch_size, rng)` (default: shuffled consecutive batches, or with a config's
-`sampling="official"` MemN2N's official draw with replacement, `drawn_batches`), and a config field
-`patience` (early stopping: after `patience` main epochs without a new lowest validation loss training stops, and
-the parameters of that lowest validation loss are the result).
+Hooks a model module may offer: `make_optimizer(config)` (default: plain SGD at config.lr; the DMN: Adam),
+`epoch_batches(arrays, config, rng)` (default: `shuffled_batches`; the DMN batches stories of similar length,
+MemN2N with `sampling="official"` draws them with replacement, `drawn_batches`), `rate_halvings(config,
+main_epochs_done)` (default: once after every `decay_every` main epochs), and a config field `patience` (early
+stopping: after `patience` main epochs without a new lowest validation loss training stops, and the parameters of
+that lowest validation loss are the result).
 """
 from __future__ import annotations
 
@@ -136,12 +137,9 @@ def run_epoch(model, params, arrays, config, rng, lr: float, opt: optim.SGD, own
     own_batching=False ignores a model's own batching (bench: the DMN's epoch in plain shuffled batches)."""
     n = len(arrays.answers)
     if own_batching and hasattr(model, "epoch_batches"):      # a model's own batching (the DMN: by story length)
-        batches = model.epoch_batches(arrays, config.batch_size, rng)
-    elif getattr(config, "sampling", "shuffle") == "official":
-        batches = drawn_batches(n, config.batch_size, rng)    # MemN2N's official train.m
+        batches = model.epoch_batches(arrays, config, rng)
     else:
-        order = rng.permutation(n)
-        batches = [order[start:start + config.batch_size] for start in range(0, n, config.batch_size)]
+        batches = shuffled_batches(n, config.batch_size, rng)
     seen = sum(len(idx) for idx in batches)                   # n, or ⌊n/B⌋·B drawn with replacement
     null_rows = model.embedding_names(config)
     opt.lr = lr
@@ -163,6 +161,12 @@ def run_epoch(model, params, arrays, config, rng, lr: float, opt: optim.SGD, own
     return total_loss / seen, 100.0 * wrong / seen
 
 
+def shuffled_batches(n: int, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Every example once, in a random order, cut into consecutive batches (the last one may be smaller)."""
+    order = rng.permutation(n)
+    return [order[start:start + batch_size] for start in range(0, n, batch_size)]
+
+
 def drawn_batches(n: int, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
     """The official MemN2N code's epoch (train.m: `for k = 1:floor(length(train_range)/batch_size)`, `batch =
     train_range(randi(length(train_range), batch_size, 1))`): ⌊n/B⌋ batches of B questions drawn with replacement,
@@ -170,12 +174,11 @@ def drawn_batches(n: int, batch_size: int, rng: np.random.Generator) -> list[np.
     return list(rng.integers(0, n, size=(max(n // batch_size, 1), batch_size)))
 
 
-def halvings(config, main_epochs_done: int) -> int:
-    """How many times the rate is halved in the next main epoch: after every decay_every epochs, or, with MemN2N's
-    official sampling, as train.m does (`if mod(ep, lrate_decay_step) == 0` at the start of epoch ep), one epoch
-    sooner."""
-    if getattr(config, "sampling", "shuffle") == "official":
-        return (main_epochs_done + 1) // config.decay_every
+def halvings(model, config, main_epochs_done: int) -> int:
+    """How many times the rate is halved in the next main epoch: the model's `rate_halvings` hook, or once after
+    every decay_every main epochs."""
+    if hasattr(model, "rate_halvings"):
+        return model.rate_halvings(config, main_epochs_done)
     return main_epochs_done // config.decay_every
 
 
@@ -227,7 +230,7 @@ def train(model, dataset, config, rng: np.random.Generator, params: Optional[dic
                 st["ls_over"] = stopped or st["ls_done"] >= config.ls_epochs
                 progress(log, config.epochs + config.ls_epochs)
             elif st["main_done"] < config.epochs:
-                lr = lr0 * 0.5 ** halvings(config, st["main_done"])
+                lr = lr0 * 0.5 ** halvings(model, config, st["main_done"])
                 log = one_epoch(config, lr, "main")
                 st["main_done"] += 1
                 progress(log, config.epochs + st["ls_done"])

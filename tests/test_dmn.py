@@ -487,15 +487,16 @@ def test_epoch_batches_see_every_example_once_and_group_similar_lengths():
     stories, queries, answers, mask = random_story_arrays(rng, 403, 12, 5, 20)
     arrays = babi.BabiArrays(stories, queries, answers, mask, mask & False, np.ones(403, int), [None] * 403,
                              stories.reshape(-1, 5), np.arange(403 * 12).reshape(403, 12))
-    batches = dmn.epoch_batches(arrays, 10, rng)
+    config = dmn.Config.tiny(batch_size=10)
+    batches = dmn.epoch_batches(arrays, config, rng)
     assert sorted(np.concatenate(batches).tolist()) == list(range(403))
     assert sorted(len(b) for b in batches)[-1] == 10 and len(batches) == 41
     length = (stories != 0).sum((1, 2))
     spread = np.mean([np.ptp(length[b]) for b in batches])
     random_spread = np.mean([np.ptp(length[b]) for b in np.array_split(rng.permutation(403), 41)])
     assert spread < random_spread / 2                         # neighbours in length share a batch
-    assert dmn.epoch_batches(arrays, 10, np.random.default_rng(0))[0].tolist() != \
-        dmn.epoch_batches(arrays, 10, np.random.default_rng(1))[0].tolist()
+    assert dmn.epoch_batches(arrays, config, np.random.default_rng(0))[0].tolist() != \
+        dmn.epoch_batches(arrays, config, np.random.default_rng(1))[0].tolist()
 
 
 def test_run_epoch_uses_the_dmn_batching_unless_told_not_to(monkeypatch):
