@@ -217,7 +217,7 @@ class Config:
         targets of a bAbI 1k task are GATE_TARGETS_BY_TASK's, and the DMN regularises the REGULARISED_TASKS."""
         base = dict(vocab_size=len(dataset.vocab), memory_size=dataset.memory_size)
         variant = overrides.get("variant", "dmn")
-        if dataset.name.startswith("bAbI 1k task ") and len(dataset.tasks) == 1:
+        if dataset.source == "bAbI 1k" and len(dataset.tasks) == 1:
             task = int(dataset.tasks[0])
             base["gate_targets"] = GATE_TARGETS_BY_TASK.get(task, "all")
             if variant == "dmn" and task in REGULARISED_TASKS:
@@ -229,7 +229,7 @@ class Config:
             base["answer_words"], base["answer_table"] = decoder_vocabulary(dataset.vocab.words, tokens)
         if variant == "dmn+":
             base.update(gate_supervision=0.0, batch_size=128)   # Xiong et al.: no supporting facts, batch 128
-            if dataset.name.startswith("bAbI 10k"):
+            if dataset.source == "bAbI 10k":
                 base.update(DMN_PLUS_10K)
         base.update(overrides)
         return cls(**base)

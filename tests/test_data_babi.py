@@ -317,7 +317,7 @@ def test_split_validation_last_fraction():
 
 def test_load_tiny(tiny_babi_dir):
     ds = load_babi(1, data_dir=tiny_babi_dir)
-    assert ds.name == "bAbI 1k task 1" and ds.tasks == (1,)
+    assert ds.name == "bAbI 1k task 1" and ds.tasks == (1,) and ds.source == "bAbI 1k"
     assert (len(ds.train), len(ds.val), len(ds.test)) == (9, 1, 4)
     assert ds.val.questions[0].source.endswith(f"{TRAIN1}:23")           # the LAST training question
     assert "kitchen" in ds.vocab                                          # test words are in the vocabulary
@@ -357,6 +357,7 @@ def test_load_joint_1k(babi_root):
 def test_load_several_tasks_and_task_arguments(babi_root):
     ds = load_babi([2, 1], data_dir=babi_root)
     assert ds.name == "bAbI 1k tasks 1,2" and ds.tasks == (1, 2) and len(ds.train) == 1800
+    assert load_babi(2, data_dir=babi_root, tenk=True).source == "bAbI 10k"
     from memnet_np.data.babi import _task_list
     assert _task_list("all") == _task_list("joint") == _task_list(range(1, 21)) == tuple(range(1, 21))
     assert _task_list("3, 1") == _task_list([3, 1, 3]) == (1, 3) and _task_list(np.int64(3)) == (3,)
@@ -377,7 +378,7 @@ def test_load_generated_with_a_stub(monkeypatch):
     monkeypatch.setitem(sys.modules, "memnet_np.data.generate", stub)
     ds = load_generated(3, n_train=20, n_test=5, seed=7, val_fraction=0.1)
     assert calls == [(3, 20, 7), (3, 5, 8)]                               # test seed = seed + 1
-    assert ds.name == "generated task 3" and ds.tasks == (3,)
+    assert ds.name == "generated task 3" and ds.tasks == (3,) and ds.source == "generated"
     assert (len(ds.train), len(ds.val), len(ds.test)) == (18, 2, 5)
     assert ds.test.questions[0].answer_token == "room8x0" and ds.test.questions[0].task == 3
     assert ds.val.questions[-1].source == "generated task 3 train (seed 7):40"
@@ -613,6 +614,7 @@ def test_heldout_questions_are_the_10k_files_questions_the_1k_files_do_not_hold(
         heldout_questions(1, 4, tiny_babi_dir)
     ds = load_babi(1, data_dir=tiny_babi_dir, heldout=3)
     assert ds.name == "bAbI 1k task 1 held-out" and len(ds.test) == 3 and len(ds.train) == 9
+    assert ds.source == "bAbI 1k"                             # a 1k model's settings apply
     assert "ann" in ds.vocab and ds.test.questions == held
     with pytest.raises(ValueError, match="hold out from the 1k data only"):
         load_babi(1, data_dir=tiny_babi_dir, tenk=True, heldout=3)

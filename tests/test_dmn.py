@@ -314,49 +314,50 @@ def for_data(dataset, **overrides):                           # a stand-in datas
     return dmn.Config.for_data(dataset, **{"answer_module": "softmax", **overrides})   # decoder's words
 
 
-def test_gate_targets_per_babi_1k_task_and_the_user_overrides_them():
+def stand_in(source, tasks):
+    """A dataset as Config.for_data reads it: its source ("bAbI 1k", "bAbI 10k", "generated") and tasks."""
     from types import SimpleNamespace
-    def data(name, tasks):
-        return SimpleNamespace(vocab=list(range(9)), memory_size=7, name=name, tasks=tasks)
-    assert for_data(data("bAbI 1k task 2", (2,))).gate_targets == "causal-new"
-    assert for_data(data("bAbI 1k task 3", (3,))).gate_targets == "causal"
-    assert for_data(data("bAbI 1k task 1", (1,))).gate_targets == "causal-new"
-    assert for_data(data("bAbI 1k task 4", (4,))).gate_targets == "all"
-    assert for_data(data("bAbI 10k task 2", (2,))).gate_targets == "all"   # chosen on 1k only
-    assert for_data(data("generated task 2", (2,))).gate_targets == "all"
-    assert for_data(data("bAbI 1k joint", tuple(range(1, 21)))).gate_targets == "all"
-    assert for_data(data("bAbI 1k task 2", (2,)), gate_targets="all").gate_targets == "all"
+    tasks = (tasks,) if isinstance(tasks, int) else tasks
+    return SimpleNamespace(vocab=list(range(9)), memory_size=7, name=f"{source} tasks {tasks}", source=source,
+                           tasks=tasks)
+
+
+def test_gate_targets_per_babi_1k_task_and_the_user_overrides_them():
+    assert for_data(stand_in("bAbI 1k", 2)).gate_targets == "causal-new"
+    assert for_data(stand_in("bAbI 1k", 3)).gate_targets == "causal"
+    assert for_data(stand_in("bAbI 1k", 1)).gate_targets == "causal-new"
+    assert for_data(stand_in("bAbI 1k", 4)).gate_targets == "all"
+    assert for_data(stand_in("bAbI 10k", 2)).gate_targets == "all"   # chosen on 1k only
+    assert for_data(stand_in("generated", 2)).gate_targets == "all"
+    assert for_data(stand_in("bAbI 1k", tuple(range(1, 21)))).gate_targets == "all"
+    assert for_data(stand_in("bAbI 1k", 2), gate_targets="all").gate_targets == "all"
+    renamed = stand_in("generated", 2)
+    renamed.name = "bAbI 1k task 2"                           # the source decides, not the name
+    assert for_data(renamed).gate_targets == "all"
 
 
 def test_the_dmn_regularises_the_babi_1k_tasks_chosen_on_held_out_questions_and_no_other():
-    from types import SimpleNamespace
-    def data(name, task):
-        return SimpleNamespace(vocab=list(range(9)), memory_size=7, name=name, tasks=(task,))
     regularised = lambda c: (c.l2, c.dropout, c.init_std)
     assert dmn.REGULARISED_TASKS == (5, 6, 7, 9, 10, 14, 18, 19)
     for task in range(1, 21):
-        got = regularised(for_data(data(f"bAbI 1k task {task}", task)))
+        got = regularised(for_data(stand_in("bAbI 1k", task)))
         assert got == ((1e-3, 0.1, 1.0) if task in dmn.REGULARISED_TASKS else (0.0, 0.0, 0.3)), task
-    assert regularised(for_data(data("bAbI 1k task 10 held-out", 10))) == (1e-3, 0.1, 1.0)   # chosen so
-    assert regularised(for_data(data("bAbI 10k task 10", 10))) == (0.0, 0.0, 0.3)             # 1k only
-    assert regularised(for_data(data("generated task 6", 6))) == (0.0, 0.0, 0.3)
-    assert regularised(dmn.Config.for_data(data("bAbI 1k task 10", 10), variant="dmn+")) == (0.0, 0.0, 0.3)
-    assert regularised(for_data(data("bAbI 1k task 10", 10), l2=0.0, dropout=0.0)) == (0.0, 0.0, 1.0)   # the user's
+    assert regularised(for_data(stand_in("bAbI 10k", 10))) == (0.0, 0.0, 0.3)             # 1k only
+    assert regularised(for_data(stand_in("generated", 6))) == (0.0, 0.0, 0.3)
+    assert regularised(dmn.Config.for_data(stand_in("bAbI 1k", 10), variant="dmn+")) == (0.0, 0.0, 0.3)
+    assert regularised(for_data(stand_in("bAbI 1k", 10), l2=0.0, dropout=0.0)) == (0.0, 0.0, 1.0)   # the user's
 
 
 def test_dmn_plus_on_babi_10k_takes_the_public_codes_settings_and_the_user_overrides_them():
-    from types import SimpleNamespace
-    def data(name):
-        return SimpleNamespace(vocab=list(range(9)), memory_size=7, name=name, tasks=(2,))
     schedule = lambda c: (c.epochs, c.decay_every, c.patience, c.batch_size, c.gate_supervision)
     regularised = lambda c: (c.l2, c.dropout, c.init_std, c.gate_bias)
-    tenk = dmn.Config.for_data(data("bAbI 10k task 2"), variant="dmn+")
+    tenk = dmn.Config.for_data(stand_in("bAbI 10k", 2), variant="dmn+")
     assert schedule(tenk) == (256, 256, 20, 128, 0.0) and regularised(tenk) == (1e-3, 0.1, 1.0, 1.0)
-    onek = dmn.Config.for_data(data("bAbI 1k task 2"), variant="dmn+")
+    onek = dmn.Config.for_data(stand_in("bAbI 1k", 2), variant="dmn+")
     assert schedule(onek) == (60, 10, 10, 128, 0.0) and regularised(onek) == (0.0, 0.0, 0.3, 0.0)
-    assert schedule(for_data(data("bAbI 10k task 2"))) == (60, 10, 10, 32, 1.0)   # the DMN keeps its own
-    assert regularised(for_data(data("bAbI 10k task 2"))) == (0.0, 0.0, 0.3, 0.0)
-    mine = dmn.Config.for_data(data("bAbI 10k task 2"), variant="dmn+", epochs=30, decay_every=10, patience=10,
+    assert schedule(for_data(stand_in("bAbI 10k", 2))) == (60, 10, 10, 32, 1.0)   # the DMN keeps its own
+    assert regularised(for_data(stand_in("bAbI 10k", 2))) == (0.0, 0.0, 0.3, 0.0)
+    mine = dmn.Config.for_data(stand_in("bAbI 10k", 2), variant="dmn+", epochs=30, decay_every=10, patience=10,
                                l2=0.0, dropout=0.0, init_std=0.3, gate_bias=0.0)
     assert schedule(mine) == (30, 10, 10, 128, 0.0) and regularised(mine) == (0.0, 0.0, 0.3, 0.0)
 

@@ -542,6 +542,8 @@ class BabiDataset:
     sentence_len: int          # L of the arrays
     tasks: tuple               # tuple[int, ...]
     name: str                  # "bAbI 1k task 1", "bAbI 10k joint", "generated task 1"
+    source: str = "generated"  # where the questions come from: "bAbI 1k", "bAbI 10k" or "generated" (a model's
+                               # per-task settings read this, not the name)
 
 
 def _task_list(tasks) -> tuple[int, ...]:
@@ -569,7 +571,7 @@ def _check_stories(questions: Sequence[Question]) -> None:
                                   f"(an empty memory); a memory network needs at least one")
 
 
-def _assemble(train_qs, val_qs, test_qs, memory_size: int, tasks, name: str) -> BabiDataset:
+def _assemble(train_qs, val_qs, test_qs, memory_size: int, tasks, name: str, source: str) -> BabiDataset:
     """Vectorise the three splits with one vocabulary and shapes taken from the training file alone.
 
     M = min(memory_size, the longest training story) and L = the longest training sentence or question, as the
@@ -588,7 +590,7 @@ def _assemble(train_qs, val_qs, test_qs, memory_size: int, tasks, name: str) -> 
     except SentenceTooLongError as e:
         raise SentenceTooLongError(f"{e} (the longest sentence or question of the training file; the model's "
                                    f"sentence length is fixed by the training data)") from None
-    return BabiDataset(arrays[0], arrays[1], test, vocab, M, L, tuple(tasks), name)
+    return BabiDataset(arrays[0], arrays[1], test, vocab, M, L, tuple(tasks), name, source)
 
 
 def load_babi(tasks: int | Sequence[int] | str = 1, data_dir=None, tenk: bool = False, memory_size: int = 50,
@@ -622,7 +624,7 @@ def load_babi(tasks: int | Sequence[int] | str = 1, data_dir=None, tenk: bool = 
     else:
         what = "tasks " + ",".join(map(str, task_list))
     name = f"bAbI {size} {what}" + (" held-out" if heldout else "")
-    return _assemble(train, val, test, memory_size, task_list, name)
+    return _assemble(train, val, test, memory_size, task_list, name, f"bAbI {size}")
 
 
 def heldout_questions(task: int, n: int = 3000, data_dir=None) -> list[Question]:
@@ -655,7 +657,7 @@ def load_generated(task: int = 1, n_train: int = 1000, n_test: int = 1000, seed:
     train_all = parse_babi(train_lines, task, source=f"generated task {task} train (seed {seed})")
     test = parse_babi(test_lines, task, source=f"generated task {task} test (seed {seed + 1})")
     train, val = split_validation(train_all, val_fraction)
-    return _assemble(train, val, test, memory_size, (task,), f"generated task {task}")
+    return _assemble(train, val, test, memory_size, (task,), f"generated task {task}", "generated")
 
 
 # ---------------------------------------------------------------------------------------------------------------
