@@ -348,6 +348,20 @@ def test_the_dmn_regularises_the_babi_1k_tasks_chosen_on_held_out_questions_and_
     assert regularised(for_data(stand_in("bAbI 1k", 10), l2=0.0, dropout=0.0)) == (0.0, 0.0, 1.0)   # the user's
 
 
+def test_the_dmn_trains_longer_on_the_babi_1k_tasks_chosen_on_held_out_questions_and_no_other():
+    schedule = lambda c: (c.epochs, c.decay_every, c.patience)
+    assert dmn.LONG_SCHEDULE_TASKS == (2, 9, 13, 19)
+    for task in range(1, 21):
+        got = schedule(for_data(stand_in("bAbI 1k", task)))
+        assert got == ((100, 25, 20) if task in dmn.LONG_SCHEDULE_TASKS else (60, 10, 10)), task
+    assert schedule(for_data(stand_in("bAbI 10k", 9))) == (60, 10, 10)                    # 1k only
+    assert schedule(for_data(stand_in("generated", 9))) == (60, 10, 10)
+    assert schedule(dmn.Config.for_data(stand_in("bAbI 1k", 9), variant="dmn+")) == (60, 10, 10)
+    assert schedule(for_data(stand_in("bAbI 1k", 9), epochs=30)) == (30, 25, 20)          # the user's flag wins
+    nine = for_data(stand_in("bAbI 1k", 9))                   # a task can take both per-task settings
+    assert (nine.l2, nine.dropout, nine.init_std) == (1e-3, 0.1, 1.0)
+
+
 def test_dmn_plus_on_babi_10k_takes_the_public_codes_settings_and_the_user_overrides_them():
     schedule = lambda c: (c.epochs, c.decay_every, c.patience, c.batch_size, c.gate_supervision)
     regularised = lambda c: (c.l2, c.dropout, c.init_std, c.gate_bias)
