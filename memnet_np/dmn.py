@@ -442,8 +442,9 @@ def dropout_masks(config: Config, rng: Optional[np.random.Generator], N: int, F:
 def epoch_batches(arrays, config: Config, rng: np.random.Generator) -> list[np.ndarray]:
     """The training loop's batches for one epoch (memnet_np.train's hook): shuffled, then stories of similar
     length batched together (within windows of 20 batches, sorted by the story's word count), and the batches
-    shuffled again. A batch runs as many GRU steps as its longest story has words, so this cuts the padding ~2-3x on the long
-    tasks; every example is still seen once per epoch, in a random batch among its neighbours in length."""
+    shuffled again. A batch runs as many GRU steps as its longest story has words, so this cuts the padding ~2-3x
+    on the long tasks; every example is still seen once per epoch, in a random batch among its neighbours in
+    length."""
     n, batch_size = len(arrays.answers), config.batch_size
     order = rng.permutation(n)                                # (n,)
     length = (arrays.stories[order] != 0).sum((1, 2))        # (n,) words per story
