@@ -63,7 +63,7 @@ def memn2n_figures(out: Path, data_dir=None, quick: bool = False) -> tuple[list,
 def dmn_figures(out: Path, data_dir=None, quick: bool = False) -> tuple[list, dict]:
     """The DMN on bAbI task 1 with its gates supervised by the supporting facts: every pass's gates over a test
     story in which the person asked about moved more than once (answered right), and the learning curves. (Task 1,
-    not task 2 like the other models' pictures: our DMN does not learn task 2; see the README.)"""
+    not task 2 like the other models' pictures: our DMN answers only ~80% of task 2; see the README.)"""
     from memnet_np import data, dmn, plots
     from memnet_np import train as T
     try:
