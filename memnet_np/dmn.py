@@ -75,20 +75,22 @@ GATE_TARGETS_BY_TASK = {1: "causal-new", 2: "causal-new", 3: "causal", 5: "causa
 #   questions of the 10k training file whose stories are not in the 1k one (the rate schedule's held-out set),
 #   0 errors with causal and with causal-new in each of seeds 0-2, against 0.73, 0.20, 0.37% with all; of the tie,
 #   causal-new, whose passes after the first are scored on every fact and so learn to open the supporting one alone
-REGULARISED_TASKS = (5, 6, 7, 9, 10, 14, 18, 19)   # bAbI 1k tasks on which the DMN trains with DMN_1K_REGULARISATION
+REGULARISED_TASKS = (5, 6, 7, 8, 9, 10, 14, 18, 19)   # bAbI 1k tasks on which the DMN trains with DMN_1K_REGULARISATION
 DMN_1K_REGULARISATION = dict(l2=1e-3, dropout=0.1, init_std=1.0)
 #   DMN+'s bAbI 10k regularisation (below), per task for the DMN on bAbI 1k: chosen on 3,000 held-out questions a task
 #   (data.heldout_questions; seeds 0 and 1, rule fixed before the second seed ran: a task takes it when its held-out
 #   error, the mean of the two seeds, is lower by at least 1 point). Lower in both seeds on each of the eight (e.g.
 #   task 10: 14.1, 13.0% -> 6.8, 8.3%; task 6: 3.9, 4.5% -> 2.3, 0.8%); it costs tasks 2 (20.9, 35.4% -> 30.0, 61.5%),
-#   8 and 17. Mean over the 19 tasks with held-out questions: 11.65% against 12.65% with none (README)
-LONG_SCHEDULE_TASKS = (2, 9, 13, 19)   # bAbI 1k tasks on which the DMN trains with DMN_1K_LONG_SCHEDULE
+#   8 and 17. Mean over the 19 tasks with held-out questions: 11.65% against 12.65% with none (README). Task 8 takes
+#   it together with the long schedule below (either alone was not a point better): 10.9, 9.6% -> 9.3, 8.6%
+LONG_SCHEDULE_TASKS = (2, 8, 9, 13, 19)   # bAbI 1k tasks on which the DMN trains with DMN_1K_LONG_SCHEDULE
 DMN_1K_LONG_SCHEDULE = dict(epochs=100, decay_every=25, patience=20)
 #   The rate halved every 25 epochs instead of 10, up to 100 epochs, early stopping after 20: chosen per task on the
 #   held-out questions by the rule above (seeds 0 and 1, the other per-task settings on; a task takes it when the
 #   mean of the two seeds is lower by at least 1 point and each seed is lower). Task 2: 20.9, 35.4% -> 19.1, 21.7%;
 #   9: 4.8, 4.4% -> 1.7, 2.0%; 13: 7.3, 8.2% -> 5.4, 1.3%; 19: 91.3, 92.4% -> 81.1, 75.5%. No other task gains a
-#   point (README). Mean over the 19 tasks with held-out questions: 10.47, 9.82% against 11.37, 11.93%
+#   point (README). Mean over the 19 tasks with held-out questions: 10.47, 9.82% against 11.37, 11.93%. Then the
+#   tasks without the regularisation were tried with both (2, 8, 13, 17): task 8 takes them (above)
 DMN_ANSWER_MODULE = "gru"        # the DMN's answer on data (Config.for_data): the paper's GRU decoder, a_0 = mᴷ,
 #   a_t = GRU([y_{t−1}; q], a_{t−1}), y_t = softmax(W_a a_t + b_a), one word then <end> on single-word tasks. Chosen on
 #   validation error over the bAbI 1k suite (seed 0, README): mean 12.45% against 13.75% for one softmax on mᴷ
