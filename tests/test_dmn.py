@@ -362,6 +362,19 @@ def test_the_dmn_trains_longer_on_the_babi_1k_tasks_chosen_on_held_out_questions
     assert (nine.l2, nine.dropout, nine.init_std) == (1e-3, 0.1, 1.0)
 
 
+def test_the_dmn_trains_in_smaller_batches_on_the_babi_1k_tasks_chosen_on_held_out_questions_and_no_other():
+    assert dmn.SMALL_BATCH_TASKS == (2, 13)
+    for task in range(1, 21):
+        got = for_data(stand_in("bAbI 1k", task)).batch_size
+        assert got == (16 if task in dmn.SMALL_BATCH_TASKS else 32), task
+    assert for_data(stand_in("bAbI 10k", 13)).batch_size == 32                            # 1k only
+    assert for_data(stand_in("generated", 13)).batch_size == 32
+    assert dmn.Config.for_data(stand_in("bAbI 1k", 13), variant="dmn+").batch_size == 128
+    assert for_data(stand_in("bAbI 1k", 13), batch_size=64).batch_size == 64              # the user's flag wins
+    thirteen = for_data(stand_in("bAbI 1k", 13))                # with its long schedule
+    assert (thirteen.epochs, thirteen.decay_every, thirteen.patience) == (100, 25, 20)
+
+
 def test_dmn_plus_on_babi_10k_takes_the_public_codes_settings_and_the_user_overrides_them():
     schedule = lambda c: (c.epochs, c.decay_every, c.patience, c.batch_size, c.gate_supervision)
     regularised = lambda c: (c.l2, c.dropout, c.init_std, c.gate_bias)
